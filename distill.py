@@ -1,0 +1,126 @@
+"""
+Geometry distillation: a frozen 3D teacher tells the model, per visual token, how far away and in
+which direction the surface seen by that token lies; a light student head learns to say the same.
+
+What the teacher knows that RGB alone does not. An image fixes depth only up to the focal length
+(h = f·H/Z): the pixels of a near object through a wide lens and of a far one through a telephoto
+lens agree. A 3D teacher has been given the missing metric information: the renderer knows the
+scene; a metric depth network has learned object sizes and its training cameras. Its dense
+output is a per-pixel depth Z(u, v) and a point map X(u, v) = Z · K⁻¹ [u+0.5, v+0.5, 1].
+
+Feature matching. Instead of asking the LLM to output depth maps, the student matches the
+teacher's *features* at the visual-token grid (h×w): for token n with pixels P_n, valid ones V_n,
+
+    t_n = [ mean_{p∈V_n} log Z_p ,  normalize(mean_{p∈V_n} X_p) ]      (GEO_DIM = 4)
+    m_n = |V_n| / |P_n| ≥ min_valid                                       (enough surface seen)
+    L   = Σ_n m_n · ( |ĝ_n,0 − t_n,0| + 1 − cos(ĝ_n,1:4, t_n,1:4) ) / Σ_n m_n
+
+L1 on log depth makes errors relative (10 cm at 1 m costs what 1 m at 10 m does); the cosine
+term asks for the ray of the surface's centroid, which needs K (given by the camera embedding).
+L = 0 exactly when the prediction equals the target (its direction needs only the same heading).
+
+Why inference is RGB-only. The student head g = geo_head(F + E_cam) sees only the image tokens
+and the camera embedding; the teacher only supplies its training target. After training, the
+head (and the LLM reading geo_embed(g)) carries the geometry internally, the teacher is dropped,
+and the model answers from RGB + K alone. (Shapes: B batch, H×W pixels, h×w grid, N = h·w.)
+
+Two teachers: RenderedTeacher returns the synthetic renderer's exact depth / points, i.e. a
+*perfect* 3D foundation model, an upper bound no real teacher reaches. DepthModelTeacher runs any
+transformers metric depth model (e.g. depth-anything/Depth-Anything-V2-Metric-Indoor-Small-hf).
+"""
+import torch
+import torch.nn.functional as F
+from transformers import AutoImageProcessor, AutoModelForDepthEstimation
+
+GEO_DIM = 4                    # [mean log depth, unit direction of the mean point (3)]
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def pixel_rays(K: torch.Tensor, image_hw) -> torch.Tensor:
+    """(B, H, W, 3) rays K⁻¹ [u+0.5, v+0.5, 1] (z = 1) of every pixel centre."""
+    H, W = image_hw
+    v, u = torch.meshgrid(torch.arange(H, dtype=K.dtype, device=K.device) + 0.5,
+                          torch.arange(W, dtype=K.dtype, device=K.device) + 0.5, indexing='ij')
+    uv1 = torch.stack([u, v, torch.ones_like(u)], -1)                   # (H, W, 3)
+    return torch.einsum('bij,hwj->bhwi', torch.linalg.inv(K), uv1)      # (B, H, W, 3)
+
+
+def backproject(depth: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+    """Metric z-depth (B, H, W) -> camera-frame points (B, H, W, 3) (0 where depth is 0)."""
+    return depth[..., None] * pixel_rays(K.to(depth.dtype), depth.shape[-2:])
+
+
+def geometry_targets(depth: torch.Tensor, points: torch.Tensor, grid_hw, min_valid: float = 0.5):
+    """Pool dense geometry to the token grid. depth (B,H,W) metric, 0 = invalid; points (B,H,W,3).
+    Returns target (B, N, GEO_DIM) and mask (B, N) bool (at least min_valid of the pixels valid)."""
+    valid = (depth > 0).float()                                          # (B, H, W)
+    logz = torch.log(depth.clamp(min=1e-6)) * valid
+    maps = torch.cat([valid[:, None], logz[:, None], points.permute(0, 3, 1, 2) * valid[:, None]], 1)  # (B, 5, H, W)
+    pooled = F.adaptive_avg_pool2d(maps.float(), tuple(grid_hw)).flatten(2).transpose(1, 2)           # (B, N, 5)
+    frac = pooled[..., 0]                                                # valid fraction per token
+    mean = pooled[..., 1:] / frac.clamp(min=1e-6)[..., None]             # means over valid pixels
+    target = torch.cat([mean[..., :1], F.normalize(mean[..., 1:], dim=-1)], -1)  # (B, N, 4)
+    mask = frac >= min_valid
+    return target * mask[..., None], mask
+
+
+def matching_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Masked mean over tokens of |Δ log depth| + (1 − cos(direction)). pred, target (B, N, 4)."""
+    m = mask.to(pred.dtype)
+    l1 = (pred[..., 0] - target[..., 0]).abs()
+    cos = F.cosine_similarity(pred[..., 1:], target[..., 1:], dim=-1, eps=1e-6)
+    per_token = l1 + 1 - cos                                             # (B, N)
+    return (per_token * m).sum() / m.sum().clamp(min=1)                  # 0 if no token is valid
+
+
+class RenderedTeacher:
+    """The synthetic renderer's exact depth and point maps, pooled: a perfect 3D foundation model."""
+
+    def __call__(self, batch: dict, grid_hw):
+        return geometry_targets(batch['depth'], batch['points'], grid_hw)
+
+
+class DepthModelTeacher:
+    """Any transformers metric depth model, frozen: depth -> points through K -> geometry_targets.
+
+    input_size: the side the model sees (default: its image processor's, else 518, a multiple of
+    DINOv2's patch 14). A metric depth net infers scale from its training cameras, so it suffers
+    the focal ambiguity itself; focal_ref (pixels at input_size, the focal it was trained for)
+    applies the canonical-camera correction Z ← Z · f_x / focal_ref (Metric3D, Yin et al. 2023).
+    Depth Anything's relative (disparity) models are not metric and make a wrong teacher.
+    """
+
+    def __init__(self, name_or_path: str, input_size: int | None = None, focal_ref: float | None = None,
+                 device=None):
+        self.model = AutoModelForDepthEstimation.from_pretrained(name_or_path).eval().requires_grad_(False)
+        self.device = device or torch.device('cpu')
+        self.model.to(self.device)
+        mean, std, size = IMAGENET_MEAN, IMAGENET_STD, 518
+        try:  # a hub checkpoint has a processor; a bare save_pretrained folder does not
+            proc = AutoImageProcessor.from_pretrained(name_or_path)
+            mean, std = proc.image_mean, proc.image_std
+            size = proc.size.get('height', size) if isinstance(proc.size, dict) else size
+        except (OSError, ValueError):
+            pass
+        self.input_size, self.focal_ref = input_size or size, focal_ref
+        self.mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1)
+        self.std = torch.tensor(std, device=self.device).view(1, 3, 1, 1)
+
+    @torch.no_grad()
+    def depth(self, images: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+        """images uint8 (B,3,H,W), K (B,3,3) -> metric depth (B, H, W) at the images' pixels."""
+        H, W = images.shape[-2:]
+        S = self.input_size
+        x = F.interpolate(images.to(self.device).float() / 255, size=(S, S), mode='bilinear', align_corners=False)
+        z = self.model(pixel_values=(x - self.mean) / self.std).predicted_depth   # (B, h', w')
+        z = F.interpolate(z[:, None].float(), size=(H, W), mode='bilinear', align_corners=False)[:, 0]
+        if self.focal_ref is not None:
+            fx = K[:, 0, 0].to(z) * S / W                                      # focal at the input size
+            z = z * (fx / self.focal_ref)[:, None, None]
+        return z.clamp(min=0)
+
+    def __call__(self, batch: dict, grid_hw):
+        K = batch['K'].to(self.device).float()
+        z = self.depth(batch['images'], K)                                 # (B, H, W)
+        return geometry_targets(z, backproject(z, K), grid_hw)

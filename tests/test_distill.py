@@ -1,0 +1,130 @@
+"""
+Guards distill.py: geometry targets pooled to the token grid (against camera_embed's independent
+patch rays and the renderer's own point maps), the matching loss's zeros and mask, and both
+teachers, the second on a tiny random Depth Anything saved with save_pretrained.
+
+    python -m pytest tests/test_distill.py -q
+"""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config
+
+from camera_embed import camera_rays, patch_centers
+from distill import (GEO_DIM, DepthModelTeacher, RenderedTeacher, backproject, geometry_targets,
+                     matching_loss)
+
+
+def intrinsics(B, H, W, f=None):
+    f = torch.rand(B) * 40 + 20 if f is None else torch.full((B,), float(f))
+    K = torch.zeros(B, 3, 3)
+    K[:, 0, 0], K[:, 1, 1], K[:, 2, 2] = f, f * (1 + 0.1 * torch.rand(B)), 1
+    K[:, 0, 2], K[:, 1, 2] = W / 2 + torch.randn(B), H / 2 + torch.randn(B)
+    return K
+
+
+def test_backproject_reprojects_to_pixel_centres():
+    B, H, W = 2, 6, 10
+    K, depth = intrinsics(B, H, W), torch.rand(B, H, W) * 5 + 0.5
+    X = backproject(depth, K)                                            # (B, H, W, 3)
+    assert torch.allclose(X[..., 2], depth)
+    uv = torch.einsum('bij,bhwj->bhwi', K, X / X[..., 2:])[..., :2]
+    v, u = torch.meshgrid(torch.arange(H) + 0.5, torch.arange(W) + 0.5, indexing='ij')
+    assert torch.allclose(uv, torch.stack([u, v], -1).expand_as(uv), atol=1e-4)
+
+
+def test_plane_targets_are_log_depth_and_patch_rays():
+    # a fronto-parallel plane at depth c: every token sees log c, and the mean point of a patch
+    # lies on the ray through the patch centre (the ray is affine in u, v)
+    B, H, W, grid = 3, 32, 48, (4, 6)
+    K, c = intrinsics(B, H, W), torch.rand(B) * 4 + 1
+    depth = c[:, None, None].expand(B, H, W).clone()
+    target, mask = geometry_targets(depth, backproject(depth, K), grid)
+    assert target.shape == (B, 24, GEO_DIM) and mask.all()
+    assert torch.allclose(target[..., 0], c.log()[:, None].expand(B, 24), atol=1e-5)
+    rays = F.normalize(camera_rays(K, patch_centers((H, W), grid)), dim=-1)  # (B, N, 3)
+    assert torch.allclose(target[..., 1:], rays, atol=1e-5)
+
+
+def test_invalid_pixels_are_ignored_and_masked():
+    B, H, W = 1, 8, 8
+    K = intrinsics(B, H, W)
+    depth = torch.full((B, H, W), 2.0)
+    depth[:, :, :2] = 0          # token column 0 (4 px wide) is half valid: kept at min_valid 0.5
+    depth[:, :4, 4:] = 0         # token (0, 1) fully invalid: masked
+    target, mask = geometry_targets(depth, backproject(depth, K), (2, 2))
+    assert mask.tolist() == [[True, False, True, True]]
+    assert torch.allclose(target[0, mask[0], 0], torch.tensor(2.0).log())  # the zeros are not averaged in
+    assert (target[0, 1] == 0).all()
+    _, strict = geometry_targets(depth, backproject(depth, K), (2, 2), min_valid=0.9)
+    assert strict.tolist() == [[False, False, False, True]]
+
+
+def test_matching_loss_zero_at_target_positive_elsewhere_and_masked():
+    target = torch.cat([torch.randn(2, 5, 1), F.normalize(torch.randn(2, 5, 3), dim=-1)], -1)
+    mask = torch.rand(2, 5) > 0.3
+    mask[0, 0] = True
+    assert matching_loss(target.clone(), target, mask).abs() < 1e-6
+    scaled = target.clone()
+    scaled[..., 1:] *= 3                                                  # same heading: still zero
+    assert matching_loss(scaled, target, mask).abs() < 1e-6
+    off = target.clone()
+    off[0, 0, 0] += 0.5                                                   # 0.5 in log depth on one token
+    assert torch.allclose(matching_loss(off, target, mask), 0.5 / mask.sum())
+    off[~mask] += 10                                                      # masked tokens do not count
+    assert torch.allclose(matching_loss(off, target, mask), 0.5 / mask.sum())
+    pred = torch.randn(2, 5, GEO_DIM, requires_grad=True)
+    none = matching_loss(pred, target, torch.zeros(2, 5, dtype=torch.bool))
+    none.backward()
+    assert none == 0 and (pred.grad == 0).all()
+
+
+def test_rendered_teacher_matches_the_renderer_convention():
+    from scenes import SceneConfig, render, sample_scene
+    cfg = SceneConfig(image_hw=(32, 32))
+    out = [render(sample_scene(s, cfg)) for s in range(2)]
+    K = torch.tensor(np.stack([sample_scene(s, cfg).K for s in range(2)]), dtype=torch.float32)
+    depth = torch.tensor(np.stack([o['depth'] for o in out]))
+    points = torch.tensor(np.stack([o['points'] for o in out]))
+    valid = depth > 0
+    assert torch.allclose(backproject(depth, K)[valid], points[valid], atol=1e-3)  # same pixel centres
+    target, mask = RenderedTeacher()(dict(depth=depth, points=points, K=K), (4, 4))
+    assert target.shape == (2, 16, GEO_DIM) and mask.any()
+    assert torch.allclose(target[mask][:, 1:].norm(dim=-1), torch.ones(int(mask.sum())), atol=1e-5)
+
+
+@pytest.fixture(scope='module')
+def tiny_depth_model(tmp_path_factory):
+    torch.manual_seed(0)
+    backbone = Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                            image_size=56, patch_size=14, out_features=['stage1', 'stage2'],
+                            reshape_hidden_states=False)
+    cfg = DepthAnythingConfig(backbone_config=backbone, reassemble_hidden_size=32, neck_hidden_sizes=[16, 32],
+                              reassemble_factors=[2, 1], fusion_hidden_size=16, head_hidden_size=8,
+                              depth_estimation_type='metric', max_depth=10)
+    path = tmp_path_factory.mktemp('depth_anything')
+    DepthAnythingForDepthEstimation(cfg).save_pretrained(path)
+    return str(path)
+
+
+def test_depth_model_teacher_loads_by_path_and_backprojects(tiny_depth_model):
+    teacher = DepthModelTeacher(tiny_depth_model, input_size=56)
+    assert not teacher.model.training and not any(p.requires_grad for p in teacher.model.parameters())
+    B, H, W = 2, 40, 48
+    batch = dict(images=torch.randint(0, 256, (B, 3, H, W), dtype=torch.uint8), K=intrinsics(B, H, W))
+    z = teacher.depth(batch['images'], batch['K'])
+    assert z.shape == (B, H, W) and (z > 0).all() and (z < 10).all() and not z.requires_grad
+    target, mask = teacher(batch, (4, 6))
+    ref = geometry_targets(z, backproject(z, batch['K']), (4, 6))
+    assert target.shape == (B, 24, GEO_DIM) and mask.all()
+    assert torch.allclose(target, ref[0]) and torch.equal(mask, ref[1])
+
+
+def test_depth_model_teacher_canonical_focal(tiny_depth_model):
+    # Z <- Z * fx / focal_ref, with fx measured at the teacher's input size
+    B, H, W = 1, 28, 28
+    batch = dict(images=torch.randint(0, 256, (B, 3, H, W), dtype=torch.uint8), K=intrinsics(B, H, W, f=30))
+    plain = DepthModelTeacher(tiny_depth_model, input_size=56).depth(batch['images'], batch['K'])
+    corrected = DepthModelTeacher(tiny_depth_model, input_size=56, focal_ref=30.0).depth(batch['images'], batch['K'])
+    assert torch.allclose(corrected, plain * 2, rtol=1e-5)                # fx = 60 at 56 px
