@@ -104,6 +104,8 @@ def warp(image, A, out_hw, fill=0, mode='bilinear', antialias=True) -> torch.Ten
     A = torch.as_tensor(A, dtype=torch.float64).reshape(-1, 3, 3)
     if A.shape[0] not in (1, B):
         raise ValueError(f"{A.shape[0]} affine maps for a batch of {B} images")
+    if (H2, W2) == (H, W) and torch.equal(A, torch.eye(3, dtype=torch.float64).expand_as(A)):
+        return image.clone()                                             # identity: an exact copy
     work = torch.float64 if dtype in (torch.float64, torch.int32, torch.int64) else torch.float32
     x = x.to(work)
 
