@@ -1,0 +1,62 @@
+"""
+Renderer benchmark: scenes per second on one core (target >= 300 at 128x128 with 4 objects).
+
+    python bench_render.py                 # sample, render, and both, 128x128, 4 objects
+    python bench_render.py --stats         # + object depths under visible_zoom=(0.5, 2.0)
+
+The sweep over scenes is what SyntheticDataset does per item (sample_scene + render), so
+"sample+render" is the figure that bounds data loading.
+"""
+import os
+
+os.environ.setdefault('OMP_NUM_THREADS', '1')           # before numpy / torch load their pools
+import argparse
+import time
+
+import numpy as np
+import torch
+
+import scenes
+
+torch.set_num_threads(1)
+
+
+def rate(fn, n):
+    t = time.perf_counter()
+    for i in range(n):
+        fn(i)
+    return n / (time.perf_counter() - t)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument('--n', type=int, default=500)
+    p.add_argument('--size', type=int, default=128)
+    p.add_argument('--objects', type=int, default=4)
+    p.add_argument('--stats', action='store_true')
+    args = p.parse_args()
+    hw, k = (args.size, args.size), args.objects
+    for vz in (None, (0.5, 2.0)):
+        cfg = scenes.SceneConfig(image_hw=hw, n_objects=(k, k), visible_zoom=vz)
+        S = [scenes.sample_scene(i, cfg) for i in range(args.n)]          # warm-up and inputs
+        print(f"{hw[0]}x{hw[1]}, {k} objects, visible_zoom={vz}: "
+              f"sample {rate(lambda i: scenes.sample_scene(i, cfg), args.n):7.0f}/s  "
+              f"render {rate(lambda i: scenes.render(S[i]), args.n):6.0f}/s  "
+              f"sample+render {rate(lambda i: scenes.render(scenes.sample_scene(i, cfg)), args.n):6.0f}/s")
+    if args.stats:
+        for camera in ('standard', 'wide', 'tele'):
+            cfg = scenes.SceneConfig(camera=camera, visible_zoom=(0.5, 2.0))
+            try:
+                S = [scenes.sample_scene(i, cfg) for i in range(200)]
+            except ValueError as e:
+                print(f"{camera}: {e}")
+                continue
+            z = np.array([o.center[2] for s in S for o in s.objects])
+            h = np.array([s.camera_height for s in S])
+            print(f"{camera}, visible_zoom=(0.5, 2.0), 200 scenes, {len(z)} objects: centre depth "
+                  f"min {z.min():.2f} median {np.median(z):.2f} max {z.max():.2f} m; "
+                  f"camera height median {np.median(h):.2f} m")
+
+
+if __name__ == '__main__':
+    main()

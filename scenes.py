@@ -1,0 +1,385 @@
+"""
+The synthetic world: random rooms of metric objects, ray-cast exactly through a known pinhole.
+
+Why. Every claim of this project is about metric 3D answers under different cameras, so we need
+a world whose geometry is exact and free: a floor with a checker of `tile` metres (a scale cue,
+as real floors give), optional walls and ceiling, and 1-4 objects (boxes with a yaw, spheres,
+vertical cylinders) of per-instance random metric size resting on the floor, each with a unique
+name ("red box"). Size is never a class constant, or size would give depth away.
+
+The math. Camera frame OpenCV (x right, y down, z forward), level camera at height h, so the
+floor is the plane y = +h. The ray of pixel (u, v) is
+    d(u, v) = K⁻¹ [u+½, v+½, 1] = (a_u, b_v, 1),   a_u = (u+½−cx)/fx,  b_v = (v+½−cy)/fy
+and it is separable: a depends on the column only, b on the row only. With d_z = 1 the ray
+parameter t of a hit *is* its z-depth, and the point is t·d. So, per surface:
+    floor y = h:        t = h / b_v           (one value per row; fy·h/(v+½−cy) in pixels)
+    wall x = ±X:        t = ±X / a_u          (one value per column);  back wall z = Z: t = Z
+    box (slabs):        in the box frame o' = Rᵀ(0 − c), d' = Rᵀd, t = max_k min(t1k, t2k)
+    sphere:             t² |d|² − 2t d·c + |c|² − r² = 0, nearest root
+    cylinder (y axis):  side (t·a − cx)² + (t − cz)² = r² with y = t·b in range; caps y = const
+The room is convex and holds the camera, so its first surface is the nearest plane ahead;
+objects are z-buffered over it, each only over the pixels of its projected bounding box.
+Shading: colour · (ambient + diffuse · max(0, n·L)), one directional light from above.
+
+Placement. An object is visible for every zoom f' = s·f, s ≤ s_max, iff its 8 box corners
+project inside the image at s_max (zooming about the principal point only pushes points out).
+The bottom of an object at depth z is on screen iff cy + s·fy·h/z ≤ H, i.e. z ≥ s·fy·h/(H−cy):
+so we sample depth in the interval that keeps the object's bounding circle (radius r in x-z)
+visible, then its lateral x inside the visible cone at that depth, and reject overlaps.
+
+Shapes: H×W image, a (W,), b (H,), window (h, w) of one object's pixels.
+"""
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+CAMERAS = {'standard': 60.0, 'wide': 90.0, 'tele': 35.0, 'normal': 45.0}  # horizontal FOV, degrees
+# all profiles are within a zoom of [0.5, 2] of 'standard', the default visible_zoom range of eval
+COLORS = {'red': (200, 40, 40), 'green': (40, 160, 60), 'blue': (45, 85, 215),
+          'yellow': (235, 205, 40), 'purple': (135, 65, 185), 'orange': (240, 135, 30),
+          'cyan': (40, 195, 210), 'pink': (245, 125, 190)}
+SHAPES = ('box', 'sphere', 'cylinder')
+FLOORS = (((175, 165, 145), (115, 105, 90)), ((155, 155, 155), (95, 95, 100)),
+          ((190, 165, 125), (130, 95, 65)))               # (light, dark) tiles: greys and browns
+WALLS = ((215, 210, 200), (200, 205, 215), (222, 208, 188))
+CEILING, NOTHING = (235, 235, 232), (25, 25, 30)
+AMBIENT, DIFFUSE = 0.4, 0.6
+SHADE_NORMALS = np.array([[0, -1, 0], [0, -1, 0], [0, 1, 0], [0, 0, -1], [1, 0, 0], [-1, 0, 0], [0, 0, 0]],
+                         dtype=float)  # outward normals of the room surfaces, by surface id
+MARGIN_PX = 1.0          # visible objects keep this many pixels from the border of the zoomed image
+GAP = 0.05               # metres between the bounding circles of two objects on the floor
+TRIES = 50               # scenes tried (each with a fresh camera height) x objects tried per scene
+
+
+@dataclass
+class SceneConfig:
+    image_hw: tuple = (128, 128)
+    camera: str = 'standard'           # a key of CAMERAS
+    n_objects: tuple = (1, 4)          # inclusive range
+    depth_range: tuple = (1.5, 8.0)    # z of object centres, metres
+    height_range: tuple = (1.0, 2.0)   # camera height above the floor, metres
+    walls: bool = True                 # back + side walls and a ceiling; else floor to the horizon
+    tile: float = 0.5                  # floor checker tile, metres
+    size_range: tuple = (0.2, 1.5)     # each side of an object, metres (per instance)
+    visible_zoom: tuple | None = None  # (a, b): every object fully in view for f' = s·f, s in [a, b];
+                                       # None: fully in view through the base camera (s = 1)
+
+
+@dataclass
+class Object:
+    name: str                # "red box", unique in its scene
+    shape: str               # 'box' | 'sphere' | 'cylinder'
+    color: str               # a key of COLORS
+    center: np.ndarray       # (3,) centre of the 3D bounding box, camera frame, metres
+    size: np.ndarray         # (3,) (w, h, l) along the object's local x, y, z
+    yaw: float               # radians about the camera y axis; 0 for spheres and cylinders
+
+
+@dataclass
+class Scene:
+    objects: list
+    K: np.ndarray            # (3, 3) of the base camera, pixels
+    image_hw: tuple
+    camera_height: float     # metres above the floor (the floor is y = +camera_height)
+    seed: int = 0
+    room: dict = field(default_factory=dict)   # walls/back/left/right/height/tile/colours/light
+
+
+# ----------------------------------------------------------------------------- cameras
+
+def camera_K(camera: str, image_hw) -> np.ndarray:
+    """Intrinsics of a named profile: square pixels, fx = (W/2)/tan(fov/2), c = (W/2, H/2)."""
+    if camera not in CAMERAS:
+        raise ValueError(f"unknown camera {camera!r}; profiles: {sorted(CAMERAS)}")
+    H, W = check_hw(image_hw)
+    f = (W / 2) / math.tan(math.radians(CAMERAS[camera]) / 2)
+    return np.array([[f, 0, W / 2], [0, f, H / 2], [0, 0, 1]], dtype=np.float64)
+
+
+def zoom_K(K, s: float) -> np.ndarray:
+    """f' = s·f about the principal point (the camera that augment.zoom emulates)."""
+    K2 = np.array(K, dtype=np.float64)
+    K2[0, 0] *= s
+    K2[1, 1] *= s
+    return K2
+
+
+def check_hw(image_hw) -> tuple:
+    try:
+        H, W = (int(x) for x in image_hw)
+        ok = (H, W) == tuple(image_hw) and H > 0 and W > 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"image_hw must be two positive ints (H, W), got {image_hw!r}")
+    return H, W
+
+
+def check_K(K) -> np.ndarray:
+    K = np.asarray(K, dtype=np.float64)
+    if K.shape != (3, 3):
+        raise ValueError(f"K must have shape (3, 3), got {K.shape}")
+    if not np.isfinite(K).all():
+        raise ValueError(f"K has non-finite values: {K.tolist()}")
+    if K[0, 0] <= 0 or K[1, 1] <= 0:
+        raise ValueError(f"K needs fx > 0 and fy > 0, got fx={K[0, 0]}, fy={K[1, 1]}")
+    if K[0, 1] != 0 or K[1, 0] != 0 or (K[2] != (0, 0, 1)).any():
+        raise ValueError(f"K must be [[fx, 0, cx], [0, fy, cy], [0, 0, 1]] (no skew), got {K.tolist()}")
+    return K
+
+
+_RAYS = {}
+
+
+def pixel_rays(K, image_hw):
+    """a (W,) = (u+½−cx)/fx and b (H,) = (v+½−cy)/fy, cached per (K, H, W) (read-only arrays)."""
+    key = (np.asarray(K, dtype=np.float64).tobytes(), tuple(image_hw))
+    if key not in _RAYS:
+        if len(_RAYS) > 64:
+            _RAYS.clear()
+        K = check_K(K)
+        H, W = check_hw(image_hw)
+        a = (np.arange(W) + 0.5 - K[0, 2]) / K[0, 0]
+        b = (np.arange(H) + 0.5 - K[1, 2]) / K[1, 1]
+        a.flags.writeable = b.flags.writeable = False
+        _RAYS[key] = (a, b)
+    return _RAYS[key]
+
+
+# ----------------------------------------------------------------------------- geometry
+
+def rot_y(yaw: float) -> np.ndarray:
+    c, s = math.cos(yaw), math.sin(yaw)
+    return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
+
+
+_SIGNS = np.array([[i, j, k] for i in (-1, 1) for j in (-1, 1) for k in (-1, 1)], dtype=float) / 2
+
+
+def box_corners(center, size, yaw) -> np.ndarray:
+    """The 8 corners (8, 3) of the bounding box: X_cam = R_y(yaw) · X_local + centre."""
+    return (_SIGNS * size) @ rot_y(yaw).T + center
+
+
+def project(K, X) -> np.ndarray:
+    """Camera points (N, 3) -> continuous pixel coordinates (N, 2)."""
+    X = np.asarray(X, dtype=np.float64)
+    return X[:, :2] / X[:, 2:] * (K[0, 0], K[1, 1]) + (K[0, 2], K[1, 2])
+
+
+def _hit_box(a, b, c, size, yaw, L):
+    """Slab test in the box frame. a (w,), b (h,) -> t (h, w) (inf: miss) and n·L (h, w)."""
+    R = rot_y(yaw)
+    o = -R.T @ c                                            # camera origin in the box frame
+    d = (R[0, 0] * a + R[2, 0], R[0, 2] * a + R[2, 2])      # local dx, dz of d = (a, b, 1): (w,)
+    dirs = ((d[0][None, :], 0), (b[:, None], 1), (d[1][None, :], 2))   # (1, w), (h, 1), (1, w)
+    near, far, nl = [], [], []
+    with np.errstate(divide='ignore', invalid='ignore'):
+        for dk, k in dirs:
+            t1, t2 = (-size[k] / 2 - o[k]) / dk, (size[k] / 2 - o[k]) / dk
+            near.append(np.minimum(t1, t2))
+            far.append(np.maximum(t1, t2))
+            nl.append(-np.sign(dk) * (R[:, k] @ L))         # face normal −sign(d'_k)·R e_k, dotted with L
+    tn = np.maximum(np.maximum(near[0], near[1]), near[2])  # (h, w)
+    tf = np.minimum(np.minimum(far[0], far[1]), far[2])
+    hit = (tn <= tf) & (tn > 0)
+    ndl = np.where(near[0] >= tn, nl[0], np.where(near[1] >= tn, nl[1], nl[2]))
+    return np.where(hit, tn, np.inf), ndl
+
+
+def _hit_sphere(a, b, c, r, L):
+    A, B = a[None, :], b[:, None]
+    dd = A * A + B * B + 1                                  # |d|² (h, w)
+    bc = A * c[0] + B * c[1] + c[2]                         # d·c
+    disc = bc * bc - dd * (c @ c - r * r)
+    t = (bc - np.sqrt(np.maximum(disc, 0))) / dd
+    ndl = ((t * A - c[0]) * L[0] + (t * B - c[1]) * L[1] + (t - c[2]) * L[2]) / r
+    return np.where((disc >= 0) & (t > 0), t, np.inf), ndl
+
+
+def _hit_cylinder(a, b, c, r, height, L):
+    A, B = a[None, :], b[:, None]
+    y0, y1 = c[1] - height / 2, c[1] + height / 2           # top and bottom (y grows downwards)
+    qa, qb = A * A + 1, A * c[0] + c[2]                     # side: quadratic in the x-z plane (1, w)
+    disc = qb * qb - qa * (c[0] ** 2 + c[2] ** 2 - r * r)
+    ts = (qb - np.sqrt(np.maximum(disc, 0))) / qa           # (1, w)
+    ys = ts * B                                             # (h, w)
+    t_side = np.where((disc >= 0) & (ts > 0) & (ys >= y0) & (ys <= y1), ts, np.inf)
+    t, ndl = t_side, ((ts * A - c[0]) * L[0] + (ts - c[2]) * L[2]) / r + 0 * B
+    with np.errstate(divide='ignore', invalid='ignore'):
+        for yc, ny in ((y0, -1.0), (y1, 1.0)):              # caps, normals up (−y) and down (+y)
+            if yc * ny > 0:                                 # back-facing: the camera is not outside it
+                continue
+            tc = yc / B                                     # (h, 1)
+            inside = (tc * A - c[0]) ** 2 + (tc - c[2]) ** 2 <= r * r
+            tc = np.where(inside & (tc > 0), tc, np.inf)    # (h, w)
+            better = tc < t
+            t, ndl = np.where(better, tc, t), np.where(better, ny * L[1], ndl)
+    return t, ndl
+
+
+# ----------------------------------------------------------------------------- sampling
+
+def _footprint(shape, size, yaw) -> float:
+    """Radius of the object's bounding circle in the x-z plane."""
+    return 0.5 * math.hypot(size[0], size[2]) if shape == 'box' else size[0] / 2
+
+
+def _visible(K, image_hw, corners) -> bool:
+    H, W = image_hw
+    if (corners[:, 2] <= 1e-3).any():
+        return False
+    uv = project(K, corners)
+    return bool((uv >= MARGIN_PX).all() and (uv[:, 0] <= W - MARGIN_PX).all()
+                and (uv[:, 1] <= H - MARGIN_PX).all())
+
+
+def _place(rng, cfg, K, h, placed):
+    """One object: shape, size, yaw, then depth in the visible interval, then x in the cone."""
+    (H, W), (fx, fy, cx, cy) = cfg.image_hw, (K[0, 0], K[1, 1], K[0, 2], K[1, 2])
+    for _ in range(TRIES):
+        shape = SHAPES[rng.integers(len(SHAPES))]
+        lo, hi = cfg.size_range
+        if shape == 'box':
+            size, yaw = rng.uniform(lo, hi, 3), float(rng.uniform(-math.pi / 2, math.pi / 2))
+        else:
+            d = rng.uniform(lo, hi)
+            size, yaw = np.array([d, d if shape == 'sphere' else rng.uniform(lo, hi), d]), 0.0
+        r = _footprint(shape, size, yaw)
+        top = h - size[1]                                       # y of the top face (< 0: above camera)
+        z_lo = max(cfg.depth_range[0], r + 0.05,
+                   r + fy * h / (H - MARGIN_PX - cy),           # bottom edge on screen
+                   r + fy * max(-top, 0.0) / (cy - MARGIN_PX),  # top edge on screen
+                   r + 2 * r * fx / (W - 2 * MARGIN_PX))        # the object fits across at all
+        if z_lo > cfg.depth_range[1]:
+            continue
+        z = rng.uniform(z_lo, cfg.depth_range[1])
+        x_lo = -(cx - MARGIN_PX) / fx * (z - r) + r             # bounding circle inside the cone
+        x_hi = (W - MARGIN_PX - cx) / fx * (z - r) - r
+        x = rng.uniform(x_lo, x_hi)
+        center = np.array([x, h - size[1] / 2, z])
+        if any(math.hypot(x - o.center[0], z - o.center[2]) < r + _footprint(o.shape, o.size, o.yaw) + GAP
+               for o in placed):
+            continue
+        if _visible(K, cfg.image_hw, box_corners(center, size, yaw)):   # always true by construction
+            return shape, center, size, yaw
+    return None
+
+
+def sample_scene(seed: int, cfg: SceneConfig = SceneConfig()) -> Scene:
+    """A random room, a function of (seed, cfg) only. Raises ValueError if cfg cannot be met."""
+    K = camera_K(cfg.camera, cfg.image_hw)
+    s_max = 1.0
+    if cfg.visible_zoom is not None:
+        a, s_max = cfg.visible_zoom
+        if not 0 < a <= s_max:
+            raise ValueError(f"visible_zoom must be (a, b) with 0 < a <= b, got {cfg.visible_zoom}")
+    n_lo, n_hi = cfg.n_objects
+    if not 1 <= n_lo <= n_hi <= len(COLORS):
+        raise ValueError(f"n_objects must be (lo, hi) with 1 <= lo <= hi <= {len(COLORS)}, got {cfg.n_objects}")
+    Kv = zoom_K(K, s_max)                                   # the camera that must see everything
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(n_lo, n_hi + 1))
+    for _ in range(TRIES):
+        h = float(rng.uniform(*cfg.height_range))
+        colors = [list(COLORS)[i] for i in rng.permutation(len(COLORS))[:n]]
+        objects = []
+        for color in colors:
+            got = _place(rng, cfg, Kv, h, objects)
+            if got is None:
+                break
+            shape, center, size, yaw = got
+            objects.append(Object(f"{color} {shape}", shape, color, center, size, yaw))
+        if len(objects) == n:
+            return Scene(objects, K, tuple(cfg.image_hw), h, seed, _room(rng, cfg, h, objects))
+    raise ValueError(f"could not place {n} objects fully visible for zoom <= {s_max} with camera "
+                     f"{cfg.camera!r}, image {cfg.image_hw}, depth_range {cfg.depth_range}, height_range "
+                     f"{cfg.height_range} after {TRIES} tries (seed {seed}): widen depth_range, lower the "
+                     f"camera, shrink size_range or visible_zoom, or ask for fewer objects")
+
+
+def _room(rng, cfg, h, objects) -> dict:
+    """Walls beyond every object (so they never hide one), a ceiling above the camera, a light."""
+    ext = [(o.center[0], o.center[2], _footprint(o.shape, o.size, o.yaw)) for o in objects]
+    light = np.array([rng.uniform(-0.6, 0.6), -1.0, -rng.uniform(0.2, 0.8)])
+    return dict(walls=bool(cfg.walls), tile=float(cfg.tile),
+                back=max(z + r for x, z, r in ext) + rng.uniform(0.3, 3.0),
+                left=max(1.0, max(r - x for x, z, r in ext) + rng.uniform(0.3, 3.0)),
+                right=max(1.0, max(x + r for x, z, r in ext) + rng.uniform(0.3, 3.0)),
+                height=max(h + 0.5, rng.uniform(2.6, 3.5)),
+                floor_rgb=FLOORS[rng.integers(len(FLOORS))], wall_rgb=WALLS[rng.integers(len(WALLS))],
+                light=(light / np.linalg.norm(light)).tolist())
+
+
+# ----------------------------------------------------------------------------- rendering
+
+def render(scene: Scene, K=None, image_hw=None) -> dict:
+    """Ray-cast the scene through K (default scene.K) at image_hw (default scene.image_hw)."""
+    K = check_K(scene.K if K is None else K)
+    H, W = check_hw(scene.image_hw if image_hw is None else image_hw)
+    a, b = pixel_rays(K, (H, W))                            # (W,), (H,)
+    room, h, tile = scene.room, scene.camera_height, scene.room['tile']
+    L = np.asarray(room['light'])
+    # the room, surface ids: 0/1 floor tiles, 2 ceiling, 3 back, 4 left, 5 right wall, 6 nothing
+    with np.errstate(divide='ignore'):
+        t_row = np.where(b > 0, h / b, np.inf)              # floor y = h, (H,)
+        sid_row = np.where(b > 0, 0, 6)
+        t_col, sid_col = np.full(W, np.inf), np.full(W, 6)  # (W,)
+        if room['walls']:
+            t_ceil = np.where(b < 0, (h - room['height']) / b, np.inf)
+            sid_row = np.where(t_ceil < t_row, 2, sid_row)
+            t_row = np.minimum(t_row, t_ceil)
+            t_col = np.where(a < 0, -room['left'] / a, np.where(a > 0, room['right'] / a, np.inf))
+            sid_col = np.where(room['back'] < t_col, 3, np.where(a < 0, 4, 5))
+            t_col = np.minimum(t_col, room['back'])
+    # checker parity of the floor point (t·a, h, t): floor(x/tile) + floor(z/tile), 0 off the floor
+    t_floor = np.where(sid_row == 0, t_row, 0.0) / tile                        # (H,)
+    parity = (np.floor(np.multiply.outer(t_floor, a)).astype(np.int32)
+              + np.floor(t_floor).astype(np.int32)[:, None]) & 1              # (H, W)
+    row_nearer = t_row[:, None] <= t_col[None, :]                             # (H, W)
+    sid = np.where(row_nearer, parity + sid_row[:, None].astype(np.int32), sid_col[None, :].astype(np.int32))
+    depth = np.minimum(t_row[:, None], t_col[None, :]).astype(np.float32)     # (H, W), inf: nothing
+    shade = SHADE_NORMALS @ L                                                 # (7,) n·L per surface
+    shade = (AMBIENT + DIFFUSE * np.maximum(shade, 0)).astype(np.float32)
+    shade[2], shade[6] = 0.8, 1.0                           # the ceiling is lit by bounce light
+    shade = shade.take(sid)                                 # (H, W), always <= 1
+    instance = np.full((H, W), -1, dtype=np.int32)
+    for i, ob in enumerate(scene.objects):
+        rows, cols = _window(K, (H, W), box_corners(ob.center, ob.size, ob.yaw))
+        if rows.start >= rows.stop or cols.start >= cols.stop:
+            continue
+        aw, bw = a[cols], b[rows]                           # (w,), (h,)
+        if ob.shape == 'box':
+            t, ndl = _hit_box(aw, bw, ob.center, ob.size, ob.yaw, L)
+        elif ob.shape == 'sphere':
+            t, ndl = _hit_sphere(aw, bw, ob.center, ob.size[0] / 2, L)
+        else:
+            t, ndl = _hit_cylinder(aw, bw, ob.center, ob.size[0] / 2, ob.size[1], L)
+        m = t < depth[rows, cols]                           # (h, w) z-buffer; the slices are views
+        np.copyto(depth[rows, cols], t, where=m, casting='unsafe')
+        np.copyto(shade[rows, cols], AMBIENT + DIFFUSE * np.maximum(ndl, 0), where=m, casting='unsafe')
+        np.copyto(sid[rows, cols], 7 + i, where=m)
+        np.copyto(instance[rows, cols], i, where=m)
+    palette = np.array([*room['floor_rgb'], CEILING, room['wall_rgb'], room['wall_rgb'], room['wall_rgb'],
+                        NOTHING] + [COLORS[o.color] for o in scene.objects], dtype=np.float32)
+    image = (palette.take(sid, 0) * shade[..., None]).astype(np.uint8)   # (H, W, 3), values <= 255
+    if not room['walls']:
+        depth[np.isinf(depth)] = 0.0                        # rays above the horizon hit nothing
+    points = np.empty((H, W, 3), dtype=np.float32)          # depth · (a, b, 1)
+    np.multiply(depth, a[None, :], out=points[..., 0], casting='unsafe')
+    np.multiply(depth, b[:, None], out=points[..., 1], casting='unsafe')
+    points[..., 2] = depth
+    return dict(image=image, depth=depth, points=points, instance=instance)
+
+
+def _window(K, image_hw, corners):
+    """Rows and columns whose pixel centres may see the object: its projected bounding box + 1 px."""
+    H, W = image_hw
+    if (corners[:, 2] <= 1e-6).any():                       # straddles the camera plane: all pixels
+        return slice(0, H), slice(0, W)
+    uv = project(K, corners)
+    (u0, v0), (u1, v1) = uv.min(0), uv.max(0)
+    c0, c1 = max(0, math.floor(u0 - 0.5)), min(W, math.ceil(u1 - 0.5) + 1)
+    r0, r1 = max(0, math.floor(v0 - 0.5)), min(H, math.ceil(v1 - 0.5) + 1)
+    return slice(r0, r1), slice(c0, c1)

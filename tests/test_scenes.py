@@ -1,0 +1,196 @@
+"""
+Guards scenes.py: the rendered geometry is exact, checked with math written here, not the
+renderer's: projected box corners bound (and for boxes fill) each instance mask, hit points lie on
+their object's surface, points = depth · K⁻¹[u+½, v+½, 1], the floor depth has its closed form,
+a zoomed K magnifies about the principal point, visible_zoom keeps every object in view, scenes
+are deterministic, and bad cameras raise clear errors.
+
+    python -m pytest tests/test_scenes.py -q
+"""
+import math
+
+import numpy as np
+import pytest
+
+import scenes
+
+CFG = scenes.SceneConfig(image_hw=(64, 64))
+
+
+def rot(yaw):  # R_y(yaw) of DESIGN.md, written out again
+    return np.array([[math.cos(yaw), 0, math.sin(yaw)], [0, 1, 0], [-math.sin(yaw), 0, math.cos(yaw)]])
+
+
+def corners(ob):
+    local = np.array([[x, y, z] for x in (-.5, .5) for y in (-.5, .5) for z in (-.5, .5)]) * ob.size
+    return local @ rot(ob.yaw).T + ob.center                          # (8, 3)
+
+
+def proj(K, X):
+    x = X @ K.T                                                     # (N, 3) homogeneous pixels
+    return x[:, :2] / x[:, 2:]
+
+
+def hull_distance(poly, q):
+    """Signed distance (> 0 inside) of points q (M, 2) to the convex hull of poly (N, 2)."""
+    pts = sorted(map(tuple, poly))
+    def half(seq):
+        out = []
+        for p in seq:
+            while len(out) >= 2 and ((out[-1][0] - out[-2][0]) * (p[1] - out[-2][1])
+                                     - (out[-1][1] - out[-2][1]) * (p[0] - out[-2][0])) <= 0:
+                out.pop()
+            out.append(p)
+        return out[:-1]
+    h = np.array(half(pts) + half(pts[::-1]))                      # counter-clockwise (x, y)
+    e = np.roll(h, -1, 0) - h                                      # (E, 2) edges
+    cross = e[None, :, 0] * (q[:, None, 1] - h[None, :, 1]) - e[None, :, 1] * (q[:, None, 0] - h[None, :, 0])
+    return (cross / np.linalg.norm(e, axis=1)).min(1)
+
+
+def single(shape, hw=(64, 64), walls=True, seed0=0):
+    """The first single-object scene of that shape (no occlusion possible), boxes clearly turned."""
+    cfg = scenes.SceneConfig(image_hw=hw, n_objects=(1, 1), walls=walls)
+    for seed in range(seed0, seed0 + 200):
+        sc = scenes.sample_scene(seed, cfg)
+        if sc.objects[0].shape == shape and (shape != 'box' or 0.4 < abs(sc.objects[0].yaw) < 1.2):
+            return sc
+    raise AssertionError(shape)
+
+
+def pixel_centres(H, W):
+    v, u = np.mgrid[0:H, 0:W]
+    return np.stack([u.ravel() + 0.5, v.ravel() + 0.5], 1)          # (H*W, 2) as (u, v)
+
+
+@pytest.mark.parametrize('shape', scenes.SHAPES)
+def test_projected_corners_bound_the_mask(shape):
+    for seed0 in (0, 100, 200):
+        sc = single(shape, hw=(96, 96), seed0=seed0)
+        mask = scenes.render(sc)['instance'].ravel() == 0
+        dist = hull_distance(proj(sc.K, corners(sc.objects[0])), pixel_centres(96, 96))
+        assert mask.any() and (dist[mask] > -1).all()              # the mask is inside the hull
+        if shape == 'box':                                          # ... and fills it
+            assert mask[dist > 1].all()
+
+
+def test_hit_points_lie_on_their_surface():
+    sc = scenes.sample_scene(3, scenes.SceneConfig(image_hw=(64, 64), n_objects=(4, 4)))
+    out = scenes.render(sc)
+    for i, ob in enumerate(sc.objects):
+        p = out['points'][out['instance'] == i].astype(float)       # (M, 3)
+        local = (p - ob.center) @ rot(ob.yaw)                       # rows: Rᵀ (p − c)
+        r = ob.size[0] / 2
+        if ob.shape == 'box':
+            err = np.abs(np.abs(local) / (ob.size / 2)).max(1) - 1
+        elif ob.shape == 'sphere':
+            err = np.linalg.norm(local, axis=1) / r - 1
+        else:
+            radial = np.hypot(local[:, 0], local[:, 2]) / r - 1
+            cap = np.abs(np.abs(local[:, 1]) / (ob.size[1] / 2) - 1)
+            err = np.minimum(np.abs(radial), cap)
+            assert (radial < 1e-4).all() and (np.abs(local[:, 1]) <= ob.size[1] / 2 + 1e-4).all()
+        assert len(p) > 0 and np.abs(err).max() < 1e-4, ob.name
+
+
+def test_points_are_depth_times_rays():
+    sc = scenes.sample_scene(1, scenes.SceneConfig(image_hw=(32, 48), n_objects=(4, 4)))
+    K = scenes.zoom_K(sc.K, 1.3) + np.array([[0, 0, 3.0], [0, 0, -2.0], [0, 0, 0]])   # any camera
+    out = scenes.render(sc, K, (40, 36))
+    uv1 = np.concatenate([pixel_centres(40, 36), np.ones((40 * 36, 1))], 1)
+    rays = (uv1 @ np.linalg.inv(K).T).reshape(40, 36, 3)
+    np.testing.assert_allclose(out['points'], out['depth'][..., None] * rays, rtol=1e-6, atol=1e-6)
+    assert out['depth'].dtype == np.float32 and out['points'].dtype == np.float32
+    assert out['image'].dtype == np.uint8 and out['image'].shape == (40, 36, 3)
+    assert out['instance'].dtype == np.int32 and (out['depth'] > 0).all()   # a closed room
+
+
+def test_floor_depth_closed_form():
+    sc = single('sphere', walls=False)
+    K = np.array([[70.0, 0, 30.0], [0, 55.0, 27.5], [0, 0, 1]])
+    out = scenes.render(sc, K, (64, 60))
+    v = np.arange(64)[:, None] + np.zeros((1, 60))
+    floor = (out['instance'] == -1) & (out['depth'] > 0)
+    with np.errstate(divide='ignore'):
+        expect = K[1, 1] * sc.camera_height / (v + 0.5 - K[1, 2])
+    assert floor.sum() > 500
+    np.testing.assert_allclose(out['depth'][floor], expect[floor], rtol=1e-6)
+    assert ((out['depth'] == 0) == (v + 0.5 <= K[1, 2])).all()     # above the horizon: nothing
+
+
+def test_zoom_magnifies_about_the_principal_point():
+    sc = scenes.sample_scene(4, scenes.SceneConfig(image_hw=(64, 64), n_objects=(3, 3)))
+    base, K = scenes.render(sc), sc.K
+    # exact: f' = 2f sees the centre of a twice-as-fine base render, ray for ray
+    fine = scenes.render(sc, np.diag([2, 2, 1.0]) @ K, (128, 128))
+    zoom = scenes.render(sc, scenes.zoom_K(K, 2.0))
+    for key in ('image', 'depth', 'instance'):
+        np.testing.assert_array_equal(zoom[key], fine[key][32:96, 32:96])
+    # sampled: pixel x' of the zoomed image shows base pixel floor(c + (x' − c)/s)
+    for s in (2.0, 1.25):
+        zoom = scenes.render(sc, scenes.zoom_K(K, s))
+        src = (K[:2, 2] + (pixel_centres(64, 64) - K[:2, 2]) / s).astype(int)
+        same = zoom['instance'].ravel() == base['instance'][src[:, 1], src[:, 0]]
+        close = np.abs(zoom['image'].reshape(-1, 3).astype(int)
+                       - base['image'][src[:, 1], src[:, 0]].astype(int)).max(1) <= 3
+        assert same.mean() > 0.95 and close.mean() > 0.85, (s, same.mean(), close.mean())
+
+
+def test_visible_zoom_keeps_every_object_in_view():
+    cfg = scenes.SceneConfig(image_hw=(48, 48), n_objects=(4, 4), visible_zoom=(0.5, 2.0))
+    for seed in range(15):
+        sc = scenes.sample_scene(seed, cfg)
+        for s in (0.5, 0.8, 1.0, 1.6, 2.0):
+            Ks = scenes.zoom_K(sc.K, s)
+            for ob in sc.objects:
+                uv = proj(Ks, corners(ob))
+                assert (uv >= 0).all() and (uv <= 48).all() and (corners(ob)[:, 2] > 0).all()
+            inst = scenes.render(sc, Ks)['instance']
+            border = np.concatenate([inst[0], inst[-1], inst[:, 0], inst[:, -1]])
+            assert (border == -1).all()
+
+
+def radius(o):  # of the footprint in the x-z plane
+    return 0.5 * math.hypot(o.size[0], o.size[2]) if o.shape == 'box' else o.size[0] / 2
+
+
+def test_objects_rest_on_the_floor_with_per_instance_sizes():
+    sizes = []
+    for seed in range(30):
+        sc = scenes.sample_scene(seed, scenes.SceneConfig(n_objects=(4, 4)))
+        names = [o.name for o in sc.objects]
+        assert len(set(names)) == len(names) and all(n == f"{o.color} {o.shape}" for n, o in zip(names, sc.objects))
+        for i, o in enumerate(sc.objects):
+            assert o.center[1] + o.size[1] / 2 == pytest.approx(sc.camera_height)
+            assert 1.5 <= o.center[2] <= 8.0 and (0.2 <= o.size).all() and (o.size <= 1.5).all()
+            assert o.shape == 'box' or (o.yaw == 0 and o.size[0] == o.size[2])
+            for p in sc.objects[:i]:                                 # bounding circles apart
+                assert math.hypot(*(o.center - p.center)[[0, 2]]) > radius(o) + radius(p)
+            sizes.append((o.shape, o.size[1]))
+    boxes = [h for s, h in sizes if s == 'box']
+    assert np.std(boxes) > 0.2                                     # size is not a class constant
+
+
+def test_same_seed_same_scene_bitwise():
+    a, b = (scenes.render(scenes.sample_scene(11, CFG)) for _ in range(2))
+    for key in a:
+        assert a[key].tobytes() == b[key].tobytes()
+    c = scenes.render(scenes.sample_scene(12, CFG))
+    assert a['image'].tobytes() != c['image'].tobytes()
+
+
+def test_bad_cameras_raise_clear_errors():
+    sc = scenes.sample_scene(0, CFG)
+    bad = {'shape': np.eye(2), 'non-finite': np.diag([np.nan, 1, 1]), 'fx > 0': np.diag([0.0, 50, 1]),
+           'fy > 0': np.diag([50, -1.0, 1]), 'skew': np.array([[50, 1.0, 32], [0, 50, 32], [0, 0, 1]])}
+    for word, K in bad.items():
+        with pytest.raises(ValueError, match=word):
+            scenes.render(sc, K)
+    for hw in [(0, 32), (32,), 'ab', (32.5, 32)]:
+        with pytest.raises(ValueError, match='image_hw'):
+            scenes.render(sc, image_hw=hw)
+    with pytest.raises(ValueError, match='unknown camera'):
+        scenes.camera_K('fisheye', (32, 32))
+    with pytest.raises(ValueError, match='could not place'):
+        scenes.sample_scene(0, scenes.SceneConfig(image_hw=(32, 32), camera='tele', depth_range=(1.5, 2.0),
+                                                  visible_zoom=(0.5, 4.0)))
