@@ -111,6 +111,11 @@ def camera_rays(K, uv) -> torch.Tensor:
         uv = uv.unsqueeze(0)                                             # (1, N, 2)
     if uv.ndim != 3 or uv.shape[-1] != 2:
         raise ValueError(f"uv must have shape (N, 2) or (B, N, 2), got {tuple(uv.shape)}")
+    return _rays(K, uv)
+
+
+def _rays(K: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
+    """camera_rays without the checks: K (B,3,3) valid, uv (1 or B, N, 2) -> (B, N, 3)."""
     fx, s, cx = K[:, 0, 0, None], K[:, 0, 1, None], K[:, 0, 2, None]    # (B, 1) each
     fy, cy = K[:, 1, 1, None], K[:, 1, 2, None]
     y = (uv[..., 1] - cy) / fy                                           # (B, N) back-substitution
@@ -145,9 +150,11 @@ def camera_features(K, image_hw, grid_hw, c2w=None) -> torch.Tensor:
     """Dense per-token camera description (B, N, FEATURE_DIM):
     [d̂ (3), o × d̂ (3), (u−cx)/fx, (v−cy)/fy, log(fx/W), log(fy/H)] at the patch centres."""
     K = validate_K(K)
+    if K.dtype not in (torch.float32, torch.float64):
+        K = K.float()                                                    # geometry in full precision
     (H, W), (h, w) = check_sizes(image_hw, grid_hw)
     uv = patch_centers((H, W), (h, w), dtype=K.dtype, device=K.device)  # (N, 2)
-    rays = camera_rays(K, uv)                                            # (B, N, 3)
+    rays = _rays(K, uv[None])                                            # (B, N, 3)
     pl = plucker(rays, c2w)                                              # (B, N, 6)
     logf = torch.stack([torch.log(K[:, 0, 0] / W), torch.log(K[:, 1, 1] / H)], dim=-1)  # (B, 2)
     logf = logf[:, None, :].expand(-1, rays.shape[1], -1)                # (B, N, 2)
@@ -171,7 +178,7 @@ class CameraEmbedConfig:
 
 
 class CameraEmbedding(nn.Module):
-    """fourier(camera_features) -> Linear -> GELU -> Linear (zero-init) -> (B, N, out_dim)."""
+    """fourier(camera_features) -> Linear -> SiLU -> Linear (zero-init) -> (B, N, out_dim)."""
 
     def __init__(self, out_dim: int, cfg: CameraEmbedConfig = CameraEmbedConfig()):
         super().__init__()
@@ -183,12 +190,10 @@ class CameraEmbedding(nn.Module):
         nn.init.zeros_(self.proj.bias)
 
     def forward(self, K, image_hw, grid_hw, c2w=None) -> torch.Tensor:
-        # geometry in float32 (or K's float64) on K's device; the MLP in the module's dtype
-        K = validate_K(K).to(self.fc.weight.device)
-        if K.dtype not in (torch.float32, torch.float64):
-            K = K.float()
+        # geometry in float32 (or K's float64) on the module's device; the MLP in the module's dtype
+        K = torch.as_tensor(K, device=self.fc.weight.device)
         feats = camera_features(K, image_hw, grid_hw, c2w)              # (B, N, 10)
         if not self.cfg.use_features:
             feats = feats[..., :6]                                       # (B, N, 6)
         x = fourier_features(feats, self.cfg.num_freqs).to(self.fc.weight.dtype)  # (B, N, C·(1+2L))
-        return self.proj(F.gelu(self.fc(x)))                             # (B, N, out_dim)
+        return self.proj(F.silu(self.fc(x)))                             # (B, N, out_dim)
