@@ -164,7 +164,8 @@ def resize(image, K, size_hw, mode='bilinear'):
 
 def crop(image, K, box, fill=0, mode='bilinear', size_hw=None):
     """Crop box = (x0, y0, x1, y1) (continuous pixel edges; may pass the border, padded with fill):
-    (cx, cy) -= (x0, y0). With size_hw the crop is also resized to it (one resampling, not two)."""
+    (cx, cy) -= (x0, y0). The output is size_hw, by default the box size rounded to whole pixels;
+    when the two differ the crop is also resized to it (K' = A K stays exact, one resampling)."""
     x0, y0, x1, y1 = (float(b) for b in box)
     if not (x1 > x0 and y1 > y0):
         raise ValueError(f"crop box must have x1 > x0 and y1 > y0, got {tuple(box)}")

@@ -186,7 +186,13 @@ class CameraEmbedding(nn.Module):
         n_in = (FEATURE_DIM if cfg.use_features else 6) * (1 + 2 * cfg.num_freqs)
         self.fc = nn.Linear(n_in, cfg.hidden)
         self.proj = nn.Linear(cfg.hidden, out_dim)
-        nn.init.zeros_(self.proj.weight)  # E_cam = 0 at step 0: a pretrained model starts unchanged
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        """Default init for fc; proj zero, so E_cam = 0 at step 0 and a pretrained model starts
+        unchanged. Call again after any model-wide re-initialisation (e.g. model.apply(_init_weights))."""
+        self.fc.reset_parameters()
+        nn.init.zeros_(self.proj.weight)
         nn.init.zeros_(self.proj.bias)
 
     def forward(self, K, image_hw, grid_hw, c2w=None) -> torch.Tensor:
