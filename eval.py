@@ -32,10 +32,22 @@ with the footprint intersection by Sutherland–Hodgman clipping of two convex p
 
   python eval.py --ckpt runs/rgb runs/full --camera-shift --n-scenes 64 --out out/eval
 """
+import argparse
+import json
 import math
+import os
 import re
+from collections import defaultdict
+from dataclasses import asdict, replace
+from functools import partial
 
 import numpy as np
+import torch
+from tqdm import tqdm
+
+import augment
+import data
+import scenes
 
 ZOOMS = (0.5, 0.67, 0.8, 1.0, 1.25, 1.5, 2.0)
 SHIFTS = (('shift_x+10%', 0.1, 0.0), ('shift_x-10%', -0.1, 0.0), ('shift_y+10%', 0.0, 0.1))
@@ -240,3 +252,289 @@ def shortcut_slope(s, pred, gt):
         return None
     x = x - x.mean()
     return float(np.dot(x, y - y.mean()) / np.dot(x, x))
+
+
+# ----------------------------------------------------------------------------- the camera sweep
+def shift_principal(K, dx, dy):
+    """(cx, cy) -> (cx + dx, cy + dy) in pixels, same f (what augment.shift_principal_point does)."""
+    K = np.array(K, dtype=np.float64)                  # (3, 3)
+    K[:2, 2] += (dx, dy)
+    return K
+
+
+def camera_sweep(scene_cfg, zooms=ZOOMS, shifts=SHIFTS, profiles=True):
+    """[(name, s, K_fn)]: K_fn maps the training camera's K to the evaluated one (s = f'/f)."""
+    H, W = scene_cfg.image_hw
+    sweep = [(f'zoom_{s:.2f}', float(s), partial(scenes.zoom_K, s=s)) for s in zooms]
+    sweep += [(name, 1.0, partial(shift_principal, dx=fx * W, dy=fy * H)) for name, fx, fy in shifts]
+    if profiles:  # s = f_profile / f_train; profiles differ in f only (c = image centre)
+        f0 = scenes.camera_K(scene_cfg.camera, (H, W))[0, 0]
+        for name in scenes.CAMERAS:
+            if name != scene_cfg.camera:
+                s = float(scenes.camera_K(name, (H, W))[0, 0] / f0)
+                sweep.append((name, s, partial(scenes.zoom_K, s=s)))
+    return sweep
+
+
+def build_eval_items(scene_cfg, sweep, n_scenes, tasks=None):
+    """The paired set: each test scene, one question per feasible task, through every camera.
+
+    Item: dict(image uint8 (3, H, W), K float32 (3, 3), question, answer, task, target,
+    scene, seed, camera, s). The question of (scene, task) is drawn with rng([seed, task index])
+    as data.py draws it, so every camera (and every --tasks subset) asks the same one.
+    """
+    items = []
+    for i in range(n_scenes):
+        seed = data.scene_seed('test', i)
+        scene = scenes.sample_scene(seed, scene_cfg)
+        objects = data.scene_objects(scene)
+        qas = [data.make_qa(objects, t, np.random.default_rng([seed, data.TASKS.index(t)]))
+               for t in tasks or data.TASKS if data.feasible(objects, t)]   # closer/distance need 2
+        for name, s, K_fn in sweep:
+            K = K_fn(scene.K)                                                  # (3, 3)
+            image = torch.from_numpy(scenes.render(scene, K=K)['image']).permute(2, 0, 1)  # (3, H, W)
+            items += [dict(qa, image=image, K=torch.tensor(K, dtype=torch.float32), scene=i, seed=seed,
+                           camera=name, s=s) for qa in qas]
+    return items
+
+
+def build_real_items(dataset, sweep, image_hw, n=None):
+    """Real data (data.load_omni3d): no renderer, so augment's exact warp stands in for the lens:
+    K' = K_fn(K) and the image by A = K' K⁻¹ (for a zoom entry exactly augment.zoom, for a shift
+    augment.shift_principal_point), after augment.resize to the model's image size (so images
+    stack). The 3D labels live in the camera frame: they do not change."""
+    items = []
+    for i in range(min(len(dataset), n or len(dataset))):
+        it = dataset[i]
+        image, K0 = augment.resize(it['image'], it['K'].double(), image_hw)  # (3, H, W), (3, 3)
+        for name, s, K_fn in sweep:
+            K = torch.from_numpy(K_fn(K0.numpy()))
+            view, K = augment.apply_affine(image, K0, augment.affine_from_K(K0, K)[0], image_hw)
+            items.append(dict(image=view, K=K.float(), question=it['question'], answer=it['answer'],
+                              task=it['task'], target=it['target'], scene=i, seed=it['seed'],
+                              camera=name, s=s))
+    return items
+
+
+# ----------------------------------------------------------------------------- generation
+def token_budget(items):
+    """max_new_tokens per task: 1.25x the longest reference answer of that task (characters,
+    an upper bound on tokens for ASCII) + 8. Set per task, never per item: no answer leaks."""
+    longest = defaultdict(int)
+    for it in items:
+        longest[it['task']] = max(longest[it['task']], len(it['answer']))
+    return {task: int(1.25 * n) + 8 for task, n in longest.items()}
+
+
+def task_batches(items, batch_size):
+    """Index batches with one task each (one token budget per batch)."""
+    by_task = defaultdict(list)
+    for i, it in enumerate(items):
+        by_task[it['task']].append(i)
+    return [idx[k:k + batch_size] for idx in by_task.values() for k in range(0, len(idx), batch_size)]
+
+
+def to_json(x):
+    """numpy / torch / tuples -> plain JSON values."""
+    if isinstance(x, (np.ndarray, torch.Tensor)):
+        return to_json(x.tolist())
+    if isinstance(x, (list, tuple)):
+        return [to_json(v) for v in x]
+    return float(x) if isinstance(x, np.floating) else x
+
+
+@torch.no_grad()
+def evaluate(model, items, batch_size=32, max_new_tokens=None, progress=True):
+    """Answer every item with model.generate (batched) and score it -> one record per item."""
+    budget = token_budget(items)
+    device = next(model.parameters()).device
+    model.eval()
+    records = [None] * len(items)
+    for idx in tqdm(task_batches(items, batch_size), desc='eval', disable=not progress):
+        batch = [items[i] for i in idx]
+        task = batch[0]['task']
+        texts = model.generate(torch.stack([it['image'] for it in batch]).to(device),   # (B, 3, H, W)
+                               torch.stack([it['K'] for it in batch]).to(device),       # (B, 3, 3)
+                               [it['question'] for it in batch],
+                               max_new_tokens=max_new_tokens or budget[task])
+        for i, text in zip(idx, texts):
+            records[i] = make_record(items[i], text)
+    return records
+
+
+def make_record(item, text):
+    """The JSON record of one answer: the item without pixels, the text, its score."""
+    meta = {k: to_json(item[k]) for k in ('scene', 'seed', 'camera', 's', 'task', 'question', 'answer', 'target')}
+    return dict(meta, pred_text=text, **score(item['task'], text, item['target']))
+
+
+# ----------------------------------------------------------------------------- summaries
+METRICS = dict(depth=('mra', 'abs_rel', 'delta'), size=('mra', 'abs_rel', 'delta'),
+               distance=('mra', 'abs_rel', 'delta'), center=('center_err',),
+               box=('iou', 'acc25', 'acc50', 'center_err'), closer=('acc',), detect=('f1',))
+
+
+def summarize_task(task, records):
+    """Means over one task's records (error metrics over parsed answers only) + counts."""
+    out = dict(n=len(records), unparsed=sum(not r['parsed'] for r in records))
+    for key in METRICS[task]:
+        vals = [r[key] for r in records if r[key] is not None]
+        out[key] = float(np.mean(vals)) if vals else None
+    if task == 'detect':  # pooled over all answers: F1 = 2·ΣTP / (Σ#pred + Σ#gt)
+        out['f1@0.25'] = f1_score(*(sum(r[k] for r in records) for k in ('tp', 'n_pred', 'n_gt')))
+    return out
+
+
+def summarize(records):
+    """{'cameras': {camera: {'s', 'tasks': {task: metrics}}}, 'shortcut_slope': float|None}."""
+    groups = defaultdict(lambda: defaultdict(list))
+    for r in records:
+        groups[r['camera']][r['task']].append(r)
+    cameras = {cam: dict(s=next(iter(by_task.values()))[0]['s'],
+                         tasks={t: summarize_task(t, rs) for t, rs in by_task.items()})
+               for cam, by_task in groups.items()}
+    zoom = [r for r in records if r['task'] == 'depth' and r['camera'].startswith('zoom_')]
+    slope = shortcut_slope([r['s'] for r in zoom], [r['pred'] for r in zoom], [r['target'] for r in zoom])
+    return dict(cameras=cameras, shortcut_slope=slope)
+
+
+def _fmt(x):
+    return '–' if x is None else f'{x:.2f}'
+
+
+def markdown_table(results):
+    """One row per camera, one column per checkpoint; cells 'depth MRA / detect F1@0.25'."""
+    labels = list(results)
+    cams = {c: v['s'] for r in results.values() for c, v in r['summary']['cameras'].items()}
+    detect = any('detect' in v['tasks'] for r in results.values() for v in r['summary']['cameras'].values())
+
+    def cell(label, cam):
+        tasks = results[label]['summary']['cameras'].get(cam, {}).get('tasks', {})
+        parts = [_fmt(tasks.get('depth', {}).get('mra'))]
+        return ' / '.join(parts + [_fmt(tasks.get('detect', {}).get('f1@0.25'))] * detect)
+
+    def unparsed(label):
+        ts = [t for v in results[label]['summary']['cameras'].values() for t in v['tasks'].values()]
+        return f"{sum(t['unparsed'] for t in ts) / max(sum(t['n'] for t in ts), 1):.1%}"
+
+    lines = [f"cells: depth MRA{' / detect F1@0.25' if detect else ''}", '',
+             '| camera | s | ' + ' | '.join(labels) + ' |', '|---|---|' + '---|' * len(labels)]
+    lines += [f'| {c} | {s:.2f} | ' + ' | '.join(cell(l, c) for l in labels) + ' |' for c, s in cams.items()]
+    lines.append('| shortcut slope | | ' + ' | '.join(_fmt(results[l]['summary']['shortcut_slope'])
+                                                   for l in labels) + ' |')
+    lines.append('| unparsed answers | | ' + ' | '.join(unparsed(l) for l in labels) + ' |')
+    return '\n'.join(lines) + '\n'
+
+
+def plot_zoom(results, path):
+    """Depth MRA and detect F1@0.25 against zoom s (log x), one line per checkpoint."""
+    try:
+        import matplotlib
+        matplotlib.use('Agg')
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        print(f'plot skipped: matplotlib is not installed ({e}); pip install matplotlib')
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, task, key, title in zip(axes, ('depth', 'detect'), ('mra', 'f1@0.25'), ('depth MRA', 'detect F1@0.25')):
+        for label, r in results.items():
+            pts = sorted((v['s'], v['tasks'][task][key]) for c, v in r['summary']['cameras'].items()
+                         if c.startswith('zoom_') and task in v['tasks'])
+            if pts:
+                ax.plot(*zip(*pts), marker='o', label=label)
+        ax.set(xscale='log', xlabel="zoom s (f' = s·f)", title=title, ylim=(0, 1))
+        ax.set_xticks(ZOOMS, [f'{s:g}' for s in ZOOMS])
+        ax.minorticks_off()
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+# ----------------------------------------------------------------------------- checkpoints, CLI
+def load_checkpoint(path, device='cpu'):
+    """(model, train_config dict) from a model.save folder or a train.py run folder (its ckpt/)."""
+    from model import CameraAwareMLLM  # imported here: the metrics above need no transformers
+    if not os.path.exists(os.path.join(path, 'config.json')) and os.path.isdir(os.path.join(path, 'ckpt')):
+        path = os.path.join(path, 'ckpt')
+    cfg_path = os.path.join(path, 'train_config.json')
+    train_cfg = json.load(open(cfg_path)) if os.path.exists(cfg_path) else {}
+    return CameraAwareMLLM.load(path).to(device), train_cfg
+
+
+def eval_scene_config(train_cfg, camera='standard', image_size=128):
+    """The training camera and image size (train_config.json, else the CLI defaults)."""
+    hw = train_cfg.get('image_hw') or [train_cfg.get('image_size', image_size)] * 2
+    return scenes.SceneConfig(image_hw=tuple(hw), camera=train_cfg.get('camera', camera))
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--ckpt', nargs='+', required=True, help='checkpoint or train.py run folders')
+    p.add_argument('--camera-shift', action='store_true', help='the full sweep (else the training camera only)')
+    p.add_argument('--n-scenes', type=int, default=64, help='held-out test scenes')
+    p.add_argument('--tasks', nargs='+', default=None, help='tasks (space or comma separated); default all')
+    p.add_argument('--zooms', default=','.join(map(str, ZOOMS)), help='comma-separated zoom factors s')
+    p.add_argument('--cameras', default='', help='keep only these sweep entries (comma-separated names)')
+    p.add_argument('--batch-size', type=int, default=32)
+    p.add_argument('--max-new-tokens', type=int, default=None, help='default: per task from answer lengths')
+    p.add_argument('--camera', default='standard', help='training camera if the checkpoint has no train_config.json')
+    p.add_argument('--image-size', type=int, default=128, help='image size if the checkpoint has no train_config.json')
+    p.add_argument('--data', default=None, help='Omni3D-format JSON (real data) instead of synthetic scenes')
+    p.add_argument('--image-root', default=None, help='image folder for --data')
+    p.add_argument('--device', default='auto')
+    p.add_argument('--out', default='out/eval')
+    args = p.parse_args(argv)
+    args.tasks = [t for arg in args.tasks or [] for t in arg.split(',') if t] or list(data.TASKS)
+    unknown = [t for t in args.tasks if t not in data.TASKS]
+    if unknown:
+        p.error(f'unknown task(s) {unknown}; known: {data.TASKS}')
+    if args.data and not args.image_root:
+        p.error('--data needs --image-root')
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    device = ('cuda' if torch.cuda.is_available() else 'cpu') if args.device == 'auto' else args.device
+    zooms = [float(z) for z in args.zooms.split(',')] if args.camera_shift else [1.0]
+    keep = [c for c in args.cameras.split(',') if c]
+    os.makedirs(args.out, exist_ok=True)
+    results, cache = {}, {}
+    for path in args.ckpt:
+        model, train_cfg = load_checkpoint(path, device)
+        scene_cfg = eval_scene_config(train_cfg, args.camera, args.image_size)
+        sweep = camera_sweep(scene_cfg, zooms, SHIFTS if args.camera_shift else (),
+                             profiles=args.camera_shift and not args.data)
+        sweep = [c for c in sweep if not keep or c[0] in keep]
+        # paired: every object fully in view through every camera (shifts by 10 % stay inside
+        # the view of s = 2); for the 'standard' camera this is training's (0.5, 2)
+        s_all = [s for _, s, _ in sweep] + [min(ZOOMS), max(ZOOMS)]
+        scene_cfg = replace(scene_cfg, visible_zoom=(min(s_all), max(s_all)))
+        key = (scene_cfg.camera, scene_cfg.image_hw)
+        if key not in cache:
+            cache[key] = (build_real_items(data.load_omni3d(args.data, args.image_root, tuple(args.tasks)),
+                                           sweep, scene_cfg.image_hw, args.n_scenes)
+                          if args.data else build_eval_items(scene_cfg, sweep, args.n_scenes, args.tasks))
+        records = evaluate(model, cache[key], args.batch_size, args.max_new_tokens)
+        label = os.path.basename(os.path.normpath(path))
+        label = label if label not in results else f'{label}#{len(results)}'
+        results[label] = dict(ckpt=path, train_config=train_cfg, scene_config=to_json(asdict(scene_cfg)),
+                              summary=summarize(records))
+        with open(os.path.join(args.out, f'records_{label}.jsonl'), 'w') as f:
+            f.writelines(json.dumps(r) + '\n' for r in records)
+        del model
+    table = markdown_table(results)
+    with open(os.path.join(args.out, 'results.json'), 'w') as f:
+        json.dump(dict(args=vars(args), results=results), f, indent=1)
+    with open(os.path.join(args.out, 'table.md'), 'w') as f:
+        f.write(table)
+    plot_zoom(results, os.path.join(args.out, 'zoom.png'))
+    print(table)
+    return results
+
+
+if __name__ == '__main__':
+    main()
