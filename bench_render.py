@@ -1,11 +1,12 @@
 """
-Renderer benchmark: scenes per second on one core (target >= 300 at 128x128 with 4 objects).
+Renderer benchmark: scenes per CPU-second on one core (target >= 300 at 128x128 with 4 objects).
 
     python bench_render.py                 # sample, render, and both, 128x128, 4 objects
     python bench_render.py --stats         # + object depths under visible_zoom=(0.5, 2.0)
 
 The sweep over scenes is what SyntheticDataset does per item (sample_scene + render), so
-"sample+render" is the figure that bounds data loading.
+"sample+render" is the figure that bounds data loading; the dataset line adds the question,
+the tensors and (optionally) the camera augmentation.
 """
 import os
 
@@ -16,16 +17,20 @@ import time
 import numpy as np
 import torch
 
+import augment
+import data
 import scenes
 
 torch.set_num_threads(1)
 
 
 def rate(fn, n):
-    t = time.perf_counter()
+    """Calls per second of this process's CPU time (one thread), so that other jobs sharing the
+    core do not count, and per second of wall-clock time (equal to it on an idle core)."""
+    t, w = time.process_time(), time.perf_counter()
     for i in range(n):
         fn(i)
-    return n / (time.perf_counter() - t)
+    return n / (time.process_time() - t), n / (time.perf_counter() - w)
 
 
 def main():
@@ -39,10 +44,14 @@ def main():
     for vz in (None, (0.5, 2.0)):
         cfg = scenes.SceneConfig(image_hw=hw, n_objects=(k, k), visible_zoom=vz)
         S = [scenes.sample_scene(i, cfg) for i in range(args.n)]          # warm-up and inputs
-        print(f"{hw[0]}x{hw[1]}, {k} objects, visible_zoom={vz}: "
-              f"sample {rate(lambda i: scenes.sample_scene(i, cfg), args.n):7.0f}/s  "
-              f"render {rate(lambda i: scenes.render(S[i]), args.n):6.0f}/s  "
-              f"sample+render {rate(lambda i: scenes.render(scenes.sample_scene(i, cfg)), args.n):6.0f}/s")
+        (s, _), (r, _) = rate(lambda i: scenes.sample_scene(i, cfg), args.n), rate(lambda i: scenes.render(S[i]), args.n)
+        both, wall = rate(lambda i: scenes.render(scenes.sample_scene(i, cfg)), args.n)
+        print(f"{hw[0]}x{hw[1]}, {k} objects, visible_zoom={vz}: sample {s:5.0f}/s  render {r:5.0f}/s  "
+              f"sample+render {both:4.0f} scenes/s (CPU time; wall-clock {wall:.0f}/s)")
+        ds = data.SyntheticDataset(data.DataConfig(scene=cfg), 'train', args.n)
+        dsa = data.SyntheticDataset(data.DataConfig(scene=cfg), 'train', args.n, augment=augment.AugmentConfig())
+        print(f"  SyntheticDataset items: {rate(lambda i: ds[i], args.n)[0]:.0f}/s, "
+              f"with augment.AugmentConfig(): {rate(lambda i: dsa[i], args.n)[0]:.0f}/s (CPU time)")
     if args.stats:
         for camera in ('standard', 'wide', 'tele'):
             cfg = scenes.SceneConfig(camera=camera, visible_zoom=(0.5, 2.0))

@@ -25,7 +25,8 @@ Placement. An object is visible for every zoom f' = s·f, s ≤ s_max, iff its 8
 project inside the image at s_max (zooming about the principal point only pushes points out).
 The bottom of an object at depth z is on screen iff cy + s·fy·h/z ≤ H, i.e. z ≥ s·fy·h/(H−cy):
 so we sample depth in the interval that keeps the object's bounding circle (radius r in x-z)
-visible, then its lateral x inside the visible cone at that depth, and reject overlaps.
+visible, then its lateral x inside the visible cone at that depth, and reject overlaps on the
+floor and objects whose 2D box lies mostly (> MAX_HIDDEN) inside a nearer object's 2D box.
 
 Shapes: H×W image, a (W,), b (H,), window (h, w) of one object's pixels.
 """
@@ -43,12 +44,14 @@ SHAPES = ('box', 'sphere', 'cylinder')
 FLOORS = (((175, 165, 145), (115, 105, 90)), ((155, 155, 155), (95, 95, 100)),
           ((190, 165, 125), (130, 95, 65)))               # (light, dark) tiles: greys and browns
 WALLS = ((215, 210, 200), (200, 205, 215), (222, 208, 188))
-CEILING, NOTHING = (235, 235, 232), (25, 25, 30)
+CEILING, NOTHING = (235, 235, 232), (165, 185, 210)      # NOTHING: the sky without walls
 AMBIENT, DIFFUSE = 0.4, 0.6
-SHADE_NORMALS = np.array([[0, -1, 0], [0, -1, 0], [0, 1, 0], [0, 0, -1], [1, 0, 0], [-1, 0, 0], [0, 0, 0]],
-                         dtype=float)  # outward normals of the room surfaces, by surface id
+SHADE_NORMALS = np.array([[0, -1, 0], [0, -1, 0], [0, 1, 0], [0, 0, -1], [1, 0, 0], [-1, 0, 0], [0, 0, 0],
+                          [0, -1, 0]], dtype=float)   # outward normals of the room surfaces, by surface id
+MIN_TILE_PX = 1.5        # floor rows where a tile spans fewer pixels get the mean tile colour (no moiré)
 MARGIN_PX = 1.0          # visible objects keep this many pixels from the border of the zoomed image
 GAP = 0.05               # metres between the bounding circles of two objects on the floor
+MAX_HIDDEN = 0.5         # at most this fraction of an object's 2D box behind a nearer object's
 TRIES = 50               # scenes tried (each with a fresh camera height) x objects tried per scene
 
 
@@ -73,7 +76,8 @@ class Object:
     color: str               # a key of COLORS
     center: np.ndarray       # (3,) centre of the 3D bounding box, camera frame, metres
     size: np.ndarray         # (3,) (w, h, l) along the object's local x, y, z
-    yaw: float               # radians about the camera y axis; 0 for spheres and cylinders
+    yaw: float               # radians about the camera y axis, in [−π/2, π/2) for boxes; 0 for
+                             # spheres and cylinders (symmetric about y: a yaw could not be seen)
 
 
 @dataclass
@@ -100,8 +104,7 @@ def camera_K(camera: str, image_hw) -> np.ndarray:
 def zoom_K(K, s: float) -> np.ndarray:
     """f' = s·f about the principal point (the camera that augment.zoom emulates)."""
     K2 = np.array(K, dtype=np.float64)
-    K2[0, 0] *= s
-    K2[1, 1] *= s
+    K2[[0, 1], [0, 1]] *= s
     return K2
 
 
@@ -129,19 +132,16 @@ def check_K(K) -> np.ndarray:
     return K
 
 
-_RAYS = {}
+_RAYS = {}                   # (K bytes, (H, W)) -> rays; cleared when it grows past 64 cameras
 
 
 def pixel_rays(K, image_hw):
     """a (W,) = (u+½−cx)/fx and b (H,) = (v+½−cy)/fy, cached per (K, H, W) (read-only arrays)."""
     key = (np.asarray(K, dtype=np.float64).tobytes(), tuple(image_hw))
     if key not in _RAYS:
-        if len(_RAYS) > 64:
-            _RAYS.clear()
-        K = check_K(K)
-        H, W = check_hw(image_hw)
-        a = (np.arange(W) + 0.5 - K[0, 2]) / K[0, 0]
-        b = (np.arange(H) + 0.5 - K[1, 2]) / K[1, 1]
+        _RAYS.clear() if len(_RAYS) > 64 else None
+        (K, (H, W)) = check_K(K), check_hw(image_hw)
+        a, b = (np.arange(W) + 0.5 - K[0, 2]) / K[0, 0], (np.arange(H) + 0.5 - K[1, 2]) / K[1, 1]
         a.flags.writeable = b.flags.writeable = False
         _RAYS[key] = (a, b)
     return _RAYS[key]
@@ -227,17 +227,15 @@ def _footprint(shape, size, yaw) -> float:
 
 
 def _visible(K, image_hw, corners) -> bool:
-    H, W = image_hw
-    if (corners[:, 2] <= 1e-3).any():
-        return False
-    uv = project(K, corners)
-    return bool((uv >= MARGIN_PX).all() and (uv[:, 0] <= W - MARGIN_PX).all()
-                and (uv[:, 1] <= H - MARGIN_PX).all())
+    uv = project(K, corners)                                # (8, 2) as (u, v); image_hw is (H, W)
+    return bool((corners[:, 2] > 1e-3).all() and (MARGIN_PX <= uv).all()
+                and (uv <= np.array(image_hw[::-1]) - MARGIN_PX).all())
 
 
 def _place(rng, cfg, K, h, placed):
     """One object: shape, size, yaw, then depth in the visible interval, then x in the cone."""
     (H, W), (fx, fy, cx, cy) = cfg.image_hw, (K[0, 0], K[1, 1], K[0, 2], K[1, 2])
+    others = [(_box2d(K, box_corners(o.center, o.size, o.yaw)), o.center[2]) for o in placed]
     for _ in range(TRIES):
         shape = SHAPES[rng.integers(len(SHAPES))]
         lo, hi = cfg.size_range
@@ -262,19 +260,34 @@ def _place(rng, cfg, K, h, placed):
         if any(math.hypot(x - o.center[0], z - o.center[2]) < r + _footprint(o.shape, o.size, o.yaw) + GAP
                for o in placed):
             continue
-        if _visible(K, cfg.image_hw, box_corners(center, size, yaw)):   # always true by construction
+        corners = box_corners(center, size, yaw)
+        box = _box2d(K, corners)
+        if any(_hidden(box, z, b, zb) > MAX_HIDDEN for b, zb in others):
+            continue
+        if _visible(K, cfg.image_hw, corners):                  # always true by construction
             return shape, center, size, yaw
     return None
+
+
+def _box2d(K, corners) -> tuple:
+    uv = project(K, corners)                                # (8, 2)
+    return (*uv.min(0).tolist(), *uv.max(0).tolist())      # (u0, v0, u1, v1)
+
+
+def _hidden(b1, z1, b2, z2) -> float:
+    """Fraction of the farther object's projected 2D box inside the nearer one's (a cheap proxy
+    of occlusion; the same for every zoom about the principal point, as areas scale alike)."""
+    far = b1 if z1 > z2 else b2
+    iw, ih = min(b1[2], b2[2]) - max(b1[0], b2[0]), min(b1[3], b2[3]) - max(b1[1], b2[1])
+    return max(iw, 0) * max(ih, 0) / ((far[2] - far[0]) * (far[3] - far[1]))
 
 
 def sample_scene(seed: int, cfg: SceneConfig = SceneConfig()) -> Scene:
     """A random room, a function of (seed, cfg) only. Raises ValueError if cfg cannot be met."""
     K = camera_K(cfg.camera, cfg.image_hw)
-    s_max = 1.0
-    if cfg.visible_zoom is not None:
-        a, s_max = cfg.visible_zoom
-        if not 0 < a <= s_max:
-            raise ValueError(f"visible_zoom must be (a, b) with 0 < a <= b, got {cfg.visible_zoom}")
+    s_max = 1.0 if cfg.visible_zoom is None else cfg.visible_zoom[1]
+    if cfg.visible_zoom is not None and not 0 < cfg.visible_zoom[0] <= s_max:
+        raise ValueError(f"visible_zoom must be (a, b) with 0 < a <= b, got {cfg.visible_zoom}")
     n_lo, n_hi = cfg.n_objects
     if not 1 <= n_lo <= n_hi <= len(COLORS):
         raise ValueError(f"n_objects must be (lo, hi) with 1 <= lo <= hi <= {len(COLORS)}, got {cfg.n_objects}")
@@ -304,10 +317,10 @@ def _room(rng, cfg, h, objects) -> dict:
     ext = [(o.center[0], o.center[2], _footprint(o.shape, o.size, o.yaw)) for o in objects]
     light = np.array([rng.uniform(-0.6, 0.6), -1.0, -rng.uniform(0.2, 0.8)])
     return dict(walls=bool(cfg.walls), tile=float(cfg.tile),
-                back=max(z + r for x, z, r in ext) + rng.uniform(0.3, 3.0),
-                left=max(1.0, max(r - x for x, z, r in ext) + rng.uniform(0.3, 3.0)),
-                right=max(1.0, max(x + r for x, z, r in ext) + rng.uniform(0.3, 3.0)),
-                height=max(h + 0.5, rng.uniform(2.6, 3.5)),
+                back=float(max(z + r for x, z, r in ext) + rng.uniform(0.3, 3.0)),
+                left=float(max(1.0, max(r - x for x, z, r in ext) + rng.uniform(0.3, 3.0))),
+                right=float(max(1.0, max(x + r for x, z, r in ext) + rng.uniform(0.3, 3.0))),
+                height=float(max(h + 0.5, rng.uniform(2.6, 3.5))),
                 floor_rgb=FLOORS[rng.integers(len(FLOORS))], wall_rgb=WALLS[rng.integers(len(WALLS))],
                 light=(light / np.linalg.norm(light)).tolist())
 
@@ -321,10 +334,11 @@ def render(scene: Scene, K=None, image_hw=None) -> dict:
     a, b = pixel_rays(K, (H, W))                            # (W,), (H,)
     room, h, tile = scene.room, scene.camera_height, scene.room['tile']
     L = np.asarray(room['light'])
-    # the room, surface ids: 0/1 floor tiles, 2 ceiling, 3 back, 4 left, 5 right wall, 6 nothing
+    # the room, surface ids: 0/1 floor tiles, 2 ceiling, 3 back, 4 left, 5 right wall, 6 nothing,
+    # 7 far floor (a tile of depth `tile` at depth t spans fy·h·tile/t² rows: too few to show)
     with np.errstate(divide='ignore'):
         t_row = np.where(b > 0, h / b, np.inf)              # floor y = h, (H,)
-        sid_row = np.where(b > 0, 0, 6)
+        sid_row = np.where(b > 0, np.where(K[1, 1] * h * tile < MIN_TILE_PX * t_row ** 2, 7, 0), 6)
         t_col, sid_col = np.full(W, np.inf), np.full(W, 6)  # (W,)
         if room['walls']:
             t_ceil = np.where(b < 0, (h - room['height']) / b, np.inf)
@@ -340,7 +354,7 @@ def render(scene: Scene, K=None, image_hw=None) -> dict:
     row_nearer = t_row[:, None] <= t_col[None, :]                             # (H, W)
     sid = np.where(row_nearer, parity + sid_row[:, None].astype(np.int32), sid_col[None, :].astype(np.int32))
     depth = np.minimum(t_row[:, None], t_col[None, :]).astype(np.float32)     # (H, W), inf: nothing
-    shade = SHADE_NORMALS @ L                                                 # (7,) n·L per surface
+    shade = SHADE_NORMALS @ L                                                 # (8,) n·L per surface
     shade = (AMBIENT + DIFFUSE * np.maximum(shade, 0)).astype(np.float32)
     shade[2], shade[6] = 0.8, 1.0                           # the ceiling is lit by bounce light
     shade = shade.take(sid)                                 # (H, W), always <= 1
@@ -359,10 +373,11 @@ def render(scene: Scene, K=None, image_hw=None) -> dict:
         m = t < depth[rows, cols]                           # (h, w) z-buffer; the slices are views
         np.copyto(depth[rows, cols], t, where=m, casting='unsafe')
         np.copyto(shade[rows, cols], AMBIENT + DIFFUSE * np.maximum(ndl, 0), where=m, casting='unsafe')
-        np.copyto(sid[rows, cols], 7 + i, where=m)
+        np.copyto(sid[rows, cols], 8 + i, where=m)
         np.copyto(instance[rows, cols], i, where=m)
-    palette = np.array([*room['floor_rgb'], CEILING, room['wall_rgb'], room['wall_rgb'], room['wall_rgb'],
-                        NOTHING] + [COLORS[o.color] for o in scene.objects], dtype=np.float32)
+    walls, far = [room['wall_rgb']] * 3, np.mean(room['floor_rgb'], 0)
+    palette = np.array([*room['floor_rgb'], CEILING, *walls, NOTHING, far] + [COLORS[o.color] for o in scene.objects],
+                       dtype=np.float32)                    # (8 + objects, 3) by surface id
     image = (palette.take(sid, 0) * shade[..., None]).astype(np.uint8)   # (H, W, 3), values <= 255
     if not room['walls']:
         depth[np.isinf(depth)] = 0.0                        # rays above the horizon hit nothing

@@ -1,0 +1,380 @@
+"""
+Samples: spatial questions with computed answers, over synthetic scenes or real Omni3D data.
+
+The idea. A sample is an image, its K, and one question whose answer follows from the 3D
+annotations in the camera frame (metres), never from the pixels: so zooming or cropping the
+image (augment.py) changes K and the pixels but not a single answer. Answers are plain text,
+every number `fmt`-ed with two decimals (yaw in radians, wrapped to [−π/2, π/2), where a box
+looks the same as at yaw + π), numbers separated by one space:
+    depth     "3.27"                                 z of the centre
+    center    "0.41 1.12 3.27"                       x y z of the centre
+    box       "0.41 1.12 3.27 0.80 0.95 0.60 0.52"   x y z w h l yaw
+    size      "0.95"                                 h, the height
+    distance  "2.10"                                 |c1 − c2| between two centres
+    closer    "red box"                              the one with the smaller centre depth z
+    detect    "red box 0.41 1.12 3.27 0.80 0.95 0.60 0.52" one line per object, nearest (z) first
+Every task but detect refers to objects by name, so it only picks objects whose name is unique
+in the image (synthetic names always are; in Omni3D the name is the category, and an image with
+two chairs asks about neither chair, though detect lists both). `closer` prefers pairs whose
+depths differ by >= CLOSER_GAP, so the question is answerable from the image.
+
+Seeding. Item i of split S renders scene seed scene_seed(S, i) = SPLIT_BASE·index(S) + i: the
+same on every machine and rank, and the splits never share a scene. The task is drawn with
+rng([seed, 100]); the question of (seed, task) with rng([seed, TASKS.index(task)]) exactly as
+eval.py draws it; the augmentation with rng([seed, 101]). Omni3D items use the image id as seed,
+so export_omni3d then load_omni3d asks the same questions as the synthetic dataset did.
+
+Shapes: image (3,H,W) uint8, K (3,3), depth (H,W), points (H,W,3) (0 = unknown); B in batches.
+"""
+import json
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image
+
+import augment
+import scenes
+
+TASKS = ('depth', 'center', 'box', 'size', 'distance', 'closer', 'detect')
+SPLITS = ('train', 'val', 'test')
+SPLIT_BASE = 10 ** 9          # scene seeds of split k are k·SPLIT_BASE + i, 0 <= i < SPLIT_BASE
+CLOSER_GAP = 0.25             # metres: `closer` pairs differ in depth by at least this when they can
+TASK_STREAM, AUG_STREAM = 100, 101
+
+PHRASES = {
+    'depth': ("How far from the camera is the {a}? Answer the depth of its centre in metres.",
+              "What is the depth (z, in metres) of the centre of the {a}?",
+              "Estimate the depth of the {a}'s centre in metres.",
+              "At what depth along the camera's viewing axis is the {a}? Metres."),
+    'center': ("Where is the centre of the {a}? Answer x y z in metres, camera frame.",
+               "Give the 3D position of the {a}'s centre as x y z in metres.",
+               "Locate the {a}: the camera-frame coordinates x y z of its centre, in metres."),
+    'box': ("Give the 3D bounding box of the {a} as x y z w h l yaw.",
+            "What is the 3D box of the {a}? Answer centre x y z, size w h l in metres, and yaw in radians.",
+            "Output the {a}'s 3D bounding box: x y z w h l yaw."),
+    'size': ("How tall is the {a} in metres?",
+             "What is the height of the {a}, in metres?",
+             "Estimate the vertical size of the {a} in metres."),
+    'distance': ("How far apart are the {a} and the {b}? Answer the distance between their centres in metres.",
+                 "What is the distance in metres between the centres of the {a} and the {b}?",
+                 "Estimate the centre-to-centre distance between the {a} and the {b} in metres."),
+    'closer': ("Which is closer to the camera, the {a} or the {b}?",
+               "Which object is nearer to the camera: the {a} or the {b}?",
+               "Of the {a} and the {b}, which one is closer to the camera?"),
+    'detect': ("Detect every object: one line each with its name and 3D box x y z w h l yaw, nearest first.",
+               "List all objects in the image, nearest first, each as: name x y z w h l yaw.",
+               "Find each object and give its name and 3D bounding box (x y z w h l yaw), one per line, nearest first."),
+}
+
+
+def fmt(x: float) -> str:
+    s = f"{x:.2f}"
+    return '0.00' if s == '-0.00' else s
+
+
+def wrap_yaw(yaw: float) -> float:
+    """Into [−π/2, π/2): a box at yaw + π is the same box."""
+    return (yaw + math.pi / 2) % math.pi - math.pi / 2
+
+
+def scene_seed(split: str, i: int) -> int:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if not 0 <= i < SPLIT_BASE:
+        raise ValueError(f"index {i} outside [0, {SPLIT_BASE})")
+    return SPLITS.index(split) * SPLIT_BASE + int(i)
+
+
+# ----------------------------------------------------------------------------- questions
+
+def scene_objects(scene) -> list:
+    return [dict(name=o.name, center=o.center, size=o.size, yaw=o.yaw) for o in scene.objects]
+
+
+def _box(o) -> list:
+    return [float(v) for v in (*o['center'], *o['size'])] + [wrap_yaw(float(o['yaw']))]
+
+
+def _unique(objects) -> list:
+    names = [o['name'] for o in objects]
+    return [o for o in objects if names.count(o['name']) == 1]
+
+
+def feasible(objects, task) -> bool:
+    """Can `task` be asked about these objects (unique names to refer to, enough of them)?"""
+    need = dict(distance=2, closer=2).get(task, 1)
+    return len(objects if task == 'detect' else _unique(objects)) >= need
+
+
+def make_qa(objects: list, task: str, rng: np.random.Generator) -> dict:
+    """One question about `objects` (dicts with name, center (3,), size (3,), yaw) and its answer."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; tasks: {TASKS}")
+    if not feasible(objects, task):
+        raise ValueError(f"task {task!r} needs {'objects' if task == 'detect' else 'objects with unique names'}"
+                         f" (2 for distance/closer); got names {[o['name'] for o in objects]}")
+    phrase = PHRASES[task][rng.integers(len(PHRASES[task]))]
+    if task == 'detect':
+        objs = sorted(objects, key=lambda o: float(o['center'][2]))
+        target = [(o['name'], _box(o)) for o in objs]
+        answer = '\n'.join(name + ' ' + ' '.join(map(fmt, box)) for name, box in target)
+        return dict(question=phrase, answer=answer, task=task, target=target)
+    cand = _unique(objects)
+    if task in ('distance', 'closer'):
+        pairs = [(p, q) for i, p in enumerate(cand) for q in cand[i + 1:]]
+        if task == 'closer':
+            apart = [pq for pq in pairs if abs(pq[0]['center'][2] - pq[1]['center'][2]) >= CLOSER_GAP]
+            pairs = apart or pairs
+        p, q = pairs[rng.integers(len(pairs))]
+        p, q = (q, p) if rng.random() < 0.5 else (p, q)             # either may be named first
+        question = phrase.format(a=p['name'], b=q['name'])
+        if task == 'distance':
+            target = float(np.linalg.norm(np.subtract(p['center'], q['center'], dtype=float)))
+            return dict(question=question, answer=fmt(target), task=task, target=target)
+        target = p['name'] if p['center'][2] <= q['center'][2] else q['name']
+        return dict(question=question, answer=target, task=task, target=target)
+    o = cand[rng.integers(len(cand))]
+    box = _box(o)
+    target = dict(depth=box[2], center=box[:3], box=box, size=box[4])[task]
+    answer = ' '.join(map(fmt, target)) if isinstance(target, list) else fmt(target)
+    return dict(question=phrase.format(a=o['name']), answer=answer, task=task, target=target)
+
+
+def _weighted(tasks, task_weights):
+    return [i for i in range(len(tasks)) if task_weights is None or task_weights[i] > 0]
+
+
+def sample_qa(objects, seed: int, tasks=TASKS, task_weights=None) -> dict:
+    """The sample's task (by weight, among the feasible ones) and its question, from the seed alone."""
+    ok = [i for i in _weighted(tasks, task_weights) if feasible(objects, tasks[i])]
+    if not ok:
+        raise ValueError(f"no task of {tasks} with weight > 0 can be asked about {[o['name'] for o in objects]}")
+    w = np.array([1.0 if task_weights is None else task_weights[i] for i in ok])
+    task = tasks[ok[np.random.default_rng([seed, TASK_STREAM]).choice(len(ok), p=w / w.sum())]]
+    return make_qa(objects, task, np.random.default_rng([seed, TASKS.index(task)]))
+
+
+# ----------------------------------------------------------------------------- items and batches
+
+@dataclass
+class DataConfig:
+    scene: scenes.SceneConfig = field(default_factory=scenes.SceneConfig)
+    tasks: tuple = TASKS
+    task_weights: tuple | None = None   # one weight per task in `tasks`; None: uniform
+
+
+def check_tasks(tasks, task_weights):
+    bad = [t for t in tasks if t not in TASKS]
+    if bad or not tasks:
+        raise ValueError(f"tasks must be a non-empty subset of {TASKS}, got {tasks}")
+    if task_weights is not None and (len(task_weights) != len(tasks) or min(task_weights) < 0
+                                     or sum(task_weights) <= 0):
+        raise ValueError(f"task_weights must be {len(tasks)} non-negative numbers, not all 0; got {task_weights}")
+
+
+def make_item(image, K, depth, points, qa, seed, augment_cfg=None) -> dict:
+    """numpy (H,W,3) uint8, (3,3), (H,W), (H,W,3) -> the item of tensors; optionally augmented."""
+    image = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous()   # (3, H, W)
+    K = torch.as_tensor(np.asarray(K), dtype=torch.float32)
+    depth, points = torch.as_tensor(depth, dtype=torch.float32), torch.as_tensor(points, dtype=torch.float32)
+    if augment_cfg is not None:
+        geometry = torch.cat([depth[None], points.permute(2, 0, 1)])                     # (4, H, W)
+        image, K, geometry = augment.random_camera_augment(
+            image, K, augment_cfg, np.random.default_rng([seed, AUG_STREAM]), geometry)
+        depth, points = geometry[0], geometry[1:].permute(1, 2, 0).contiguous()         # (H', W'), (H', W', 3)
+        K = K.to(torch.float32)
+    return dict(image=image, K=K, depth=depth, points=points, seed=int(seed), **qa)
+
+
+class SyntheticDataset(torch.utils.data.Dataset):
+    """Item i = a rendered scene of seed scene_seed(split, i) and one question about it."""
+
+    def __init__(self, cfg: DataConfig = DataConfig(), split: str = 'train', length: int = 10000,
+                 augment: 'augment.AugmentConfig | None' = None):
+        check_tasks(cfg.tasks, cfg.task_weights)
+        scene_seed(split, max(length - 1, 0))                  # checks split and length
+        if cfg.scene.n_objects[0] < 2 and all(cfg.tasks[i] in ('distance', 'closer')
+                                              for i in _weighted(cfg.tasks, cfg.task_weights)):
+            raise ValueError(f"tasks {cfg.tasks} all need two objects: use SceneConfig(n_objects=(2, ...))")
+        self.cfg, self.split, self.length, self.augment = cfg, split, int(length), augment
+
+    def __len__(self):
+        return self.length
+
+    def __getitem__(self, i):
+        i = int(i)
+        if not 0 <= i < self.length:
+            raise IndexError(f"item {i} of a dataset of {self.length}")
+        seed = scene_seed(self.split, i)
+        scene = scenes.sample_scene(seed, self.cfg.scene)
+        out = scenes.render(scene)
+        qa = sample_qa(scene_objects(scene), seed, self.cfg.tasks, self.cfg.task_weights)
+        return make_item(out['image'], scene.K, out['depth'], out['points'], qa, seed, self.augment)
+
+
+def collate(items: list) -> dict:
+    shapes = {tuple(it['image'].shape) for it in items}
+    if len(shapes) != 1:
+        raise ValueError(f"collate needs one image size per batch, got {sorted(shapes)}: resize first "
+                         f"(augment.AugmentConfig.resize_hw)")
+    batch = dict(images=torch.stack([it['image'] for it in items]),          # (B, 3, H, W) uint8
+                 K=torch.stack([it['K'] for it in items]),                    # (B, 3, 3)
+                 depth=torch.stack([it['depth'] for it in items]),            # (B, H, W)
+                 points=torch.stack([it['points'] for it in items]))          # (B, H, W, 3)
+    for key in ('question', 'answer', 'task', 'target', 'seed'):
+        batch[key] = [it[key] for it in items]
+    return batch
+
+
+# ----------------------------------------------------------------------------- Omni3D format
+
+def _get(rec, key, kind, where, shape=None):
+    """rec[key] checked: present, of the right JSON type, numbers finite and of the given shape."""
+    if not isinstance(rec, dict):
+        raise ValueError(f"{where}: expected an object (dict), got {type(rec).__name__}")
+    if key not in rec:
+        raise ValueError(f"{where}: missing key {key!r}")
+    v = rec[key]
+    if kind == 'array':
+        a = np.array(v, dtype=object) if isinstance(v, list) else np.empty(0, dtype=object)
+        ok = a.shape == shape and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in a.flat)
+        a = a.astype(np.float64) if ok else a
+        if not ok or not np.isfinite(a).all():
+            raise ValueError(f"{where}: {key!r} must be finite numbers of shape {shape}, got {v!r}")
+        return a
+    if not isinstance(v, kind) or isinstance(v, bool) and kind is not bool:
+        raise ValueError(f"{where}: {key!r} must be {getattr(kind, '__name__', kind)}, got {v!r}")
+    return v
+
+
+def yaw_from_R(R) -> float:
+    """Heading of the object's local x axis R e_x in the camera's x-z plane: R_y(yaw) -> yaw.
+    Real cameras are not level, so for them this is the yaw about the camera's own y axis."""
+    return math.atan2(-R[2, 0], R[0, 0])
+
+
+class Omni3DDataset(torch.utils.data.Dataset):
+    """Items from an Omni3D JSON; validated at load, images read when asked for."""
+
+    def __init__(self, records, tasks=TASKS, task_weights=None, augment=None, skipped=0, empty=0):
+        self.records, self.tasks, self.task_weights, self.augment = records, tasks, task_weights, augment
+        self.skipped_annotations, self.images_without_questions = skipped, empty
+
+    def __len__(self):
+        return len(self.records)
+
+    def __getitem__(self, i):
+        i = int(i)
+        if not 0 <= i < len(self.records):
+            raise IndexError(f"item {i} of a dataset of {len(self.records)}")
+        r = self.records[i]
+        with Image.open(r['file']) as im:
+            image = np.array(im.convert('RGB'))                              # (H, W, 3), writable
+        if image.shape[:2] != r['hw']:
+            raise ValueError(f"{r['file']}: image is {image.shape[:2]} but its record says (height, width) = {r['hw']}")
+        qa = sample_qa(r['objects'], r['seed'], self.tasks, self.task_weights)
+        H, W = r['hw']
+        return make_item(image, r['K'], np.zeros((H, W), np.float32), np.zeros((H, W, 3), np.float32),
+                         qa, r['seed'], self.augment)
+
+
+def load_omni3d(json_path, image_root, tasks=TASKS, task_weights=None, augment=None) -> Omni3DDataset:
+    """An Omni3D-format JSON -> Omni3DDataset, one item (one question) per usable image.
+
+    Usable: valid3D true (default true when absent) and behind_camera false (default false);
+    the others are counted in `skipped_annotations`; images about which no task of positive
+    weight can be asked (no usable object, or only repeated names and no detect) are left out
+    and counted in `images_without_questions`. depth and points are zeros (0 = unknown: no teacher geometry).
+    Names are category names, lower-cased with single spaces. Anything malformed raises a
+    ValueError naming the file and the record (index and id)."""
+    check_tasks(tasks, task_weights)
+    try:
+        with open(json_path) as f:
+            js = json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{json_path}: not valid JSON ({e})") from None
+    images, annotations = (_get(js, k, list, str(json_path)) for k in ('images', 'annotations'))
+    by_id = {}
+    for idx, rec in enumerate(images):
+        where = f"{json_path}: images[{idx}]" + (f" (id={rec.get('id')!r})" if isinstance(rec, dict) else '')
+        iid = _get(rec, 'id', int, where)
+        if iid < 0 or iid in by_id:
+            raise ValueError(f"{where}: image id must be a unique non-negative int")
+        K = _get(rec, 'K', 'array', where, (3, 3))
+        try:
+            scenes.check_K(K)
+        except ValueError as e:
+            raise ValueError(f"{where}: {e}") from None
+        hw = (_get(rec, 'height', int, where), _get(rec, 'width', int, where))
+        file = os.path.join(image_root, _get(rec, 'file_path', str, where))
+        if min(hw) <= 0 or not os.path.isfile(file):
+            raise ValueError(f"{where}: needs height, width > 0 and an existing image file, got {hw}, {file}")
+        by_id[iid] = dict(file=file, K=K, hw=hw, seed=iid, objects=[])
+    skipped = 0
+    for idx, ann in enumerate(annotations):
+        where = f"{json_path}: annotations[{idx}]" + (f" (id={ann.get('id')!r})" if isinstance(ann, dict) else '')
+        iid = _get(ann, 'image_id', int, where)
+        if iid not in by_id:
+            raise ValueError(f"{where}: unknown image_id {iid}")
+        name = ' '.join(_get(ann, 'category_name', str, where).lower().split())
+        if not name:
+            raise ValueError(f"{where}: empty category_name")
+        if not ann.get('valid3D', True) or ann.get('behind_camera', False):
+            skipped += 1
+            continue
+        center = _get(ann, 'center_cam', 'array', where, (3,))
+        size = _get(ann, 'dimensions', 'array', where, (3,))
+        R = _get(ann, 'R_cam', 'array', where, (3, 3))
+        if (size <= 0).any():
+            raise ValueError(f"{where}: dimensions must be positive, got {size.tolist()}")
+        by_id[iid]['objects'].append(dict(name=name, center=center, size=size, yaw=yaw_from_R(R)))
+    records = [r for r in by_id.values()
+               if any(feasible(r['objects'], tasks[i]) for i in _weighted(tasks, task_weights))]
+    return Omni3DDataset(records, tasks, task_weights, augment, skipped, len(by_id) - len(records))
+
+
+def export_omni3d(source, out_dir, limit=None) -> str:
+    """Write scenes (a SyntheticDataset or an iterable of scenes.Scene) as PNGs + omni3d.json.
+
+    Image id = scene seed. A dataset is exported un-augmented, rendered through its own camera.
+    Returns the JSON path; load it with load_omni3d(path, out_dir)."""
+    if isinstance(source, SyntheticDataset):
+        n = len(source) if limit is None else min(limit, len(source))
+        split, cfg = source.split, source.cfg.scene
+        source = (scenes.sample_scene(scene_seed(split, i), cfg) for i in range(n))
+    os.makedirs(os.path.join(out_dir, 'images'), exist_ok=True)
+    images, annotations, categories, seen = [], [], {}, set()
+    for k, sc in enumerate(source):
+        if limit is not None and k >= limit:
+            break
+        if sc.seed in seen:
+            raise ValueError(f"two scenes share the seed {sc.seed}: image ids must be unique")
+        seen.add(sc.seed)
+        out = scenes.render(sc)
+        H, W = sc.image_hw
+        path = f"images/{sc.seed:010d}.png"
+        Image.fromarray(out['image']).save(os.path.join(out_dir, path))
+        images.append(dict(id=int(sc.seed), file_path=path, width=W, height=H, K=sc.K.tolist(),
+                           camera_height=sc.camera_height, dataset_id=0))
+        for i, o in enumerate(sc.objects):
+            corners = scenes.box_corners(o.center, o.size, o.yaw)             # (8, 3)
+            uv = scenes.project(sc.K, corners)                                # (8, 2)
+            v, u = np.nonzero(out['instance'] == i)
+            tight = [float(u.min()), float(v.min()), float(u.max() + 1), float(v.max() + 1)] if len(u) else [-1.0] * 4
+            cid = categories.setdefault(o.name, len(categories))
+            annotations.append(dict(
+                id=len(annotations), image_id=int(sc.seed), dataset_id=0, category_id=cid,
+                category_name=o.name, valid3D=True, behind_camera=False, center_cam=o.center.tolist(),
+                dimensions=o.size.tolist(), R_cam=scenes.rot_y(o.yaw).tolist(), bbox3D_cam=corners.tolist(),
+                bbox2D_proj=[*uv.min(0).tolist(), *uv.max(0).tolist()], bbox2D_tight=tight,
+                depth=float(o.center[2]), visibility=-1.0, truncation=-1.0))
+    js = dict(info=dict(description='synthetic rooms exported by data.export_omni3d', id=0),
+              categories=[dict(id=i, name=n) for n, i in categories.items()],
+              images=images, annotations=annotations)
+    json_path = os.path.join(out_dir, 'omni3d.json')
+    with open(json_path, 'w') as f:
+        json.dump(js, f)
+    return json_path
