@@ -81,15 +81,7 @@ def parse_name(text):
     if not isinstance(text, str) or '\n' in text.strip():
         return None
     name = ' '.join(text.lower().split())
-    return name if _NAME.fullmatch(name) and not _is_float(name) else None
-
-
-def _is_float(text):  # 'nan', 'inf', 'infinity' are numbers to float(), never names
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
+    return name if _NAME.fullmatch(name) and name not in ('nan', 'inf', 'infinity') else None
 
 
 def parse_detections(text):
@@ -107,16 +99,10 @@ def parse_detections(text):
 
 def parse_answer(task, text):
     """The value of an answer text for a task (float, list, name or detections), or None."""
-    if task in ('depth', 'size', 'distance'):
-        xs = parse_numbers(text, 1)
-        return None if xs is None else xs[0]
     if task in N_NUMBERS:
-        return parse_numbers(text, N_NUMBERS[task])
-    if task == 'closer':
-        return parse_name(text)
-    if task == 'detect':
-        return parse_detections(text)
-    raise ValueError(f'unknown task {task!r}')
+        xs = parse_numbers(text, N_NUMBERS[task])
+        return xs[0] if xs and len(xs) == 1 else xs
+    return parse_name(text) if task == 'closer' else parse_detections(text)
 
 
 # ----------------------------------------------------------------------------- scalar metrics
@@ -334,15 +320,6 @@ def task_batches(items, batch_size):
     return [idx[k:k + batch_size] for idx in by_task.values() for k in range(0, len(idx), batch_size)]
 
 
-def to_json(x):
-    """numpy / torch / tuples -> plain JSON values."""
-    if isinstance(x, (np.ndarray, torch.Tensor)):
-        return to_json(x.tolist())
-    if isinstance(x, (list, tuple)):
-        return [to_json(v) for v in x]
-    return float(x) if isinstance(x, np.floating) else x
-
-
 @torch.no_grad()
 def evaluate(model, items, batch_size=32, max_new_tokens=None, progress=True):
     """Answer every item with model.generate (batched) and score it -> one record per item."""
@@ -364,7 +341,7 @@ def evaluate(model, items, batch_size=32, max_new_tokens=None, progress=True):
 
 def make_record(item, text):
     """The JSON record of one answer: the item without pixels, the text, its score."""
-    meta = {k: to_json(item[k]) for k in ('scene', 'seed', 'camera', 's', 'task', 'question', 'answer', 'target')}
+    meta = {k: item[k] for k in ('scene', 'seed', 'camera', 's', 'task', 'question', 'answer', 'target')}
     return dict(meta, pred_text=text, **score(item['task'], text, item['target']))
 
 
@@ -404,25 +381,25 @@ def _fmt(x):
 
 def markdown_table(results):
     """One row per camera, one column per checkpoint; cells 'depth MRA / detect F1@0.25'."""
-    labels = list(results)
-    cams = {c: v['s'] for r in results.values() for c, v in r['summary']['cameras'].items()}
-    detect = any('detect' in v['tasks'] for r in results.values() for v in r['summary']['cameras'].values())
+    summ = {label: r['summary'] for label, r in results.items()}
+    cams = {c: v['s'] for sm in summ.values() for c, v in sm['cameras'].items()}
+    detect = any('detect' in v['tasks'] for sm in summ.values() for v in sm['cameras'].values())
 
-    def cell(label, cam):
-        tasks = results[label]['summary']['cameras'].get(cam, {}).get('tasks', {})
-        parts = [_fmt(tasks.get('depth', {}).get('mra'))]
-        return ' / '.join(parts + [_fmt(tasks.get('detect', {}).get('f1@0.25'))] * detect)
+    def cell(sm, cam):
+        tasks = sm['cameras'].get(cam, {}).get('tasks', {})
+        return ' / '.join([_fmt(tasks.get('depth', {}).get('mra'))] +
+                          [_fmt(tasks.get('detect', {}).get('f1@0.25'))] * detect)
 
-    def unparsed(label):
-        ts = [t for v in results[label]['summary']['cameras'].values() for t in v['tasks'].values()]
+    def unparsed(sm):
+        ts = [t for v in sm['cameras'].values() for t in v['tasks'].values()]
         return f"{sum(t['unparsed'] for t in ts) / max(sum(t['n'] for t in ts), 1):.1%}"
 
+    row = lambda name, s, cells: f'| {name} | {s} | ' + ' | '.join(cells) + ' |'
     lines = [f"cells: depth MRA{' / detect F1@0.25' if detect else ''}", '',
-             '| camera | s | ' + ' | '.join(labels) + ' |', '|---|---|' + '---|' * len(labels)]
-    lines += [f'| {c} | {s:.2f} | ' + ' | '.join(cell(l, c) for l in labels) + ' |' for c, s in cams.items()]
-    lines.append('| shortcut slope | | ' + ' | '.join(_fmt(results[l]['summary']['shortcut_slope'])
-                                                   for l in labels) + ' |')
-    lines.append('| unparsed answers | | ' + ' | '.join(unparsed(l) for l in labels) + ' |')
+             row('camera', 's', summ), '|---|---|' + '---|' * len(summ)]
+    lines += [row(c, f'{s:.2f}', [cell(sm, c) for sm in summ.values()]) for c, s in cams.items()]
+    lines.append(row('shortcut slope', '', [_fmt(sm['shortcut_slope']) for sm in summ.values()]))
+    lines.append(row('unparsed answers', '', [unparsed(sm) for sm in summ.values()]))
     return '\n'.join(lines) + '\n'
 
 
@@ -462,6 +439,18 @@ def load_checkpoint(path, device='cpu'):
     cfg_path = os.path.join(path, 'train_config.json')
     train_cfg = json.load(open(cfg_path)) if os.path.exists(cfg_path) else {}
     return CameraAwareMLLM.load(path).to(device), train_cfg
+
+
+def ckpt_label(path, taken):
+    """runs/rgb_only, runs/rgb_only/ckpt -> 'rgb_only' (made unique among `taken`)."""
+    parts = os.path.normpath(path).split(os.sep)
+    label = parts[-2] if parts[-1] in ('ckpt', 'ckpt.old') and len(parts) > 1 else parts[-1]
+    return label if label not in taken else f'{label}#{len(taken)}'
+
+
+def to_json(x):
+    """json.dump's fallback for numpy arrays and scalars."""
+    return x.tolist() if hasattr(x, 'tolist') else str(x)
 
 
 def eval_scene_config(train_cfg, camera='standard', image_size=128):
@@ -519,16 +508,15 @@ def main(argv=None):
                                            sweep, scene_cfg.image_hw, args.n_scenes)
                           if args.data else build_eval_items(scene_cfg, sweep, args.n_scenes, args.tasks))
         records = evaluate(model, cache[key], args.batch_size, args.max_new_tokens)
-        label = os.path.basename(os.path.normpath(path))
-        label = label if label not in results else f'{label}#{len(results)}'
-        results[label] = dict(ckpt=path, train_config=train_cfg, scene_config=to_json(asdict(scene_cfg)),
+        label = ckpt_label(path, results)
+        results[label] = dict(ckpt=path, train_config=train_cfg, scene_config=asdict(scene_cfg),
                               summary=summarize(records))
         with open(os.path.join(args.out, f'records_{label}.jsonl'), 'w') as f:
-            f.writelines(json.dumps(r) + '\n' for r in records)
+            f.writelines(json.dumps(r, default=to_json) + '\n' for r in records)
         del model
     table = markdown_table(results)
     with open(os.path.join(args.out, 'results.json'), 'w') as f:
-        json.dump(dict(args=vars(args), results=results), f, indent=1)
+        json.dump(dict(args=vars(args), results=results), f, indent=1, default=to_json)
     with open(os.path.join(args.out, 'table.md'), 'w') as f:
         f.write(table)
     plot_zoom(results, os.path.join(args.out, 'zoom.png'))
