@@ -38,7 +38,7 @@ import math
 import os
 import re
 from collections import defaultdict
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from functools import partial
 
 import numpy as np
@@ -253,11 +253,12 @@ def camera_sweep(scene_cfg, zooms=ZOOMS, shifts=SHIFTS, profiles=True):
     H, W = scene_cfg.image_hw
     sweep = [(f'zoom_{s:.2f}', float(s), partial(scenes.zoom_K, s=s)) for s in zooms]
     sweep += [(name, 1.0, partial(shift_principal, dx=fx * W, dy=fy * H)) for name, fx, fy in shifts]
-    if profiles:  # s = f_profile / f_train; profiles differ in f only (c = image centre)
-        f0 = scenes.camera_K(scene_cfg.camera, (H, W))[0, 0]
+    if profiles:  # s = f_profile / f_train (profiles differ in f only: c = image centre), kept
+        f0 = scenes.camera_K(scene_cfg.camera, (H, W))[0, 0]  # if the scenes stay in view for s
+        s_max = (scene_cfg.visible_zoom or (1.0, 1.0))[1]
         for name in scenes.CAMERAS:
-            if name != scene_cfg.camera:
-                s = float(scenes.camera_K(name, (H, W))[0, 0] / f0)
+            s = float(scenes.camera_K(name, (H, W))[0, 0] / f0)
+            if name != scene_cfg.camera and s <= s_max + 1e-9:
                 sweep.append((name, s, partial(scenes.zoom_K, s=s)))
     return sweep
 
@@ -454,9 +455,12 @@ def to_json(x):
 
 
 def eval_scene_config(train_cfg, camera='standard', image_size=128):
-    """The training camera and image size (train_config.json, else the CLI defaults)."""
+    """Scenes of the training camera and image size (train_config.json, else the CLI defaults),
+    every object fully in view for f' = s·f, s in [0.5, 2] (train.py's visibility range too); a
+    10 % principal-point shift at s = 1 stays inside the view of s = 2, so shifts are paired too."""
     hw = train_cfg.get('image_hw') or [train_cfg.get('image_size', image_size)] * 2
-    return scenes.SceneConfig(image_hw=tuple(hw), camera=train_cfg.get('camera', camera))
+    return scenes.SceneConfig(image_hw=tuple(hw), camera=train_cfg.get('camera', camera),
+                              visible_zoom=(min(ZOOMS), max(ZOOMS)))
 
 
 def parse_args(argv=None):
@@ -498,10 +502,6 @@ def main(argv=None):
         sweep = camera_sweep(scene_cfg, zooms, SHIFTS if args.camera_shift else (),
                              profiles=args.camera_shift and not args.data)
         sweep = [c for c in sweep if not keep or c[0] in keep]
-        # paired: every object fully in view through every camera (shifts by 10 % stay inside
-        # the view of s = 2); for the 'standard' camera this is training's (0.5, 2)
-        s_all = [s for _, s, _ in sweep] + [min(ZOOMS), max(ZOOMS)]
-        scene_cfg = replace(scene_cfg, visible_zoom=(min(s_all), max(s_all)))
         key = (scene_cfg.camera, scene_cfg.image_hw)
         if key not in cache:
             cache[key] = (build_real_items(data.load_omni3d(args.data, args.image_root, tuple(args.tasks)),

@@ -194,7 +194,7 @@ def test_shortcut_slope_of_synthetic_predictions():
 # ----------------------------------------------------------------------------- the sweep, end to end
 def test_camera_sweep_and_paired_visibility():
     scenes = pytest.importorskip('scenes')
-    cfg = scenes.SceneConfig(image_hw=(32, 48), camera='standard')
+    cfg = scenes.SceneConfig(image_hw=(32, 48), camera='standard', visible_zoom=(0.5, 2.0))
     sweep = E.camera_sweep(cfg)
     names = [n for n, _, _ in sweep]
     assert names[:7] == [f'zoom_{s:.2f}' for s in E.ZOOMS] and len(set(names)) == len(names)
@@ -206,13 +206,34 @@ def test_camera_sweep_and_paired_visibility():
     assert np.allclose(by_name['shift_y+10%'][1][:, 2], [K[0, 2], K[1, 2] + 3.2, 1])
     s, K2 = by_name['tele']                              # a profile is its own camera_K exactly
     assert np.allclose(K2, scenes.camera_K('tele', (32, 48))) and s == pytest.approx(K2[0, 0] / K[0, 0])
+    # a profile beyond the visibility range is left out: tele is s = 1.83 from standard, 3.2 from wide
+    assert 'tele' not in [n for n, _, _ in E.camera_sweep(scenes.SceneConfig(camera='wide', visible_zoom=(0.5, 2)))]
     # paired protocol: every object of a test scene is in view through every camera of the sweep
-    cfg = scenes.SceneConfig(image_hw=(32, 48), visible_zoom=(min(s for _, s, _ in sweep), 2.0))
     for seed in range(3):
         scene = scenes.sample_scene(seed, cfg)
         for name, _, fn in sweep:
             ids = set(np.unique(scenes.render(scene, K=fn(scene.K))['instance']).tolist())
             assert set(range(len(scene.objects))) <= ids, (seed, name)
+
+
+def test_real_data_views_follow_the_sweep_through_augment(tmp_path):
+    pytest.importorskip('data')
+    import data
+    import scenes
+    cfg = scenes.SceneConfig(image_hw=(32, 40), visible_zoom=(0.5, 2.0))
+    js = data.export_omni3d([scenes.sample_scene(data.scene_seed('test', i), cfg) for i in range(2)], str(tmp_path))
+    ds = data.load_omni3d(js, str(tmp_path), ('depth', 'closer'))
+    sweep = [c for c in E.camera_sweep(cfg, zooms=(1.0, 2.0), profiles=False) if c[0] != 'shift_y+10%']
+    items = E.build_real_items(ds, sweep, (32, 40))
+    assert len(items) == 2 * 4 and {it['task'] for it in items} <= {'depth', 'closer'}
+    K = scenes.camera_K('standard', (32, 40))
+    views = {it['camera']: it for it in items if it['scene'] == 0}
+    for name, _, fn in sweep:                            # K of every view = the sweep's K exactly
+        assert np.allclose(views[name]['K'].numpy(), fn(K), atol=1e-4)
+        assert views[name]['question'] == ds[0]['question'] and views[name]['target'] == ds[0]['target']
+    assert views['zoom_1.00']['image'].equal(ds[0]['image'])
+    shifted, base = views['shift_x+10%']['image'].int(), ds[0]['image'].int()   # content moves 4 px right
+    assert (shifted[:, :, 4:] - base[:, :, :-4]).abs().max() <= 1
 
 
 def test_end_to_end_sweep_of_a_tiny_untrained_model(tmp_path):
@@ -244,13 +265,24 @@ def test_end_to_end_sweep_of_a_tiny_untrained_model(tmp_path):
         twin = [q for q in records if (q['scene'], q['task']) == (r['scene'], r['task'])]
         assert len({q['question'] for q in twin}) == 1 and len({q['camera'] for q in twin}) == 2
     assert (out / 'zoom.png').exists()
+    # real data: an Omni3D export of two scenes, zoom and shifts through augment
+    import data
+    import scenes
+    cfg = scenes.SceneConfig(image_hw=(32, 32), visible_zoom=(0.5, 2.0))
+    js = data.export_omni3d([scenes.sample_scene(data.scene_seed('test', i), cfg) for i in range(2)],
+                            str(tmp_path / 'omni'))
+    results = E.main(['--ckpt', str(ckpt), '--camera-shift', '--data', js, '--image-root', str(tmp_path / 'omni'),
+                      '--tasks', 'depth', '--zooms', '1,2', '--max-new-tokens', '4', '--out', str(tmp_path / 'real')])
+    cams = results['tiny']['summary']['cameras']
+    assert set(cams) == {'zoom_1.00', 'zoom_2.00', 'shift_x+10%', 'shift_x-10%', 'shift_y+10%'}
+    assert all(c['tasks']['depth']['n'] == 2 for c in cams.values())
 
 
 def test_scoring_chain_on_data_answers_perfect_and_camera_blind_oracles():
     pytest.importorskip('data')
     import data
     import scenes
-    cfg = scenes.SceneConfig(image_hw=(24, 24), n_objects=(2, 3), visible_zoom=(0.5, 2.0))
+    cfg = scenes.SceneConfig(image_hw=(32, 32), n_objects=(2, 3), visible_zoom=(0.5, 2.0))
     sweep = [c for c in E.camera_sweep(cfg, profiles=False) if c[0].startswith('zoom_')]
     items = E.build_eval_items(cfg, sweep, 3)
     assert {it['task'] for it in items} == set(data.TASKS)
