@@ -11,8 +11,11 @@ from training; every object fully visible for f' = s·f, s in [0.5, 2], so the c
 paired) and the same questions (one rng seed per scene and task) are asked through
   zoom_s      f' = s·f, s in {0.5, 0.67, 0.8, 1, 1.25, 1.5, 2}, rendered exactly by scenes.render
   shift_*     principal point moved by ±10 % of the width (x) or +10 % of the height (y)
-  <profile>   the other named cameras of scenes.CAMERAS, s = f_profile / f_train
-Real data (Omni3D JSON) has no renderer: augment.zoom / shift_principal_point stand in.
+  <profile>   the other named cameras of scenes.CAMERAS, s = f_profile / f_train (if s <= 2)
+Real data (Omni3D JSON) has no renderer: augment's exact warp (zoom, shift) stands in for the
+lens. Answers go through model.generate in batches of one task. Outputs in --out: table.md (also
+printed), results.json (everything, per checkpoint, camera and task, with unparsed counts),
+records_<ckpt>.jsonl (every answer) and zoom.png (needs matplotlib).
 
 Metrics per task and camera (an answer that does not parse scores zero and is counted):
   depth, size, distance  MRA = 1/10 Σ_θ 1[|p−g|/g < 1−θ], θ in {0.50, 0.55, ..., 0.95}
@@ -29,6 +32,9 @@ Oriented 3D IoU: with R_y(yaw) = [[c,0,s],[0,1,0],[−s,0,c]] a box is a prism: 
 rectangle in the x–z plane times a vertical interval, so
   I = area(footprint_a ∩ footprint_b) · overlap([ya−ha/2, ya+ha/2], [yb−hb/2, yb+hb/2])
 with the footprint intersection by Sutherland–Hodgman clipping of two convex polygons.
+
+Parsing is strict: an answer must be exactly its format (data.py), whitespace aside; extra
+words, missing or non-finite numbers make it unparsed. Shapes: image (3, H, W) uint8, K (3, 3).
 
   python eval.py --ckpt runs/rgb runs/full --camera-shift --n-scenes 64 --out out/eval
 """
@@ -474,7 +480,8 @@ def parse_args(argv=None):
     p.add_argument('--batch-size', type=int, default=32)
     p.add_argument('--max-new-tokens', type=int, default=None, help='default: per task from answer lengths')
     p.add_argument('--camera', default='standard', help='training camera if the checkpoint has no train_config.json')
-    p.add_argument('--image-size', type=int, default=128, help='image size if the checkpoint has no train_config.json')
+    p.add_argument('--image-size', type=int, default=None,
+                   help="image size if the checkpoint has no train_config.json (default: the model's)")
     p.add_argument('--data', default=None, help='Omni3D-format JSON (real data) instead of synthetic scenes')
     p.add_argument('--image-root', default=None, help='image folder for --data')
     p.add_argument('--device', default='auto')
@@ -498,7 +505,7 @@ def main(argv=None):
     results, cache = {}, {}
     for path in args.ckpt:
         model, train_cfg = load_checkpoint(path, device)
-        scene_cfg = eval_scene_config(train_cfg, args.camera, args.image_size)
+        scene_cfg = eval_scene_config(train_cfg, args.camera, args.image_size or model.image_size)
         sweep = camera_sweep(scene_cfg, zooms, SHIFTS if args.camera_shift else (),
                              profiles=args.camera_shift and not args.data)
         sweep = [c for c in sweep if not keep or c[0] in keep]
