@@ -66,7 +66,7 @@ PHRASES = {
                "Of the {a} and the {b}, which one is closer to the camera?"),
     'detect': ("Detect every object: one line each with its name and 3D box x y z w h l yaw, nearest first.",
                "List all objects in the image, nearest first, each as: name x y z w h l yaw.",
-               "Find each object and give its name and 3D bounding box (x y z w h l yaw), one per line, nearest first."),
+               "Find each object; give its name and 3D box (x y z w h l yaw), one per line, nearest first."),
 }
 
 

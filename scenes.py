@@ -21,12 +21,14 @@ The room is convex and holds the camera, so its first surface is the nearest pla
 objects are z-buffered over it, each only over the pixels of its projected bounding box.
 Shading: colour · (ambient + diffuse · max(0, n·L)), one directional light from above.
 
-Placement. An object is visible for every zoom f' = s·f, s ≤ s_max, iff its 8 box corners
-project inside the image at s_max (zooming about the principal point only pushes points out).
+Placement. An object is visible for every zoom f' = s·f, s in [s_min, s_max], iff its 8 box
+corners project inside the image at s_max (zooming about the principal point pushes points out).
 The bottom of an object at depth z is on screen iff cy + s·fy·h/z ≤ H, i.e. z ≥ s·fy·h/(H−cy):
-so we sample depth in the interval that keeps the object's bounding circle (radius r in x-z)
-visible, then its lateral x inside the visible cone at that depth, and reject overlaps on the
-floor and objects whose 2D box lies mostly (> MAX_HIDDEN) inside a nearer object's 2D box.
+so we draw a batch of candidates, each with a depth in the interval that keeps its bounding
+circle (radius r in x-z) in view and every side S at least MIN_OBJECT_PX long at s_min
+(z + r ≤ s_min·f·S / MIN_OBJECT_PX), then a lateral x inside the visible cone at that depth;
+we reject overlaps on the floor and objects whose 2D box lies mostly (> MAX_HIDDEN) inside a
+nearer object's 2D box. Without visible_zoom, s_min = s_max = 1 (the base camera).
 
 Shapes: H×W image, a (W,), b (H,), window (h, w) of one object's pixels.
 """
@@ -49,10 +51,11 @@ AMBIENT, DIFFUSE = 0.4, 0.6
 SHADE_NORMALS = np.array([[0, -1, 0], [0, -1, 0], [0, 1, 0], [0, 0, -1], [1, 0, 0], [-1, 0, 0], [0, 0, 0],
                           [0, -1, 0]], dtype=float)   # outward normals of the room surfaces, by surface id
 MIN_TILE_PX = 1.5        # floor rows where a tile spans fewer pixels get the mean tile colour (no moiré)
+MIN_OBJECT_PX = 2.0      # every side of an object spans at least this many pixels at the smallest zoom
 MARGIN_PX = 1.0          # visible objects keep this many pixels from the border of the zoomed image
 GAP = 0.05               # metres between the bounding circles of two objects on the floor
 MAX_HIDDEN = 0.5         # at most this fraction of an object's 2D box behind a nearer object's
-TRIES = 50               # scenes tried (each with a fresh camera height) x objects tried per scene
+TRIES = 64               # scenes tried (each with a fresh camera height); candidates per object
 
 
 @dataclass
@@ -226,46 +229,44 @@ def _footprint(shape, size, yaw) -> float:
     return 0.5 * math.hypot(size[0], size[2]) if shape == 'box' else size[0] / 2
 
 
-def _visible(K, image_hw, corners) -> bool:
-    uv = project(K, corners)                                # (8, 2) as (u, v); image_hw is (H, W)
-    return bool((corners[:, 2] > 1e-3).all() and (MARGIN_PX <= uv).all()
-                and (uv <= np.array(image_hw[::-1]) - MARGIN_PX).all())
-
-
-def _place(rng, cfg, K, h, placed):
-    """One object: shape, size, yaw, then depth in the visible interval, then x in the cone."""
+def _candidates(rng, cfg, K, f_min, h, n=8):
+    """n random objects in one vectorised draw: shape, size, yaw, then depth in the visible
+    interval, then x in the cone. Returns those whose interval is not empty, as arrays."""
     (H, W), (fx, fy, cx, cy) = cfg.image_hw, (K[0, 0], K[1, 1], K[0, 2], K[1, 2])
+    shape = rng.integers(len(SHAPES), size=n)               # 0 box, 1 sphere, 2 cylinder
+    size = rng.uniform(*cfg.size_range, (n, 3))             # (n, 3) as (w, h, l)
+    size[shape > 0, 2] = size[shape > 0, 0]                 # round in x-z: diameter d = w = l
+    size[shape == 1, 1] = size[shape == 1, 0]               # sphere: h = d too
+    yaw = np.where(shape == 0, rng.uniform(-math.pi / 2, math.pi / 2, n), 0.0)
+    r = np.where(shape == 0, 0.5 * np.hypot(size[:, 0], size[:, 2]), size[:, 0] / 2)   # footprint
+    top = h - size[:, 1]                                    # y of the top face (< 0: above camera)
+    z_lo = np.maximum.reduce([np.full(n, cfg.depth_range[0]), r + 0.05,
+                              r + fy * h / (H - MARGIN_PX - cy),            # bottom edge on screen
+                              r + fy * np.maximum(-top, 0) / (cy - MARGIN_PX),  # top edge on screen
+                              r + 2 * r * fx / (W - 2 * MARGIN_PX)])        # fits across at all
+    z_hi = np.minimum(cfg.depth_range[1], f_min * size.min(1) / MIN_OBJECT_PX - r)   # big enough
+    z = z_lo + rng.random(n) * (z_hi - z_lo)
+    x_lo = -(cx - MARGIN_PX) / fx * (z - r) + r             # bounding circle inside the cone
+    x_hi = (W - MARGIN_PX - cx) / fx * (z - r) - r
+    x = x_lo + rng.random(n) * (x_hi - x_lo)
+    ok = z_lo <= z_hi
+    return shape[ok], np.stack([x, h - size[:, 1] / 2, z], 1)[ok], size[ok], yaw[ok], r[ok]
+
+
+def _place(rng, cfg, K, f_min, h, placed):
+    """The first candidate clear of the placed objects on the floor and (mostly) in the image."""
     others = [(_box2d(K, box_corners(o.center, o.size, o.yaw)), o.center[2]) for o in placed]
-    for _ in range(TRIES):
-        shape = SHAPES[rng.integers(len(SHAPES))]
-        lo, hi = cfg.size_range
-        if shape == 'box':
-            size, yaw = rng.uniform(lo, hi, 3), float(rng.uniform(-math.pi / 2, math.pi / 2))
-        else:
-            d = rng.uniform(lo, hi)
-            size, yaw = np.array([d, d if shape == 'sphere' else rng.uniform(lo, hi), d]), 0.0
-        r = _footprint(shape, size, yaw)
-        top = h - size[1]                                       # y of the top face (< 0: above camera)
-        z_lo = max(cfg.depth_range[0], r + 0.05,
-                   r + fy * h / (H - MARGIN_PX - cy),           # bottom edge on screen
-                   r + fy * max(-top, 0.0) / (cy - MARGIN_PX),  # top edge on screen
-                   r + 2 * r * fx / (W - 2 * MARGIN_PX))        # the object fits across at all
-        if z_lo > cfg.depth_range[1]:
-            continue
-        z = rng.uniform(z_lo, cfg.depth_range[1])
-        x_lo = -(cx - MARGIN_PX) / fx * (z - r) + r             # bounding circle inside the cone
-        x_hi = (W - MARGIN_PX - cx) / fx * (z - r) - r
-        x = rng.uniform(x_lo, x_hi)
-        center = np.array([x, h - size[1] / 2, z])
-        if any(math.hypot(x - o.center[0], z - o.center[2]) < r + _footprint(o.shape, o.size, o.yaw) + GAP
-               for o in placed):
-            continue
-        corners = box_corners(center, size, yaw)
-        box = _box2d(K, corners)
-        if any(_hidden(box, z, b, zb) > MAX_HIDDEN for b, zb in others):
-            continue
-        if _visible(K, cfg.image_hw, corners):                  # always true by construction
-            return shape, center, size, yaw
+    xz = np.array([[o.center[0], o.center[2], _footprint(o.shape, o.size, o.yaw)] for o in placed]).reshape(-1, 3)
+    H, W = cfg.image_hw
+    for _ in range(TRIES // 8):
+        shape, center, size, yaw, r = _candidates(rng, cfg, K, f_min, h)
+        dist = np.hypot(center[:, None, 0] - xz[:, 0], center[:, None, 2] - xz[:, 1])   # (n, placed)
+        for i in np.nonzero((dist >= r[:, None] + xz[:, 2] + GAP).all(1))[0]:
+            box = _box2d(K, box_corners(center[i], size[i], yaw[i]))   # (u0, v0, u1, v1)
+            if any(_hidden(box, center[i, 2], b, zb) > MAX_HIDDEN for b, zb in others):
+                continue
+            if min(box[:2]) >= MARGIN_PX and box[2] <= W - MARGIN_PX and box[3] <= H - MARGIN_PX:  # by construction
+                return SHAPES[shape[i]], center[i], size[i], float(yaw[i])
     return None
 
 
@@ -292,6 +293,7 @@ def sample_scene(seed: int, cfg: SceneConfig = SceneConfig()) -> Scene:
     if not 1 <= n_lo <= n_hi <= len(COLORS):
         raise ValueError(f"n_objects must be (lo, hi) with 1 <= lo <= hi <= {len(COLORS)}, got {cfg.n_objects}")
     Kv = zoom_K(K, s_max)                                   # the camera that must see everything
+    f_min = min(K[0, 0], K[1, 1]) * (1.0 if cfg.visible_zoom is None else cfg.visible_zoom[0])
     rng = np.random.default_rng(seed)
     n = int(rng.integers(n_lo, n_hi + 1))
     for _ in range(TRIES):
@@ -299,11 +301,10 @@ def sample_scene(seed: int, cfg: SceneConfig = SceneConfig()) -> Scene:
         colors = [list(COLORS)[i] for i in rng.permutation(len(COLORS))[:n]]
         objects = []
         for color in colors:
-            got = _place(rng, cfg, Kv, h, objects)
+            got = _place(rng, cfg, Kv, f_min, h, objects)
             if got is None:
                 break
-            shape, center, size, yaw = got
-            objects.append(Object(f"{color} {shape}", shape, color, center, size, yaw))
+            objects.append(Object(f"{color} {got[0]}", got[0], color, *got[1:]))   # shape, centre, size, yaw
         if len(objects) == n:
             return Scene(objects, K, tuple(cfg.image_hw), h, seed, _room(rng, cfg, h, objects))
     raise ValueError(f"could not place {n} objects fully visible for zoom <= {s_max} with camera "

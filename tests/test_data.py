@@ -168,16 +168,19 @@ def write(tmp_path, js):
 
 def test_malformed_omni3d_files_name_the_record(tmp_path):
     good = json.loads(open(data.export_omni3d(data.SyntheticDataset(TINY, 'test', 2), str(tmp_path))).read())
-    cases = []
-    js = copy.deepcopy(good); del js['annotations'][1]['center_cam']; cases.append((js, r"annotations\[1\].*missing key 'center_cam'"))
-    js = copy.deepcopy(good); js['annotations'][0]['dimensions'] = ['1', 1, 1]; cases.append((js, r"annotations\[0\].*'dimensions'"))
-    js = copy.deepcopy(good); js['annotations'][0]['image_id'] = 7; cases.append((js, r"annotations\[0\].*unknown image_id 7"))
-    js = copy.deepcopy(good); js['images'][1]['K'] = 'f=50'; cases.append((js, r"images\[1\].*'K'"))
-    js = copy.deepcopy(good); js['images'][0]['K'][0][0] = 0; cases.append((js, r"images\[0\].*fx > 0"))
-    js = copy.deepcopy(good); js['images'][0]['width'] = 32.0; cases.append((js, r"images\[0\].*'width' must be int"))
-    js = copy.deepcopy(good); js['images'][0]['file_path'] = 'nope.png'; cases.append((js, r"images\[0\].*image file"))
-    js = copy.deepcopy(good); del js['images']; cases.append((js, "missing key 'images'"))
-    for js, pattern in cases:
+    cases = [  # (what to break, the error it must name)
+        (lambda js: js['annotations'][1].pop('center_cam'), r"annotations\[1\].*missing key 'center_cam'"),
+        (lambda js: js['annotations'][0].update(dimensions=['1', 1, 1]), r"annotations\[0\].*'dimensions'"),
+        (lambda js: js['annotations'][0].update(image_id=7), r"annotations\[0\].*unknown image_id 7"),
+        (lambda js: js['images'][1].update(K='f=50'), r"images\[1\].*'K'"),
+        (lambda js: js['images'][0]['K'][0].__setitem__(0, 0), r"images\[0\].*fx > 0"),
+        (lambda js: js['images'][0].update(width=32.0), r"images\[0\].*'width' must be int"),
+        (lambda js: js['images'][0].update(file_path='nope.png'), r"images\[0\].*image file"),
+        (lambda js: js.pop('images'), "missing key 'images'"),
+    ]
+    for breaks, pattern in cases:
+        js = copy.deepcopy(good)
+        breaks(js)
         with pytest.raises(ValueError, match=pattern) as e:
             data.load_omni3d(write(tmp_path, js), str(tmp_path))
         assert 'bad.json' in str(e.value)
@@ -189,8 +192,8 @@ def test_malformed_omni3d_files_name_the_record(tmp_path):
 def test_omni3d_repeated_categories_and_invalid_boxes(tmp_path):
     js = json.loads(open(data.export_omni3d([scenes.sample_scene(5, TINY.scene)], str(tmp_path))).read())
     ann = js['annotations'][0]
-    js['annotations'] = [dict(ann, id=k, category_name=n, valid3D=v)
-                         for k, (n, v) in enumerate([('Chair', True), ('chair', True), ('lamp', False), ('Night  Stand', True)])]
+    named = [('Chair', True), ('chair', True), ('lamp', False), ('Night  Stand', True)]
+    js['annotations'] = [dict(ann, id=k, category_name=n, valid3D=v) for k, (n, v) in enumerate(named)]
     ds = data.load_omni3d(write(tmp_path, js), str(tmp_path), tasks=('depth', 'detect'), task_weights=(1, 0))
     assert ds.skipped_annotations == 1 and len(ds) == 1
     assert [o['name'] for o in ds.records[0]['objects']] == ['chair', 'chair', 'night stand']
