@@ -47,7 +47,7 @@ FLOORS = (((175, 165, 145), (115, 105, 90)), ((155, 155, 155), (95, 95, 100)),
           ((190, 165, 125), (130, 95, 65)))               # (light, dark) tiles: greys and browns
 WALLS = ((215, 210, 200), (200, 205, 215), (222, 208, 188))
 CEILING, NOTHING = (235, 235, 232), (165, 185, 210)      # NOTHING: the sky without walls
-AMBIENT, DIFFUSE = 0.4, 0.6
+AMBIENT, DIFFUSE = 0.5, 0.5     # the darkest face keeps half its colour: names stay readable
 SHADE_NORMALS = np.array([[0, -1, 0], [0, -1, 0], [0, 1, 0], [0, 0, -1], [1, 0, 0], [-1, 0, 0], [0, 0, 0],
                           [0, -1, 0]], dtype=float)   # outward normals of the room surfaces, by surface id
 MIN_TILE_PX = 1.5        # floor rows where a tile spans fewer pixels get the mean tile colour (no moiré)
@@ -319,8 +319,8 @@ def _room(rng, cfg, h, objects) -> dict:
     light = np.array([rng.uniform(-0.6, 0.6), -1.0, -rng.uniform(0.2, 0.8)])
     return dict(walls=bool(cfg.walls), tile=float(cfg.tile),
                 back=float(max(z + r for x, z, r in ext) + rng.uniform(0.3, 3.0)),
-                left=float(max(1.0, max(r - x for x, z, r in ext) + rng.uniform(0.3, 3.0))),
-                right=float(max(1.0, max(x + r for x, z, r in ext) + rng.uniform(0.3, 3.0))),
+                left=float(max(1.5, max(r - x for x, z, r in ext) + rng.uniform(0.5, 4.0))),
+                right=float(max(1.5, max(x + r for x, z, r in ext) + rng.uniform(0.5, 4.0))),
                 height=float(max(h + 0.5, rng.uniform(2.6, 3.5))),
                 floor_rgb=FLOORS[rng.integers(len(FLOORS))], wall_rgb=WALLS[rng.integers(len(WALLS))],
                 light=(light / np.linalg.norm(light)).tolist())
