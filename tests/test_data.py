@@ -10,7 +10,6 @@ files fail naming the file and the record.
 import copy
 import json
 import math
-import os
 import re
 
 import numpy as np
