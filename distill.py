@@ -51,17 +51,26 @@ def backproject(depth: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
     return depth[..., None] * pixel_rays(K.to(depth.dtype), depth.shape[-2:])
 
 
+def pool(x: torch.Tensor, grid_hw) -> torch.Tensor:
+    """(B, H, W, C) -> (B, h·w, C): the mean over each token's pixels (uneven cells: adaptive bins)."""
+    (B, H, W, C), (h, w) = x.shape, grid_hw
+    if H % h == 0 and W % w == 0:
+        return x.reshape(B, h, H // h, w, W // w, C).mean((2, 4)).reshape(B, h * w, C)
+    return F.adaptive_avg_pool2d(x.permute(0, 3, 1, 2), (h, w)).flatten(2).transpose(1, 2)
+
+
 def geometry_targets(depth: torch.Tensor, points: torch.Tensor, grid_hw, min_valid: float = 0.5):
-    """Pool dense geometry to the token grid. depth (B,H,W) metric, 0 = invalid; points (B,H,W,3).
+    """Pool dense geometry to the token grid. depth (B,H,W) metric, 0 = invalid; points (B,H,W,3),
+    0 where depth is 0 (as scenes.render, augment's fill and backproject give them).
     Returns target (B, N, GEO_DIM) and mask (B, N) bool (at least min_valid of the pixels valid)."""
-    valid = (depth > 0).float()                                          # (B, H, W)
-    logz = torch.log(depth.clamp(min=1e-6)) * valid
-    maps = torch.cat([valid[:, None], logz[:, None], points.permute(0, 3, 1, 2) * valid[:, None]], 1)  # (B, 5, H, W)
-    pooled = F.adaptive_avg_pool2d(maps.float(), tuple(grid_hw)).flatten(2).transpose(1, 2)           # (B, N, 5)
-    frac = pooled[..., 0]                                                # valid fraction per token
-    mean = pooled[..., 1:] / frac.clamp(min=1e-6)[..., None]             # means over valid pixels
-    target = torch.cat([mean[..., :1], F.normalize(mean[..., 1:], dim=-1)], -1)  # (B, N, 4)
-    mask = frac >= min_valid
+    depth, points = depth.float(), points.float()
+    valid = depth > 0                                                    # (B, H, W)
+    v = valid.float()[..., None]                                         # (B, H, W, 1)
+    frac = pool(v, grid_hw)                                              # (B, N, 1) valid fraction
+    logz = pool(torch.where(valid, depth, 1.0).log()[..., None], grid_hw)  # invalid pixels add log 1 = 0
+    mean_pt = pool(points, grid_hw)                     # (B, N, 3); invalid points are 0 (contract)
+    target = torch.cat([logz / frac.clamp(min=1e-6), F.normalize(mean_pt, dim=-1)], -1)  # (B, N, 4)
+    mask = frac[..., 0] >= min_valid
     return target * mask[..., None], mask
 
 

@@ -12,8 +12,8 @@ Intelligence", ICLR 2026; the joining follows LLaVA (Liu et al. 2023) and nanoVL
     x', K'  = resize(image, K) to the encoder's S×S        (augment.resize keeps K exact)
     F       = SigLIP(x')                                   (B, N, Dv)    N = h·w patches
     E_cam   = CameraEmbedding(K', (S, S), (h, w))          (B, N, Dv)    zero at init
-    g       = geo_head(F + E_cam)                          (B, N, GEO_DIM)  matched to the teacher
-    V       = projector(pixel_shuffle(F + E_cam + geo_embed(g)))   (B, N/r², D)   geo_embed zero at init
+    g       = W_g (F + E_cam) + b_g                        (B, N, GEO_DIM)  matched to the teacher
+    V       = projector(pixel_shuffle(F + E_cam + W_e g))  (B, N/r², D)     W_e zero at init
     prompt  = [bos] <image>×N/r² question "\n"  ->  answer <eos>     (or the LLM's chat template)
     loss    = CE(answer tokens and eos) + λ · matching_loss(g, teacher)
 
@@ -69,7 +69,7 @@ class ModelConfig:
     camera_embed: bool = True
     camera: dict = field(default_factory=dict)   # CameraEmbedConfig fields, e.g. {'num_freqs': 6}
     geometry: bool = True
-    geometry_hidden: int = 128
+    geometry_hidden: int = 0      # 0: linear geometry head and embedding; > 0: one GELU layer this wide
     distill_weight: float = 1.0
     freeze_vision: bool = False   # for pretrained backbones: train projector + camera/geometry parts only
     freeze_llm: bool = False
@@ -150,8 +150,12 @@ def convert_gguf(gguf_path: str, out: str) -> str:
     ModelConfig(llm=out) loads in a second instead of tens of seconds."""
     folder, name = os.path.split(os.path.abspath(gguf_path))
     llm = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
-    tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    llm.config.quantization_config = None   # the weights are plain float32 now
+    return export_llm(llm, AutoTokenizer.from_pretrained(folder, gguf_file=name), out)
+
+
+def export_llm(llm, tok, out: str) -> str:
+    """save_pretrained an LLM + tokenizer as a plain float32 folder (no GGUF quantisation record)."""
+    llm.config.quantization_config = None
     llm.hf_quantizer = None
     llm.save_pretrained(out)
     tok.save_pretrained(out)
@@ -159,6 +163,10 @@ def convert_gguf(gguf_path: str, out: str) -> str:
 
 
 # ----------------------------------------------------------------------------- pure pieces
+
+def mlp(d_in: int, hidden: int, d_out: int) -> nn.Module:
+    return nn.Linear(d_in, d_out) if hidden == 0 else nn.Sequential(nn.Linear(d_in, hidden), nn.GELU(), nn.Linear(hidden, d_out))
+
 
 def pixel_shuffle(x: torch.Tensor, grid_hw, r: int) -> torch.Tensor:
     """(B, h·w, C) -> (B, (h/r)·(w/r), r²·C): each r×r block of tokens becomes one token."""
@@ -216,11 +224,12 @@ class CameraAwareMLLM(nn.Module):
         # built last, so that with one seed the camera-free model gets the same backbone weights
         self.camera = CameraEmbedding(Dv, CameraEmbedConfig(**cfg.camera)) if cfg.camera_embed else None
         if cfg.geometry:
-            H = cfg.geometry_hidden
-            self.geo_head = nn.Sequential(nn.Linear(Dv, H), nn.GELU(), nn.Linear(H, GEO_DIM))
-            self.geo_embed = nn.Sequential(nn.Linear(GEO_DIM, H), nn.GELU(), nn.Linear(H, Dv))
-            nn.init.zeros_(self.geo_embed[-1].weight)   # E_geo = 0 at init: a pretrained VLM starts unchanged
-            nn.init.zeros_(self.geo_embed[-1].bias)
+            # linear both ways: log z = log f + log H − log h is additive, so a linear read-out of
+            # F + E_cam can add the camera's log f to the image's size cue; the cost stays ~1% of a step
+            self.geo_head, self.geo_embed = mlp(Dv, cfg.geometry_hidden, GEO_DIM), mlp(GEO_DIM, cfg.geometry_hidden, Dv)
+            last = self.geo_embed if cfg.geometry_hidden == 0 else self.geo_embed[-1]
+            nn.init.zeros_(last.weight)             # E_geo = 0 at init: a pretrained VLM starts unchanged
+            nn.init.zeros_(last.bias)
         self.vision.requires_grad_(not cfg.freeze_vision)
         self.llm.requires_grad_(not cfg.freeze_llm)
 
