@@ -235,15 +235,30 @@ def score(task, pred_text, target):
     return out
 
 
-def shortcut_slope(s, pred, gt):
-    """Least-squares slope of log(pred/gt) against log s (positive, finite pairs only)."""
-    s, p, g = (np.asarray([np.nan if v is None else v for v in x], float) for x in (s, pred, gt))
-    keep = np.isfinite(s) & np.isfinite(p) & np.isfinite(g) & (s > 0) & (p > 0) & (g > 0)
-    x, y = np.log(s[keep]), np.log(p[keep] / g[keep])
+def fit_slope(x, y):
+    """Least-squares slope of y on x over the finite pairs; None without two distinct x."""
+    x, y = (np.asarray([np.nan if v is None else v for v in a], float) for a in (x, y))
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
     if len(np.unique(x)) < 2:
         return None
     x = x - x.mean()
     return float(np.dot(x, y - y.mean()) / np.dot(x, x))
+
+
+def _log(v):  # log of a positive number, else nan (None, 0, negatives: left out of fits)
+    return math.log(v) if v is not None and v > 0 else math.nan
+
+
+def shortcut_slope(s, pred, gt):
+    """Slope of log(pred/gt) against log s: −1 ignores the camera, 0 reads it (or is constant)."""
+    return fit_slope([_log(v) for v in s], [_log(p) - _log(g) for p, g in zip(pred, gt)])
+
+
+def depth_gain(pred, gt):
+    """Slope of log pred against log gt at one camera: 1 tracks depth, 0 a constant answer.
+    Read the shortcut slope next to it: a model that ignores the image has slope 0 too."""
+    return fit_slope([_log(g) for g in gt], [_log(p) for p in pred])
 
 
 # ----------------------------------------------------------------------------- the camera sweep
@@ -370,7 +385,7 @@ def summarize_task(task, records):
 
 
 def summarize(records):
-    """{'cameras': {camera: {'s', 'tasks': {task: metrics}}}, 'shortcut_slope': float|None}."""
+    """{'cameras': {camera: {'s', 'tasks': {task: metrics}}}, 'shortcut_slope', 'depth_gain'}."""
     groups = defaultdict(lambda: defaultdict(list))
     for r in records:
         groups[r['camera']][r['task']].append(r)
@@ -378,8 +393,10 @@ def summarize(records):
                          tasks={t: summarize_task(t, rs) for t, rs in by_task.items()})
                for cam, by_task in groups.items()}
     zoom = [r for r in records if r['task'] == 'depth' and r['camera'].startswith('zoom_')]
-    slope = shortcut_slope([r['s'] for r in zoom], [r['pred'] for r in zoom], [r['target'] for r in zoom])
-    return dict(cameras=cameras, shortcut_slope=slope)
+    base = [r for r in zoom if r['s'] == 1.0]
+    col = lambda rs, key: [r[key] for r in rs]
+    return dict(cameras=cameras, shortcut_slope=shortcut_slope(col(zoom, 's'), col(zoom, 'pred'), col(zoom, 'target')),
+                depth_gain=depth_gain(col(base, 'pred'), col(base, 'target')))
 
 
 def _fmt(x):
@@ -406,7 +423,10 @@ def markdown_table(results):
              row('camera', 's', summ), '|---|---|' + '---|' * len(summ)]
     lines += [row(c, f'{s:.2f}', [cell(sm, c) for sm in summ.values()]) for c, s in cams.items()]
     lines.append(row('shortcut slope', '', [_fmt(sm['shortcut_slope']) for sm in summ.values()]))
+    lines.append(row('depth gain at s=1', '', [_fmt(sm['depth_gain']) for sm in summ.values()]))
     lines.append(row('unparsed answers', '', [unparsed(sm) for sm in summ.values()]))
+    lines += ['', 'shortcut slope: d log(Z_pred/Z) / d log s over the zooms (−1 ignores the camera, 0 reads it);',
+              'depth gain: d log Z_pred / d log Z at s = 1 (1 tracks depth; 0, a constant answer, also has slope 0)']
     return '\n'.join(lines) + '\n'
 
 

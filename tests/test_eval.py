@@ -189,6 +189,10 @@ def test_shortcut_slope_of_synthetic_predictions():
     noisy[0], noisy[1], noisy[2] = None, -1.0, float('nan')        # skipped, never crash
     assert E.shortcut_slope(s, noisy, z) == pytest.approx(-1.0)
     assert E.shortcut_slope([1.0, 1.0], [2.0, 3.0], [2.0, 2.0]) is None
+    # a constant answer also has slope 0: depth gain tells it from a model that reads the camera
+    assert E.shortcut_slope(s, np.full_like(z, 4.0), z) == pytest.approx(0.0, abs=0.2)
+    assert E.depth_gain(z, z) == pytest.approx(1.0) and E.depth_gain(np.full_like(z, 4.0), z) == pytest.approx(0.0)
+    assert E.depth_gain(list(z ** 0.5), z) == pytest.approx(0.5) and E.depth_gain([None, 1.0], [2.0, 3.0]) is None
 
 
 # ----------------------------------------------------------------------------- the sweep, end to end
@@ -256,7 +260,7 @@ def test_end_to_end_sweep_of_a_tiny_untrained_model(tmp_path):
             assert t['n'] == 2 and 0 <= t['unparsed'] <= 2
         assert 0.0 <= cam['tasks']['depth']['mra'] <= 1.0 and 0.0 <= cam['tasks']['detect']['f1@0.25'] <= 1.0
     table = (out / 'table.md').read_text()
-    assert 'zoom_2.00' in table and 'shortcut slope' in table
+    assert 'zoom_2.00' in table and '| shortcut slope |' in table and '| depth gain at s=1 |' in table
     saved = json.loads((out / 'results.json').read_text())
     assert saved['results']['tiny']['summary'] == json.loads(json.dumps(summary))
     records = [json.loads(line) for line in (out / 'records_tiny.jsonl').read_text().splitlines()]
@@ -294,7 +298,7 @@ def test_scoring_chain_on_data_answers_perfect_and_camera_blind_oracles():
         assert t['depth']['mra'] == t['size']['mra'] == t['distance']['mra'] == 1.0
         assert t['closer']['acc'] == 1.0 and t['detect']['f1@0.25'] == 1.0 and t['box']['iou'] > 0.9
         assert t['center']['center_err'] < 0.01
-    assert abs(summary['shortcut_slope']) < 0.01
+    assert abs(summary['shortcut_slope']) < 0.01 and summary['depth_gain'] == pytest.approx(1.0, abs=0.01)
     # a model that answers as if every camera were the training camera: depth z / s
     blind = [E.make_record(it, data.fmt(it['target'] / it['s']) if it['task'] == 'depth' else it['answer'])
              for it in items]
