@@ -67,19 +67,14 @@ _NUMBER = re.compile(r'[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?')
 _NAME = re.compile(r"[a-z][a-z0-9 _'-]*")
 
 
-def parse_number(token):
-    """'3.27' -> 3.27; 'nan', 'inf', '1e999', '3,2', '1_0' -> None."""
-    if not isinstance(token, str) or not _NUMBER.fullmatch(token.strip()):
-        return None
-    x = float(token)
-    return x if math.isfinite(x) else None
-
-
 def parse_numbers(text, n):
-    """Exactly n whitespace-separated numbers, nothing else -> list of n floats, else None."""
+    """Exactly n whitespace-separated finite numbers, nothing else -> n floats, else None.
+    ('nan', 'inf', '1e999', '3,2', '1_0', '3.27 m' -> None)"""
     tokens = text.split() if isinstance(text, str) else []
-    xs = [parse_number(t) for t in tokens]
-    return xs if len(xs) == n and None not in xs else None
+    if len(tokens) != n or not all(_NUMBER.fullmatch(t) for t in tokens):
+        return None
+    xs = [float(t) for t in tokens]
+    return xs if all(map(math.isfinite, xs)) else None
 
 
 def parse_name(text):
@@ -446,7 +441,7 @@ def plot_zoom(results, path):
                          if c.startswith('zoom_') and task in v['tasks'])
             if pts:
                 ax.plot(*zip(*pts), marker='o', label=label)
-        ax.set(xscale='log', xlabel="zoom s (f' = s·f)", title=title, ylim=(0, 1))
+        ax.set(xscale='log', xlabel="zoom s (f' = s·f)", title=title, ylim=(0, 1.02))
         ax.set_xticks(ZOOMS, [f'{s:g}' for s in ZOOMS])
         ax.minorticks_off()
         ax.grid(alpha=0.3)
@@ -494,7 +489,8 @@ def parse_args(argv=None):
     p.add_argument('--ckpt', nargs='+', required=True, help='checkpoint or train.py run folders')
     p.add_argument('--camera-shift', action='store_true', help='the full sweep (else the training camera only)')
     p.add_argument('--n-scenes', type=int, default=64, help='held-out test scenes')
-    p.add_argument('--tasks', nargs='+', default=None, help='tasks (space or comma separated); default all')
+    p.add_argument('--tasks', nargs='+', default=None,
+                   help="tasks (space or comma separated); default: the checkpoint's training tasks, else all")
     p.add_argument('--zooms', default=','.join(map(str, ZOOMS)), help='comma-separated zoom factors s')
     p.add_argument('--cameras', default='', help='keep only these sweep entries (comma-separated names)')
     p.add_argument('--batch-size', type=int, default=32)
@@ -507,8 +503,8 @@ def parse_args(argv=None):
     p.add_argument('--device', default='auto')
     p.add_argument('--out', default='out/eval')
     args = p.parse_args(argv)
-    args.tasks = [t for arg in args.tasks or [] for t in arg.split(',') if t] or list(data.TASKS)
-    unknown = [t for t in args.tasks if t not in data.TASKS]
+    args.tasks = [t for arg in args.tasks or [] for t in arg.split(',') if t] or None
+    unknown = [t for t in args.tasks or [] if t not in data.TASKS]
     if unknown:
         p.error(f'unknown task(s) {unknown}; known: {data.TASKS}')
     if args.data and not args.image_root:
@@ -525,15 +521,16 @@ def main(argv=None):
     results, cache = {}, {}
     for path in args.ckpt:
         model, train_cfg = load_checkpoint(path, device)
-        scene_cfg = eval_scene_config(train_cfg, args.camera, args.image_size or model.image_size)
+        scene_cfg = eval_scene_config(train_cfg, args.camera, args.image_size or getattr(model, 'image_size', 128))
+        tasks = tuple(args.tasks or [t for t in train_cfg.get('tasks', ','.join(data.TASKS)).split(',') if t])
         sweep = camera_sweep(scene_cfg, zooms, SHIFTS if args.camera_shift else (),
                              profiles=args.camera_shift and not args.data)
         sweep = [c for c in sweep if not keep or c[0] in keep]
-        key = (scene_cfg.camera, scene_cfg.image_hw)
+        key = (scene_cfg.camera, scene_cfg.image_hw, tasks)   # checkpoints alike share the items
         if key not in cache:
-            cache[key] = (build_real_items(data.load_omni3d(args.data, args.image_root, tuple(args.tasks)),
+            cache[key] = (build_real_items(data.load_omni3d(args.data, args.image_root, tasks),
                                            sweep, scene_cfg.image_hw, args.n_scenes)
-                          if args.data else build_eval_items(scene_cfg, sweep, args.n_scenes, args.tasks))
+                          if args.data else build_eval_items(scene_cfg, sweep, args.n_scenes, tasks))
         records = evaluate(model, cache[key], args.batch_size, args.max_new_tokens)
         label = ckpt_label(path, results)
         results[label] = dict(ckpt=path, train_config=train_cfg, scene_config=asdict(scene_cfg),
