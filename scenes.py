@@ -1,11 +1,10 @@
 """
 The synthetic world: random rooms of metric objects, ray-cast exactly through a known pinhole.
 
-Why. Every claim of this project is about metric 3D answers under different cameras, so we need
-a world whose geometry is exact and free: a floor with a checker of `tile` metres (a scale cue,
-as real floors give), optional walls and ceiling, and 1-4 objects (boxes with a yaw, spheres,
-vertical cylinders) of per-instance random metric size resting on the floor, each with a unique
-name ("red box"). Size is never a class constant, or size would give depth away.
+Why. Metric 3D answers under many cameras need a world whose geometry is exact and free: a floor
+with a checker of `tile` metres (a scale cue, as real floors give), walls, a ceiling, and 1-4
+objects (boxes with a yaw, spheres, vertical cylinders) resting on the floor, each with a unique
+name ("red box") and its own random metric size: a class constant size would give depth away.
 
 The math. Camera frame OpenCV (x right, y down, z forward), level camera at height h, so the
 floor is the plane y = +h. The ray of pixel (u, v) is
@@ -23,12 +22,11 @@ Shading: colour · (ambient + diffuse · max(0, n·L)), one directional light fr
 
 Placement. An object is visible for every zoom f' = s·f, s in [s_min, s_max], iff its 8 box
 corners project inside the image at s_max (zooming about the principal point pushes points out).
-The bottom of an object at depth z is on screen iff cy + s·fy·h/z ≤ H, i.e. z ≥ s·fy·h/(H−cy):
-so we draw a batch of candidates, each with a depth in the interval that keeps its bounding
-circle (radius r in x-z) in view and every side S at least MIN_OBJECT_PX long at s_min
-(z + r ≤ s_min·f·S / MIN_OBJECT_PX), then a lateral x inside the visible cone at that depth;
-we reject overlaps on the floor and objects whose 2D box lies mostly (> MAX_HIDDEN) inside a
-nearer object's 2D box. Without visible_zoom, s_min = s_max = 1 (the base camera).
+Its bottom at depth z is on screen iff cy + s·fy·h/z ≤ H, i.e. z ≥ s·fy·h/(H−cy). So candidates
+draw a depth in the interval that keeps the bounding circle (radius r in x-z) in view and every
+side S >= MIN_OBJECT_PX pixels at s_min (z + r ≤ s_min·f·S/MIN_OBJECT_PX), then x in the visible
+cone; we reject overlaps on the floor and objects whose 2D box lies mostly (> MAX_HIDDEN) in a
+nearer one's. Without visible_zoom, s_min = s_max = 1 (the base camera).
 
 Shapes: H×W image, a (W,), b (H,), window (h, w) of one object's pixels.
 """
@@ -135,19 +133,16 @@ def check_K(K) -> np.ndarray:
     return K
 
 
-_RAYS = {}                   # (K bytes, (H, W)) -> rays; cleared when it grows past 64 cameras
-
-
-def pixel_rays(K, image_hw):
-    """a (W,) = (u+½−cx)/fx and b (H,) = (v+½−cy)/fy, cached per (K, H, W) (read-only arrays)."""
+def pixel_rays(K, image_hw, _cache={}):
+    """a (W,) = (u+½−cx)/fx and b (H,) = (v+½−cy)/fy, cached (read-only) for the last 64 cameras."""
     key = (np.asarray(K, dtype=np.float64).tobytes(), tuple(image_hw))
-    if key not in _RAYS:
-        _RAYS.clear() if len(_RAYS) > 64 else None
+    if key not in _cache:
+        _cache.clear() if len(_cache) > 64 else None
         (K, (H, W)) = check_K(K), check_hw(image_hw)
         a, b = (np.arange(W) + 0.5 - K[0, 2]) / K[0, 0], (np.arange(H) + 0.5 - K[1, 2]) / K[1, 1]
         a.flags.writeable = b.flags.writeable = False
-        _RAYS[key] = (a, b)
-    return _RAYS[key]
+        _cache[key] = (a, b)
+    return _cache[key]
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -211,10 +206,8 @@ def _hit_cylinder(a, b, c, r, height, L):
     t_side = np.where((disc >= 0) & (ts > 0) & (ys >= y0) & (ys <= y1), ts, np.inf)
     t, ndl = t_side, ((ts * A - c[0]) * L[0] + (ts - c[2]) * L[2]) / r + 0 * B
     with np.errstate(divide='ignore', invalid='ignore'):
-        for yc, ny in ((y0, -1.0), (y1, 1.0)):              # caps, normals up (−y) and down (+y)
-            if yc * ny > 0:                                 # back-facing: the camera is not outside it
-                continue
-            tc = yc / B                                     # (h, 1)
+        for yc, ny in [(y, n) for y, n in ((y0, -1.0), (y1, 1.0)) if y * n <= 0]:   # front-facing caps,
+            tc = yc / B                                     # normals up (−y) or down (+y); (h, 1)
             inside = (tc * A - c[0]) ** 2 + (tc - c[2]) ** 2 <= r * r
             tc = np.where(inside & (tc > 0), tc, np.inf)    # (h, w)
             better = tc < t
@@ -224,27 +217,44 @@ def _hit_cylinder(a, b, c, r, height, L):
 
 # ----------------------------------------------------------------------------- sampling
 
-def _footprint(shape, size, yaw) -> float:
+def _footprint(o) -> float:
     """Radius of the object's bounding circle in the x-z plane."""
-    return 0.5 * math.hypot(size[0], size[2]) if shape == 'box' else size[0] / 2
+    return 0.5 * math.hypot(o.size[0], o.size[2]) if o.shape == 'box' else o.size[0] / 2
+
+
+def _depth_interval(cfg, K, f_min, h, size, r):
+    """Centre depths [z_lo, z_hi] that keep an object (size (..., 3), footprint radius r) in view
+    through K from height h, and every side >= MIN_OBJECT_PX through focal f_min. Broadcasts."""
+    (H, W), (fx, fy, cx, cy) = cfg.image_hw, (K[0, 0], K[1, 1], K[0, 2], K[1, 2])
+    z_lo = np.maximum(np.maximum(r + fy * h / (H - MARGIN_PX - cy),                        # bottom edge
+                                 r + fy * np.maximum(size[..., 1] - h, 0) / (cy - MARGIN_PX)),  # top edge
+                      np.maximum(r * (1 + 2 * fx / (W - 2 * MARGIN_PX)), cfg.depth_range[0]))  # fits across
+    return z_lo, np.minimum(cfg.depth_range[1], f_min * size.min(-1) / MIN_OBJECT_PX - r)
+
+
+def _max_height(cfg, K, f_min, _cache={}) -> float:
+    """The highest camera (on a grid of height_range) from which some object can be placed: the
+    most compact ones, spheres of every diameter, tried at every height. Cached per config."""
+    if repr(cfg) not in _cache:
+        hs, S = np.linspace(*cfg.height_range, 65)[:, None], np.linspace(*cfg.size_range, 64)   # (65, 1), (64,)
+        z_lo, z_hi = _depth_interval(cfg, K, f_min, hs, np.stack([S, S, S], -1), S / 2)          # (65, 64)
+        ok = (z_lo <= z_hi).any(1)
+        _cache.clear() if len(_cache) > 64 else None
+        _cache[repr(cfg)] = float(hs[ok].max()) if ok.any() else -math.inf
+    return _cache[repr(cfg)]
 
 
 def _candidates(rng, cfg, K, f_min, h, n=8):
     """n random objects in one vectorised draw: shape, size, yaw, then depth in the visible
     interval, then x in the cone. Returns those whose interval is not empty, as arrays."""
-    (H, W), (fx, fy, cx, cy) = cfg.image_hw, (K[0, 0], K[1, 1], K[0, 2], K[1, 2])
+    W, fx, cx = cfg.image_hw[1], K[0, 0], K[0, 2]
     shape = rng.integers(len(SHAPES), size=n)               # 0 box, 1 sphere, 2 cylinder
     size = rng.uniform(*cfg.size_range, (n, 3))             # (n, 3) as (w, h, l)
     size[shape > 0, 2] = size[shape > 0, 0]                 # round in x-z: diameter d = w = l
     size[shape == 1, 1] = size[shape == 1, 0]               # sphere: h = d too
     yaw = np.where(shape == 0, rng.uniform(-math.pi / 2, math.pi / 2, n), 0.0)
     r = np.where(shape == 0, 0.5 * np.hypot(size[:, 0], size[:, 2]), size[:, 0] / 2)   # footprint
-    top = h - size[:, 1]                                    # y of the top face (< 0: above camera)
-    z_lo = np.maximum.reduce([np.full(n, cfg.depth_range[0]), r + 0.05,
-                              r + fy * h / (H - MARGIN_PX - cy),            # bottom edge on screen
-                              r + fy * np.maximum(-top, 0) / (cy - MARGIN_PX),  # top edge on screen
-                              r + 2 * r * fx / (W - 2 * MARGIN_PX)])        # fits across at all
-    z_hi = np.minimum(cfg.depth_range[1], f_min * size.min(1) / MIN_OBJECT_PX - r)   # big enough
+    z_lo, z_hi = _depth_interval(cfg, K, f_min, h, size, r)                            # (n,), (n,)
     z = z_lo + rng.random(n) * (z_hi - z_lo)
     x_lo = -(cx - MARGIN_PX) / fx * (z - r) + r             # bounding circle inside the cone
     x_hi = (W - MARGIN_PX - cx) / fx * (z - r) - r
@@ -256,16 +266,13 @@ def _candidates(rng, cfg, K, f_min, h, n=8):
 def _place(rng, cfg, K, f_min, h, placed):
     """The first candidate clear of the placed objects on the floor and (mostly) in the image."""
     others = [(_box2d(K, box_corners(o.center, o.size, o.yaw)), o.center[2]) for o in placed]
-    xz = np.array([[o.center[0], o.center[2], _footprint(o.shape, o.size, o.yaw)] for o in placed]).reshape(-1, 3)
-    H, W = cfg.image_hw
+    xz = np.array([[o.center[0], o.center[2], _footprint(o)] for o in placed]).reshape(-1, 3)   # (placed, 3)
     for _ in range(TRIES // 8):
         shape, center, size, yaw, r = _candidates(rng, cfg, K, f_min, h)
         dist = np.hypot(center[:, None, 0] - xz[:, 0], center[:, None, 2] - xz[:, 1])   # (n, placed)
         for i in np.nonzero((dist >= r[:, None] + xz[:, 2] + GAP).all(1))[0]:
-            box = _box2d(K, box_corners(center[i], size[i], yaw[i]))   # (u0, v0, u1, v1)
-            if any(_hidden(box, center[i, 2], b, zb) > MAX_HIDDEN for b, zb in others):
-                continue
-            if min(box[:2]) >= MARGIN_PX and box[2] <= W - MARGIN_PX and box[3] <= H - MARGIN_PX:  # by construction
+            box = _box2d(K, box_corners(center[i], size[i], yaw[i]))   # (u0, v0, u1, v1), in view
+            if all(_hidden(box, center[i, 2], b, zb) <= MAX_HIDDEN for b, zb in others):
                 return SHAPES[shape[i]], center[i], size[i], float(yaw[i])
     return None
 
@@ -294,10 +301,17 @@ def sample_scene(seed: int, cfg: SceneConfig = SceneConfig()) -> Scene:
         raise ValueError(f"n_objects must be (lo, hi) with 1 <= lo <= hi <= {len(COLORS)}, got {cfg.n_objects}")
     Kv = zoom_K(K, s_max)                                   # the camera that must see everything
     f_min = min(K[0, 0], K[1, 1]) * (1.0 if cfg.visible_zoom is None else cfg.visible_zoom[0])
+    h_lo, h_hi = cfg.height_range[0], min(cfg.height_range[1], _max_height(cfg, Kv, f_min))
+    setting = (f"fully visible for zoom in {cfg.visible_zoom or (1, 1)} (>= {MIN_OBJECT_PX} px), camera "
+               f"{cfg.camera!r}, image {cfg.image_hw}, depth_range {cfg.depth_range}, height_range "
+               f"{cfg.height_range}, size_range {cfg.size_range}")
+    if h_hi < h_lo:
+        raise ValueError(f"no object can be placed {setting}: from every camera height its floor contact is "
+                         f"out of view; lower the camera or widen depth_range")
     rng = np.random.default_rng(seed)
     n = int(rng.integers(n_lo, n_hi + 1))
-    for _ in range(TRIES):
-        h = float(rng.uniform(*cfg.height_range))
+    for k in range(TRIES):
+        h = float(rng.uniform(h_lo, h_hi - (h_hi - h_lo) * k / TRIES))   # lower cameras after failures
         colors = [list(COLORS)[i] for i in rng.permutation(len(COLORS))[:n]]
         objects = []
         for color in colors:
@@ -307,15 +321,13 @@ def sample_scene(seed: int, cfg: SceneConfig = SceneConfig()) -> Scene:
             objects.append(Object(f"{color} {got[0]}", got[0], color, *got[1:]))   # shape, centre, size, yaw
         if len(objects) == n:
             return Scene(objects, K, tuple(cfg.image_hw), h, seed, _room(rng, cfg, h, objects))
-    raise ValueError(f"could not place {n} objects fully visible for zoom <= {s_max} with camera "
-                     f"{cfg.camera!r}, image {cfg.image_hw}, depth_range {cfg.depth_range}, height_range "
-                     f"{cfg.height_range} after {TRIES} tries (seed {seed}): widen depth_range, lower the "
-                     f"camera, shrink size_range or visible_zoom, or ask for fewer objects")
+    raise ValueError(f"could not place {n} objects {setting} in {TRIES} tries (seed {seed}): widen depth_range, "
+                     f"lower the camera, shrink visible_zoom, use larger images or fewer objects")
 
 
 def _room(rng, cfg, h, objects) -> dict:
     """Walls beyond every object (so they never hide one), a ceiling above the camera, a light."""
-    ext = [(o.center[0], o.center[2], _footprint(o.shape, o.size, o.yaw)) for o in objects]
+    ext = [(o.center[0], o.center[2], _footprint(o)) for o in objects]
     light = np.array([rng.uniform(-0.6, 0.6), -1.0, -rng.uniform(0.2, 0.8)])
     return dict(walls=bool(cfg.walls), tile=float(cfg.tile),
                 back=float(max(z + r for x, z, r in ext) + rng.uniform(0.3, 3.0)),

@@ -155,6 +155,14 @@ def radius(o):  # of the footprint in the x-z plane
     return 0.5 * math.hypot(o.size[0], o.size[2]) if o.shape == 'box' else o.size[0] / 2
 
 
+def test_sampling_succeeds_where_objects_fit():
+    # the camera height is drawn where some object can be seen, lower after failed tries
+    for hw, camera in (((32, 32), 'standard'), ((64, 64), 'tele')):
+        cfg = scenes.SceneConfig(image_hw=hw, camera=camera, n_objects=(4, 4), visible_zoom=(0.5, 2.0))
+        for seed in range(20):
+            assert len(scenes.sample_scene(seed, cfg).objects) == 4
+
+
 def test_objects_rest_on_the_floor_with_per_instance_sizes():
     sizes = []
     for seed in range(30):
@@ -192,6 +200,8 @@ def test_bad_cameras_raise_clear_errors():
             scenes.render(sc, image_hw=hw)
     with pytest.raises(ValueError, match='unknown camera'):
         scenes.camera_K('fisheye', (32, 32))
-    with pytest.raises(ValueError, match='could not place'):
+    with pytest.raises(ValueError, match='no object can be placed.*lower the camera'):
         scenes.sample_scene(0, scenes.SceneConfig(image_hw=(32, 32), camera='tele', depth_range=(1.5, 2.0),
                                                   visible_zoom=(0.5, 4.0)))
+    with pytest.raises(ValueError, match='could not place 8 objects'):
+        scenes.sample_scene(0, scenes.SceneConfig(image_hw=(24, 24), n_objects=(8, 8), visible_zoom=(0.5, 2.0)))
