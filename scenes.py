@@ -62,7 +62,8 @@ class SceneConfig:
     camera: str = 'standard'           # a key of CAMERAS
     n_objects: tuple = (1, 4)          # inclusive range
     depth_range: tuple = (1.5, 8.0)    # z of object centres, metres
-    height_range: tuple = (1.0, 2.0)   # camera height above the floor, metres
+    height_range: tuple = (0.6, 1.6)   # camera height above the floor, metres (low enough that
+                                       # visible_zoom=(0.5, 2) still leaves near objects: z >~ 3.5 h)
     walls: bool = True                 # back + side walls and a ceiling; else floor to the horizon
     tile: float = 0.5                  # floor checker tile, metres
     size_range: tuple = (0.2, 1.5)     # each side of an object, metres (per instance)
