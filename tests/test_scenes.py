@@ -120,7 +120,7 @@ def test_floor_depth_closed_form():
 
 
 def test_zoom_magnifies_about_the_principal_point():
-    sc = scenes.sample_scene(4, scenes.SceneConfig(image_hw=(64, 64), n_objects=(3, 3)))
+    sc = scenes.sample_scene(4, scenes.SceneConfig(image_hw=(64, 64), n_objects=(3, 3), height_range=(1.0, 2.0)))
     base, K = scenes.render(sc), sc.K
     # exact: f' = 2f sees the centre of a twice-as-fine base render, ray for ray
     fine = scenes.render(sc, np.diag([2, 2, 1.0]) @ K, (128, 128))
