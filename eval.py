@@ -1,42 +1,32 @@
 """Evaluation: do the model's metric answers survive a change of camera?
 
-A pinhole camera maps an object of height H at depth Z to h = f·H/Z pixels, so pixels alone
-fix (f, H, Z) only up to (λf, H, λZ). A model that ignores K learns its training focal length
-as a constant: zoom the lens by s (f' = s·f) and its depths shrink to Z/s. One number shows it,
-the *shortcut slope*: the least-squares slope of log(Z_pred/Z) against log s over the zoom
-sweep, about −1 for a model that ignores the camera and about 0 for one that reads it.
+A pinhole maps height H at depth Z to h = f·H/Z pixels, so pixels fix (f, H, Z) only up to
+(λf, H, λZ). A model that ignores K learns its training f as a constant: through a lens zoomed
+by s (f' = s·f) its depths shrink to Z/s. The *shortcut slope*, d log(Z_pred/Z) / d log s by
+least squares over the zooms, is about −1 for such a model and about 0 for one that reads K (or
+answers a constant: the *depth gain* d log Z_pred / d log Z at s = 1 tells these apart).
 
-The cross-camera protocol (DESIGN.md): the same held-out scenes (test-split seeds, disjoint
-from training; every object fully visible for f' = s·f, s in [0.5, 2], so the comparison is
-paired) and the same questions (one rng seed per scene and task) are asked through
+Protocol (DESIGN.md): the same held-out scenes (test-split seeds, every object in view for
+s in [0.5, 2]: paired) and questions (one rng seed per scene and task) through the cameras
   zoom_s      f' = s·f, s in {0.5, 0.67, 0.8, 1, 1.25, 1.5, 2}, rendered exactly by scenes.render
   shift_*     principal point moved by ±10 % of the width (x) or +10 % of the height (y)
-  <profile>   the other named cameras of scenes.CAMERAS, s = f_profile / f_train (if s <= 2)
-Real data (Omni3D JSON) has no renderer: augment's exact warp (zoom, shift) stands in for the
-lens. Answers go through model.generate in batches of one task. Outputs in --out: table.md (also
-printed), results.json (everything, per checkpoint, camera and task, with unparsed counts),
-records_<ckpt>.jsonl (every answer) and zoom.png (needs matplotlib).
+  <profile>   the other scenes.CAMERAS, s = f_profile / f_train (if s <= 2)
+Real data (Omni3D JSON) has no renderer: augment's exact warp (zoom, shift) stands in.
 
-Metrics per task and camera (an answer that does not parse scores zero and is counted):
-  depth, size, distance  MRA = 1/10 Σ_θ 1[|p−g|/g < 1−θ], θ in {0.50, 0.55, ..., 0.95}
-                         (VSI-Bench); AbsRel = |p−g|/g; δ<1.25 = 1[max(p/g, g/p) < 1.25]
-  center                 centre error ‖p−g‖ in metres
-  box                    oriented 3D IoU (yaw about y), Acc@0.25 / Acc@0.5 (IoU ≥ k)
-  closer                 accuracy of the named object
-  detect                 F1@0.25: per category (the name), greedy matching highest IoU first,
-                         a match needs IoU > 0.25 (VG-LLM); pooled over the camera's answers
-Error metrics (AbsRel, centre error) average the parsed answers only: a missing answer has no
-error, so read them next to the `unparsed` count.
+Metrics; an answer that is not exactly data.py's format scores zero and counts as unparsed:
+  depth, size, distance  MRA = 1/10 Σ_θ 1[|p−g|/g < 1−θ], θ in {0.50, ..., 0.95} (VSI-Bench),
+                         AbsRel |p−g|/g, δ<1.25 = 1[max(p/g, g/p) < 1.25]
+  center, box            centre error ‖p−g‖ (m); box: 3D IoU, Acc@0.25 / Acc@0.5 (IoU ≥ k)
+  closer, detect         accuracy; F1@0.25 pooled over a camera's answers, per category (name)
+                         greedy matching, highest IoU first, IoU > 0.25 (VG-LLM)
+Error metrics (AbsRel, centre error) average the parsed answers only.
+3D IoU: with R_y(yaw) = [[c,0,s],[0,1,0],[−s,0,c]] a box is a rotated x–z rectangle times a
+y interval: I = area(footprint_a ∩ footprint_b) · Δy, the footprints clipped by Sutherland–Hodgman.
 
-Oriented 3D IoU: with R_y(yaw) = [[c,0,s],[0,1,0],[−s,0,c]] a box is a prism: a rotated
-rectangle in the x–z plane times a vertical interval, so
-  I = area(footprint_a ∩ footprint_b) · overlap([ya−ha/2, ya+ha/2], [yb−hb/2, yb+hb/2])
-with the footprint intersection by Sutherland–Hodgman clipping of two convex polygons.
-
-Parsing is strict: an answer must be exactly its format (data.py), whitespace aside; extra
-words, missing or non-finite numbers make it unparsed. Shapes: image (3, H, W) uint8, K (3, 3).
-
-  python eval.py --ckpt runs/rgb runs/full --camera-shift --n-scenes 64 --out out/eval
+  python eval.py --ckpt runs/rgb_only runs/full --camera-shift --n-scenes 64 --out out/eval
+writes table.md (printed too), results.json (per checkpoint, camera and task, with unparsed
+counts), records_<ckpt>.jsonl (every answer), zoom.png (with matplotlib). Shapes: image
+(3, H, W) uint8, K (3, 3), B items per generate call.
 """
 import argparse
 import json
@@ -109,8 +99,7 @@ def parse_answer(task, text):
 # ----------------------------------------------------------------------------- scalar metrics
 def mra(pred, gt):
     """Mean relative accuracy (VSI-Bench): fraction of θ in THETAS with |p−g|/g < 1−θ."""
-    rel = abs(pred - gt) / abs(gt)
-    return float(np.mean(rel < 1.0 - THETAS))
+    return float(np.mean(abs(pred - gt) / abs(gt) < 1.0 - THETAS))
 
 
 def abs_rel(pred, gt):
@@ -123,7 +112,7 @@ def delta_125(pred, gt):
 
 
 def center_error(pred, gt):
-    return float(np.linalg.norm(np.asarray(pred[:3], float) - np.asarray(gt[:3], float)))
+    return float(np.linalg.norm(np.subtract(pred[:3], gt[:3], dtype=float)))
 
 
 # ----------------------------------------------------------------------------- oriented 3D IoU
@@ -137,9 +126,7 @@ def box_footprint(box):
 
 
 def polygon_area(poly):
-    """Signed shoelace area of an (M, 2) polygon (> 0 counter-clockwise)."""
-    if len(poly) < 3:
-        return 0.0
+    """Signed shoelace area of an (M, 2) polygon (> 0 counter-clockwise; 0 for M < 3)."""
     x, y = poly[:, 0], poly[:, 1]
     return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
 
@@ -181,18 +168,14 @@ def match_detections(preds, gts, thr=IOU_MATCH):
     """True positives: per category, greedy pairs by IoU, highest first, IoU > thr."""
     tp = 0
     for name in {n for n, _ in gts}:
-        P = [box for n, box in preds if n == name]
-        G = [box for n, box in gts if n == name]
-        pairs = sorted(((box_iou_3d(p, g), i, j) for i, p in enumerate(P) for j, g in enumerate(G)),
-                       key=lambda t: (-t[0], t[1], t[2]))
+        P, G = ([box for n, box in dets if n == name] for dets in (preds, gts))
+        pairs = sorted(((-box_iou_3d(p, g), i, j) for i, p in enumerate(P) for j, g in enumerate(G)))
         used_p, used_g = set(), set()
-        for iou, i, j in pairs:
-            if iou <= thr:
-                break
-            if i not in used_p and j not in used_g:
+        for neg_iou, i, j in pairs:
+            if -neg_iou > thr and i not in used_p and j not in used_g:
                 used_p.add(i)
                 used_g.add(j)
-                tp += 1
+        tp += len(used_p)
     return tp
 
 
@@ -258,10 +241,8 @@ def depth_gain(pred, gt):
 
 # ----------------------------------------------------------------------------- the camera sweep
 def shift_principal(K, dx, dy):
-    """(cx, cy) -> (cx + dx, cy + dy) in pixels, same f (what augment.shift_principal_point does)."""
-    K = np.array(K, dtype=np.float64)                  # (3, 3)
-    K[:2, 2] += (dx, dy)
-    return K
+    """(cx, cy) + (dx, dy) pixels, same f: K after augment.shift_principal_point. (3, 3)"""
+    return np.asarray(K, dtype=np.float64) + np.array([[0, 0, dx], [0, 0, dy], [0, 0, 0]])
 
 
 def camera_sweep(scene_cfg, zooms=ZOOMS, shifts=SHIFTS, profiles=True):
@@ -269,23 +250,18 @@ def camera_sweep(scene_cfg, zooms=ZOOMS, shifts=SHIFTS, profiles=True):
     H, W = scene_cfg.image_hw
     sweep = [(f'zoom_{s:.2f}', float(s), partial(scenes.zoom_K, s=s)) for s in zooms]
     sweep += [(name, 1.0, partial(shift_principal, dx=fx * W, dy=fy * H)) for name, fx, fy in shifts]
-    if profiles:  # s = f_profile / f_train (profiles differ in f only: c = image centre), kept
-        f0 = scenes.camera_K(scene_cfg.camera, (H, W))[0, 0]  # if the scenes stay in view for s
-        s_max = (scene_cfg.visible_zoom or (1.0, 1.0))[1]
-        for name in scenes.CAMERAS:
-            s = float(scenes.camera_K(name, (H, W))[0, 0] / f0)
-            if name != scene_cfg.camera and s <= s_max + 1e-9:
-                sweep.append((name, s, partial(scenes.zoom_K, s=s)))
+    f0, s_max = scenes.camera_K(scene_cfg.camera, (H, W))[0, 0], (scene_cfg.visible_zoom or (1, 1))[1]
+    for name in scenes.CAMERAS if profiles else ():   # profiles differ in f only (c = centre)
+        s = float(scenes.camera_K(name, (H, W))[0, 0] / f0)
+        if name != scene_cfg.camera and s <= s_max + 1e-9:   # kept if the scenes stay in view
+            sweep.append((name, s, partial(scenes.zoom_K, s=s)))
     return sweep
 
 
 def build_eval_items(scene_cfg, sweep, n_scenes, tasks=None):
-    """The paired set: each test scene, one question per feasible task, through every camera.
-
-    Item: dict(image uint8 (3, H, W), K float32 (3, 3), question, answer, task, target,
-    scene, seed, camera, s). The question of (scene, task) is drawn with rng([seed, task index])
-    as data.py draws it, so every camera (and every --tasks subset) asks the same one.
-    """
+    """Each test scene, one question per feasible task (drawn with rng([seed, task index]) as
+    data.py does: the same through every camera), through every camera of the sweep. Items:
+    dict(image uint8 (3, H, W), K float32 (3, 3), question, answer, task, target, scene, seed, camera, s)."""
     items = []
     for i in range(n_scenes):
         seed = data.scene_seed('test', i)
@@ -302,10 +278,8 @@ def build_eval_items(scene_cfg, sweep, n_scenes, tasks=None):
 
 
 def build_real_items(dataset, sweep, image_hw, n=None):
-    """Real data (data.load_omni3d): no renderer, so augment's exact warp stands in for the lens:
-    K' = K_fn(K) and the image by A = K' K⁻¹ (for a zoom entry exactly augment.zoom, for a shift
-    augment.shift_principal_point), after augment.resize to the model's image size (so images
-    stack). The 3D labels live in the camera frame: they do not change."""
+    """Real data (data.load_omni3d), resized to the model's size: the image warped by A = K' K⁻¹,
+    K' = K_fn(K) (augment.zoom / shift_principal_point exactly); camera-frame labels stay."""
     items = []
     for i in range(min(len(dataset), n or len(dataset))):
         it = dataset[i]
@@ -313,44 +287,32 @@ def build_real_items(dataset, sweep, image_hw, n=None):
         for name, s, K_fn in sweep:
             K = torch.from_numpy(K_fn(K0.numpy()))
             view, K = augment.apply_affine(image, K0, augment.affine_from_K(K0, K)[0], image_hw)
-            items.append(dict(image=view, K=K.float(), question=it['question'], answer=it['answer'],
-                              task=it['task'], target=it['target'], scene=i, seed=it['seed'],
-                              camera=name, s=s))
+            items.append(dict({k: it[k] for k in ('question', 'answer', 'task', 'target', 'seed')},
+                              image=view, K=K.float(), scene=i, camera=name, s=s))
     return items
 
 
 # ----------------------------------------------------------------------------- generation
-def token_budget(items):
-    """max_new_tokens per task: 1.25x the longest reference answer of that task (characters,
-    an upper bound on tokens for ASCII) + 8. Set per task, never per item: no answer leaks."""
-    longest = defaultdict(int)
-    for it in items:
-        longest[it['task']] = max(longest[it['task']], len(it['answer']))
-    return {task: int(1.25 * n) + 8 for task, n in longest.items()}
-
-
 def task_batches(items, batch_size):
-    """Index batches with one task each (one token budget per batch)."""
-    by_task = defaultdict(list)
-    for i, it in enumerate(items):
-        by_task[it['task']].append(i)
-    return [idx[k:k + batch_size] for idx in by_task.values() for k in range(0, len(idx), batch_size)]
+    """[(max_new_tokens, indices)], one task per batch. The budget is 1.25x the task's longest
+    reference answer in characters (>= tokens for ASCII) + 8: per task, so no answer leaks."""
+    batches = []
+    for task in dict.fromkeys(it['task'] for it in items):
+        idx = [i for i, it in enumerate(items) if it['task'] == task]
+        budget = int(1.25 * max(len(items[i]['answer']) for i in idx)) + 8
+        batches += [(budget, idx[k:k + batch_size]) for k in range(0, len(idx), batch_size)]
+    return batches
 
 
 @torch.no_grad()
 def evaluate(model, items, batch_size=32, max_new_tokens=None, progress=True):
     """Answer every item with model.generate (batched) and score it -> one record per item."""
-    budget = token_budget(items)
-    device = next(model.parameters()).device
-    model.eval()
-    records = [None] * len(items)
-    for idx in tqdm(task_batches(items, batch_size), desc='eval', disable=not progress):
+    device, records = next(model.parameters()).device, [None] * len(items)
+    for budget, idx in tqdm(task_batches(items, batch_size), desc='eval', disable=not progress):
         batch = [items[i] for i in idx]
-        task = batch[0]['task']
         texts = model.generate(torch.stack([it['image'] for it in batch]).to(device),   # (B, 3, H, W)
                                torch.stack([it['K'] for it in batch]).to(device),       # (B, 3, 3)
-                               [it['question'] for it in batch],
-                               max_new_tokens=max_new_tokens or budget[task])
+                               [it['question'] for it in batch], max_new_tokens=max_new_tokens or budget)
         for i, text in zip(idx, texts):
             records[i] = make_record(items[i], text)
     return records
@@ -380,47 +342,42 @@ def summarize_task(task, records):
 
 
 def summarize(records):
-    """{'cameras': {camera: {'s', 'tasks': {task: metrics}}}, 'shortcut_slope', 'depth_gain'}."""
-    groups = defaultdict(lambda: defaultdict(list))
+    """{'cameras': {camera: {'s', 'tasks': {task: metrics}}}, 'unparsed' (fraction of all answers),
+    'shortcut_slope' (depth, zoom_* cameras), 'depth_gain' (depth, s = 1)}."""
+    groups = defaultdict(list)
     for r in records:
-        groups[r['camera']][r['task']].append(r)
-    cameras = {cam: dict(s=next(iter(by_task.values()))[0]['s'],
-                         tasks={t: summarize_task(t, rs) for t, rs in by_task.items()})
-               for cam, by_task in groups.items()}
+        groups[r['camera'], r['task']].append(r)
+    cameras = {}
+    for (cam, task), rs in groups.items():
+        cameras.setdefault(cam, dict(s=rs[0]['s'], tasks={}))['tasks'][task] = summarize_task(task, rs)
     zoom = [r for r in records if r['task'] == 'depth' and r['camera'].startswith('zoom_')]
     base = [r for r in zoom if r['s'] == 1.0]
     col = lambda rs, key: [r[key] for r in rs]
-    return dict(cameras=cameras, shortcut_slope=shortcut_slope(col(zoom, 's'), col(zoom, 'pred'), col(zoom, 'target')),
+    return dict(cameras=cameras, unparsed=sum(not r['parsed'] for r in records) / max(len(records), 1),
+                shortcut_slope=shortcut_slope(col(zoom, 's'), col(zoom, 'pred'), col(zoom, 'target')),
                 depth_gain=depth_gain(col(base, 'pred'), col(base, 'target')))
-
-
-def _fmt(x):
-    return '–' if x is None else f'{x:.2f}'
 
 
 def markdown_table(results):
     """One row per camera, one column per checkpoint; cells 'depth MRA / detect F1@0.25'."""
-    summ = {label: r['summary'] for label, r in results.items()}
-    cams = {c: v['s'] for sm in summ.values() for c, v in sm['cameras'].items()}
-    detect = any('detect' in v['tasks'] for sm in summ.values() for v in sm['cameras'].values())
+    fmt = lambda x: '–' if x is None else f'{x:.2f}'
+    row = lambda name, s, cells: f'| {name} | {s} | ' + ' | '.join(cells) + ' |'
+    summ = [r['summary'] for r in results.values()]
+    cams = {c: v['s'] for sm in summ for c, v in sm['cameras'].items()}
+    detect = any('detect' in v['tasks'] for sm in summ for v in sm['cameras'].values())
+    keys = [('depth', 'mra')] + [('detect', 'f1@0.25')] * detect
 
     def cell(sm, cam):
         tasks = sm['cameras'].get(cam, {}).get('tasks', {})
-        return ' / '.join([_fmt(tasks.get('depth', {}).get('mra'))] +
-                          [_fmt(tasks.get('detect', {}).get('f1@0.25'))] * detect)
+        return ' / '.join(fmt(tasks.get(task, {}).get(key)) for task, key in keys)
 
-    def unparsed(sm):
-        ts = [t for v in sm['cameras'].values() for t in v['tasks'].values()]
-        return f"{sum(t['unparsed'] for t in ts) / max(sum(t['n'] for t in ts), 1):.1%}"
-
-    row = lambda name, s, cells: f'| {name} | {s} | ' + ' | '.join(cells) + ' |'
-    lines = [f"cells: depth MRA{' / detect F1@0.25' if detect else ''}", '',
-             row('camera', 's', summ), '|---|---|' + '---|' * len(summ)]
-    lines += [row(c, f'{s:.2f}', [cell(sm, c) for sm in summ.values()]) for c, s in cams.items()]
-    lines.append(row('shortcut slope', '', [_fmt(sm['shortcut_slope']) for sm in summ.values()]))
-    lines.append(row('depth gain at s=1', '', [_fmt(sm['depth_gain']) for sm in summ.values()]))
-    lines.append(row('unparsed answers', '', [unparsed(sm) for sm in summ.values()]))
-    lines += ['', 'shortcut slope: d log(Z_pred/Z) / d log s over the zooms (−1 ignores the camera, 0 reads it);',
+    lines = [f"cells: depth MRA{' / detect F1@0.25' * detect}", '',
+             row('camera', 's', results), '|---|---|' + '---|' * len(summ)]
+    lines += [row(c, f'{s:.2f}', [cell(sm, c) for sm in summ]) for c, s in cams.items()]
+    lines += [row('shortcut slope', '', [fmt(sm['shortcut_slope']) for sm in summ]),
+              row('depth gain at s=1', '', [fmt(sm['depth_gain']) for sm in summ]),
+              row('unparsed answers', '', [f"{sm['unparsed']:.1%}" for sm in summ]), '',
+              'shortcut slope: d log(Z_pred/Z) / d log s over the zooms (−1 ignores the camera, 0 reads it);',
               'depth gain: d log Z_pred / d log Z at s = 1 (1 tracks depth; 0, a constant answer, also has slope 0)']
     return '\n'.join(lines) + '\n'
 
@@ -468,11 +425,6 @@ def ckpt_label(path, taken):
     parts = os.path.normpath(path).split(os.sep)
     label = parts[-2] if parts[-1] in ('ckpt', 'ckpt.old') and len(parts) > 1 else parts[-1]
     return label if label not in taken else f'{label}#{len(taken)}'
-
-
-def to_json(x):
-    """json.dump's fallback for numpy arrays and scalars."""
-    return x.tolist() if hasattr(x, 'tolist') else str(x)
 
 
 def eval_scene_config(train_cfg, camera='standard', image_size=128):
@@ -536,11 +488,11 @@ def main(argv=None):
         results[label] = dict(ckpt=path, train_config=train_cfg, scene_config=asdict(scene_cfg),
                               summary=summarize(records))
         with open(os.path.join(args.out, f'records_{label}.jsonl'), 'w') as f:
-            f.writelines(json.dumps(r, default=to_json) + '\n' for r in records)
+            f.writelines(json.dumps(r, default=lambda x: x.tolist()) + '\n' for r in records)
         del model
     table = markdown_table(results)
     with open(os.path.join(args.out, 'results.json'), 'w') as f:
-        json.dump(dict(args=vars(args), results=results), f, indent=1, default=to_json)
+        json.dump(dict(args=vars(args), results=results), f, indent=1, default=lambda x: x.tolist())
     with open(os.path.join(args.out, 'table.md'), 'w') as f:
         f.write(table)
     plot_zoom(results, os.path.join(args.out, 'zoom.png'))
