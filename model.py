@@ -131,7 +131,8 @@ def build_tokenizer(cfg: ModelConfig):
 def backbone_config(module) -> dict:
     """A backbone's config as a plain dict that rebuilds it offline (no quantisation, no source path)."""
     d = module.config.to_dict()
-    for k in ('quantization_config', '_name_or_path', 'architectures', 'transformers_version'):
+    # dtype too: from_config would build a bf16 hub config in bf16; we build float32, load casts
+    for k in ('quantization_config', '_name_or_path', 'architectures', 'transformers_version', 'dtype'):
         d.pop(k, None)
     return d
 
@@ -165,7 +166,10 @@ def export_llm(llm, tok, out: str) -> str:
 # ----------------------------------------------------------------------------- pure pieces
 
 def mlp(d_in: int, hidden: int, d_out: int) -> nn.Module:
-    return nn.Linear(d_in, d_out) if hidden == 0 else nn.Sequential(nn.Linear(d_in, hidden), nn.GELU(), nn.Linear(hidden, d_out))
+    """Linear if hidden == 0, else Linear -> GELU -> Linear."""
+    if hidden == 0:
+        return nn.Linear(d_in, d_out)
+    return nn.Sequential(nn.Linear(d_in, hidden), nn.GELU(), nn.Linear(hidden, d_out))
 
 
 def pixel_shuffle(x: torch.Tensor, grid_hw, r: int) -> torch.Tensor:
@@ -226,7 +230,8 @@ class CameraAwareMLLM(nn.Module):
         if cfg.geometry:
             # linear both ways: log z = log f + log H − log h is additive, so a linear read-out of
             # F + E_cam can add the camera's log f to the image's size cue; the cost stays ~1% of a step
-            self.geo_head, self.geo_embed = mlp(Dv, cfg.geometry_hidden, GEO_DIM), mlp(GEO_DIM, cfg.geometry_hidden, Dv)
+            self.geo_head = mlp(Dv, cfg.geometry_hidden, GEO_DIM)                      # (B, N, GEO_DIM)
+            self.geo_embed = mlp(GEO_DIM, cfg.geometry_hidden, Dv)                     # (B, N, Dv)
             last = self.geo_embed if cfg.geometry_hidden == 0 else self.geo_embed[-1]
             nn.init.zeros_(last.weight)             # E_geo = 0 at init: a pretrained VLM starts unchanged
             nn.init.zeros_(last.bias)
@@ -298,22 +303,24 @@ class CameraAwareMLLM(nn.Module):
         vis, geo = self.visual_tokens(batch['images'], batch['K'])
         emb, labels, attn, pos = self._inputs(batch['question'], batch['answer'], vis, left=False)
         logits = self.llm(inputs_embeds=emb, attention_mask=attn, position_ids=pos, use_cache=False).logits
-        answer = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=-100)
+        answer = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten())  # -100 ignored
         distill = self._distill(geo, teacher, batch)
         loss = answer + self.cfg.distill_weight * distill
         return logits, loss, dict(answer=answer.detach(), distill=distill.detach())
 
     @torch.no_grad()
-    def generate(self, images, K, questions: list[str], max_new_tokens: int = 64, use_cache: bool = True) -> list[str]:
+    def generate(self, images, K, questions: list[str], max_new_tokens: int = 64, use_cache=True) -> list[str]:
         """Batched greedy decoding (left padding), with or without the KV cache; stops at eos."""
         was_training = self.training
         self.eval()
         vis, _ = self.visual_tokens(images, K)
         emb, _, attn, pos = self._inputs(questions, None, vis, left=True)
         eos, embed = self.tokenizer.eos_token_id, self.llm.get_input_embeddings()
-        out, done, cache, x, x_pos = [], torch.zeros(len(questions), dtype=torch.bool, device=self.device), None, emb, pos
+        done = torch.zeros(len(questions), dtype=torch.bool, device=self.device)
+        out, cache, x, x_pos = [], None, emb, pos                         # x: what the LLM reads next
         for _ in range(max_new_tokens):
-            o = self.llm(inputs_embeds=x, attention_mask=attn, position_ids=x_pos, past_key_values=cache, use_cache=use_cache)
+            o = self.llm(inputs_embeds=x, attention_mask=attn, position_ids=x_pos, past_key_values=cache,
+                         use_cache=use_cache)
             nxt = o.logits[:, -1].argmax(-1).masked_fill(done, eos)        # (B,)
             out.append(nxt)
             done |= nxt == eos
@@ -352,12 +359,12 @@ class CameraAwareMLLM(nn.Module):
         known = {f.name for f in fields(ModelConfig)}
         unknown = set(config.get('model', {})) - known
         if unknown or not {'model', 'vision_config', 'llm_config'} <= set(config):
-            raise ValueError(f"{path}/config.json is not a CameraAwareMLLM config "
-                             f"(needs keys model, vision_config, llm_config; unknown model fields {sorted(unknown)})")
+            raise ValueError(f'{path}/config.json is not a CameraAwareMLLM config (needs keys model, '
+                             f'vision_config, llm_config; unknown model fields {sorted(unknown)})')
         try:
             tok = AutoTokenizer.from_pretrained(path)
         except Exception as e:
-            raise ValueError(f'{path}: cannot load the tokenizer files (tokenizer.json, tokenizer_config.json): {e}') from e
+            raise ValueError(f'{path}: cannot load the tokenizer files (tokenizer*.json): {e}') from e
         model = cls(ModelConfig(**config['model']), config['vision_config'], config['llm_config'], tok)
         load_weights(model, os.path.join(path, 'model.safetensors'))
         return model
@@ -378,7 +385,7 @@ def unique_state_dict(model: nn.Module) -> dict:
     seen, out = set(), {}
     for k, v in model.state_dict().items():
         key = (v.untyped_storage().data_ptr(), v.storage_offset(), tuple(v.shape))
-        if key not in seen:
+        if v.numel() == 0 or key not in seen:
             seen.add(key)
             out[k] = v.detach().contiguous()
     return out

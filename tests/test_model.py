@@ -227,13 +227,13 @@ def test_pretrained_backbones_load_by_path_and_freeze(tmp_path):
                                        num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=True,
                                        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
                                        pad_token_id=tok.pad_token_id))
-    llm.save_pretrained(tmp_path / 'llama')
+    llm.to(torch.bfloat16).save_pretrained(tmp_path / 'llama')              # hub checkpoints are often bf16
     tok.save_pretrained(tmp_path / 'llama')
     model = CameraAwareMLLM(ModelConfig(vision=str(tmp_path / 'siglip'), llm=str(tmp_path / 'llama'),
                                         freeze_vision=True, freeze_llm=True))
     assert torch.equal(model.vision.embeddings.patch_embedding.weight,
                        vision.embeddings.patch_embedding.weight)
-    assert torch.equal(model.llm.lm_head.weight, llm.model.embed_tokens.weight)  # tied, loaded
+    assert torch.equal(model.llm.lm_head.weight, llm.model.embed_tokens.weight.float())  # tied, loaded, float32
     assert model.grid_hw == (4, 4) and not hasattr(model.vision, 'head')
     batch = make_batch(hw=(48, 48))                                           # resized to the encoder's 32
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -248,6 +248,7 @@ def test_pretrained_backbones_load_by_path_and_freeze(tmp_path):
     again = CameraAwareMLLM.load(str(tmp_path / 'ckpt'))
     assert torch.equal(model(batch)[0], again(batch)[0])
     assert again.llm.lm_head.weight.data_ptr() == again.llm.model.embed_tokens.weight.data_ptr()
+    assert all(p.dtype == torch.float32 for p in again.parameters())
 
 
 # ----------------------------------------------------------------------------- the real SmolLM2-135M
