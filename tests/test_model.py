@@ -289,3 +289,9 @@ def test_smollm2_converted_folder_matches_the_gguf(smollm2, tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(fast.llm.state_dict().values(), smollm2.llm.state_dict().values()))
     q = 'How far away is the red box?'
     assert prompt_ids(fast.tokenizer, q, 4) == prompt_ids(smollm2.tokenizer, q, 4)
+    fast.save(tmp_path / 'ckpt')                                              # a checkpoint of the real model
+    again = CameraAwareMLLM.load(str(tmp_path / 'ckpt'))
+    assert prompt_ids(again.tokenizer, q, 4) == prompt_ids(fast.tokenizer, q, 4)   # chat template kept
+    batch = make_batch(n=1, hw=(128, 128))
+    with torch.no_grad():
+        assert torch.equal(fast(batch)[0], again(batch)[0])
