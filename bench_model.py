@@ -81,7 +81,7 @@ def extras_ms(model, batch) -> dict:
                 geometry=best_ms(geometry))
 
 
-def main(threads=2, batch_size=8, rounds=20, n_batches=4, warmup=2):
+def main(threads=2, batch_size=8, rounds=30, n_batches=4, warmup=2):
     torch.set_num_threads(threads)
     batches = make_batches(n_batches, batch_size)
     (full, model), (rgb, _) = make_step(True), make_step(False)
@@ -112,6 +112,6 @@ if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--batch', type=int, default=8)
-    p.add_argument('--rounds', type=int, default=20, help='timed passes over the batches')
+    p.add_argument('--rounds', type=int, default=30, help='timed passes over the batches')
     a = p.parse_args()
     main(a.threads, a.batch, a.rounds)
