@@ -303,7 +303,11 @@ class CameraAwareMLLM(nn.Module):
         vis, geo = self.visual_tokens(batch['images'], batch['K'])
         emb, labels, attn, pos = self._inputs(batch['question'], batch['answer'], vis, left=False)
         logits = self.llm(inputs_embeds=emb, attention_mask=attn, position_ids=pos, use_cache=False).logits
-        answer = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten())  # -100 ignored
+        # mean over each answer's tokens, then over samples: a 5-token depth answer weighs as much as
+        # a 200-token detect answer (a pooled per-token mean would train mostly on detect)
+        target = labels[:, 1:]                                                # (B, L-1), -100 ignored
+        nll = F.cross_entropy(logits[:, :-1].transpose(1, 2).float(), target, reduction='none')
+        answer = (nll.sum(1) / (target != -100).sum(1).clamp(min=1)).mean()
         distill = self._distill(geo, teacher, batch)
         loss = answer + self.cfg.distill_weight * distill
         return logits, loss, dict(answer=answer.detach(), distill=distill.detach())
