@@ -433,6 +433,7 @@ def eval_scene_config(train_cfg, camera='standard', image_size=128):
     10 % principal-point shift at s = 1 stays inside the view of s = 2, so shifts are paired too."""
     hw = train_cfg.get('image_hw') or [train_cfg.get('image_size', image_size)] * 2
     return scenes.SceneConfig(image_hw=tuple(hw), camera=train_cfg.get('camera', camera),
+                              n_objects=(1, train_cfg.get('max_objects', 4)),
                               visible_zoom=(min(ZOOMS), max(ZOOMS)))
 
 

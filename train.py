@@ -50,6 +50,7 @@ class TrainConfig:
     # data: one training camera; the visibility range matches the augmentation's zoom range
     camera: str = 'standard'
     image_size: int = 128
+    max_objects: int = 4             # objects per scene: 1..max_objects
     tasks: str = ','.join(TASKS)
     task_weights: str = ''           # comma-separated, same order as tasks; '' = uniform
     # the three parts of the method
@@ -127,7 +128,7 @@ def data_config(cfg: TrainConfig) -> DataConfig:
         raise ValueError(f'--task-weights has {len(weights)} values for {len(tasks)} tasks')
     aug = AugmentConfig()
     scene = SceneConfig(image_hw=(cfg.image_size, cfg.image_size), camera=cfg.camera,
-                        visible_zoom=tuple(aug.zoom_range))
+                        n_objects=(1, cfg.max_objects), visible_zoom=tuple(aug.zoom_range))
     return DataConfig(scene=scene, tasks=tasks, task_weights=weights)
 
 
@@ -207,13 +208,13 @@ def load_train_state(path: str, opt) -> int:
 # -----------------------------------------------------------------------------
 
 @torch.no_grad()
-def val_loss(model, val_batches, teacher, device, autocast) -> float:
+def val_loss(model, val_batches, device, autocast) -> float:
+    """Mean answer loss on the held-out batches (raw model, no teacher: inference conditions)."""
     model.eval()
     losses = []
     for batch in val_batches:
-        target = teacher(batch, model.grid_hw) if teacher else None
         with autocast:
-            _, _, parts = model(to_device(batch, device), teacher=target and tuple(t.to(device) for t in target))
+            _, _, parts = model(to_device(batch, device))
         losses.append(parts['answer'].item())
     model.train()
     return sum(losses) / len(losses)
@@ -232,9 +233,9 @@ def setup_distributed(cfg: TrainConfig):
         torch.cuda.set_device(device)
     else:
         device = torch.device('cpu')
-        # share the cores between the local processes instead of oversubscribing them
         local_world = int(os.environ.get('LOCAL_WORLD_SIZE', 1))
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
+        if local_world > 1:  # share the cores between the local processes instead of oversubscribing
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
     return ddp, rank, local_rank, world, device
 
 
@@ -285,7 +286,7 @@ def main(cfg: TrainConfig):
         sums = torch.zeros(3)  # loss, answer, distill (this rank's mean over micro-batches)
         for j in range(grad_accum):
             batch = micro_batch(train_ds, cfg, step, j, rank, world)
-            target = teacher(batch, raw_model.grid_hw) if teacher else None
+            target = teacher(batch, raw_model.enc_grid_hw) if teacher else None  # at the encoder's grid
             if target is not None:
                 target = tuple(t.to(device) for t in target)
             if ddp:  # only the last micro-step all-reduces the gradients
@@ -308,7 +309,7 @@ def main(cfg: TrainConfig):
             rec = dict(step=step, loss=sums[0].item(), answer=sums[1].item(), distill=sums[2].item(), lr=lr,
                        samples_per_s=cfg.batch_size * cfg.log_every / dt)
             if step % cfg.eval_every == 0 or step == cfg.max_steps:
-                rec['val_answer'] = val_loss(raw_model, val_batches, teacher, device, autocast)
+                rec['val_answer'] = val_loss(raw_model, val_batches, device, autocast)
             bar.set_postfix(loss=f"{rec['loss']:.3f}", **({'val': f"{rec['val_answer']:.3f}"} if 'val_answer' in rec else {}))
             log.write(json.dumps(rec) + '\n')
             log.flush()
