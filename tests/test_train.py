@@ -8,7 +8,6 @@ weights of one process over the same global batches.
 import os
 import shutil
 import subprocess
-import sys
 
 import pytest
 import torch
@@ -98,5 +97,10 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     subprocess.run(['torchrun', '--standalone', '--nproc_per_node=2', os.path.join(ROOT, 'train.py'),
                     *args, '--out', two], check=True, cwd=ROOT, env=env, timeout=300)
     a, b = weights(one), weights(two)
+    assert a.keys() == b.keys()
     for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-5, msg=k)
+        # An attention key bias adds q·b_k to a whole softmax row, so its gradient is exactly zero
+        # in theory and float noise in practice; Adam scales that noise to lr-sized steps of either
+        # sign, so two summation orders disagree there by up to lr per step (measured: 1.6e-5).
+        atol = 2 * 2 * 1e-3 if k.endswith('k_proj.bias') else 1e-5
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=atol, msg=k)
