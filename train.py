@@ -67,7 +67,7 @@ class TrainConfig:
     # optimisation: grad_accum = batch_size // (micro_batch * world_size)
     batch_size: int = 16
     micro_batch: int = 16
-    max_steps: int = 1500
+    max_steps: int = 1200
     lr: float = 1e-3
     min_lr: float = 1e-4
     warmup_steps: int = 100
