@@ -16,19 +16,6 @@ from distill import (GEO_DIM, DepthModelTeacher, RenderedTeacher, backproject, g
                      matching_loss)
 
 
-@pytest.fixture(autouse=True)
-def one_thread(request):
-    """Tiny models gain nothing from a second thread, and on a shared 2-core machine OpenMP's
-    spinning threads make small ops 10-40x slower; restored afterwards for other test files."""
-    if request.node.get_closest_marker('slow'):
-        yield
-        return
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def intrinsics(B, H, W, f=None):
     f = torch.rand(B) * 40 + 20 if f is None else torch.full((B,), float(f))
     K = torch.zeros(B, 3, 3)

@@ -22,19 +22,6 @@ from transformers import LlamaConfig, LlamaForCausalLM, SiglipVisionConfig, Sigl
 from distill import GEO_DIM
 from model import CameraAwareMLLM, ModelConfig, char_tokenizer, export_llm, prompt_ids, smollm2_gguf
 
-@pytest.fixture(autouse=True)
-def one_thread(request):
-    """Tiny models gain nothing from a second thread, and on a shared 2-core machine OpenMP's
-    spinning threads make small ops 10-40x slower; restored afterwards for other test files."""
-    if request.node.get_closest_marker('slow'):
-        yield
-        return
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 TINY = dict(image_size=32, patch_size=8, vision_width=32, vision_layers=2, vision_heads=2, llm_width=32,
             llm_layers=2, llm_heads=2, camera={'hidden': 32})
 QUESTIONS = ['How far away is the red box?', 'Which object is closer?', 'Where is the centre of the ball?',
