@@ -205,6 +205,16 @@ def load_train_state(path: str, opt) -> int:
     return state['step']
 
 
+def open_log(path: str, step: int):
+    """The JSONL log, for appending from `step`: lines a crashed run wrote after its last
+    checkpoint are dropped, since the resumed run logs those steps again."""
+    kept = [line for line in open(path)] if os.path.exists(path) else []
+    kept = [line for line in kept if json.loads(line)['step'] <= step]
+    with open(path, 'w') as f:
+        f.writelines(kept)
+    return open(path, 'a')
+
+
 # -----------------------------------------------------------------------------
 
 @torch.no_grad()
@@ -276,14 +286,14 @@ def main(cfg: TrainConfig):
         n_train = sum(p.numel() for p in raw_model.parameters() if p.requires_grad)
         print(f'{n_train / 1e6:.2f}M trainable parameters, grid {raw_model.grid_hw}, world {world}, '
               f'grad_accum {grad_accum}, from step {step}')
-        log = open(os.path.join(cfg.out, 'log.jsonl'), 'a')
+        log = open_log(os.path.join(cfg.out, 'log.jsonl'), step)
     bar = tqdm(total=cfg.max_steps, initial=step, disable=not master, desc='train')
     t0 = time.time()
     while step < cfg.max_steps:
         lr = get_lr(step, cfg)
         for g in opt.param_groups:
             g['lr'] = lr
-        sums = torch.zeros(3)  # loss, answer, distill (this rank's mean over micro-batches)
+        sums = torch.zeros(3, device=device)  # loss, answer, distill: this rank's micro-batch mean
         for j in range(grad_accum):
             batch = micro_batch(train_ds, cfg, step, j, rank, world)
             target = teacher(batch, raw_model.enc_grid_hw) if teacher else None  # at the encoder's grid
@@ -294,13 +304,13 @@ def main(cfg: TrainConfig):
             with autocast:
                 _, loss, parts = model(to_device(batch, device), teacher=target)
             (loss / grad_accum).backward()
-            sums += torch.tensor([loss.item(), parts['answer'].item(), parts['distill'].item()]) / grad_accum
+            sums += torch.stack([loss.detach(), parts['answer'], parts['distill']]).float() / grad_accum
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(raw_model.parameters(), cfg.grad_clip)
         opt.step()
         opt.zero_grad(set_to_none=True)
         step += 1
-        if ddp:  # gloo has no AVG: sum, then divide
+        if ddp:  # gloo has no AVG: sum, then divide (on the device: nccl needs CUDA tensors)
             dist.all_reduce(sums, op=dist.ReduceOp.SUM)
             sums /= world
         bar.update(1)

@@ -5,6 +5,7 @@ weights of one process over the same global batches.
 
     python -m pytest tests/test_train.py -q
 """
+import json
 import os
 import shutil
 import subprocess
@@ -65,12 +66,12 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path, monkeypatch
     crashed = str(tmp_path / 'crashed')
     save = train.save_checkpoint
 
-    def save_then_crash(out, model, opt, cfg, step):
+    def crash_at_step_4(out, model, opt, cfg, step):
+        if step == 4:  # steps 3 and 4 are trained and logged, but only step 2 is saved
+            raise KeyboardInterrupt('simulated crash before the step-4 checkpoint')
         save(out, model, opt, cfg, step)
-        if step == 2:
-            raise KeyboardInterrupt('simulated crash after the step-2 checkpoint')
 
-    monkeypatch.setattr(train, 'save_checkpoint', save_then_crash)
+    monkeypatch.setattr(train, 'save_checkpoint', crash_at_step_4)
     with pytest.raises(KeyboardInterrupt):
         train.main(train.parse_args(args + ['--out', crashed]))
     monkeypatch.setattr(train, 'save_checkpoint', save)
@@ -78,6 +79,8 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path, monkeypatch
 
     a, b = weights(straight), weights(crashed)
     assert a.keys() == b.keys()
+    steps = [json.loads(line)['step'] for line in open(os.path.join(crashed, 'log.jsonl'))]
+    assert steps == [1, 2, 3, 4]  # the resumed run's log continues the crashed one, no repeats
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
 
