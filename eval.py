@@ -61,31 +61,22 @@ def parse_numbers(text, n):
     """Exactly n whitespace-separated finite numbers, nothing else -> n floats, else None.
     ('nan', 'inf', '1e999', '3,2', '1_0', '3.27 m' -> None)"""
     tokens = text.split() if isinstance(text, str) else []
-    if len(tokens) != n or not all(_NUMBER.fullmatch(t) for t in tokens):
-        return None
-    xs = [float(t) for t in tokens]
-    return xs if all(map(math.isfinite, xs)) else None
+    xs = [float(t) for t in tokens] if len(tokens) == n and all(map(_NUMBER.fullmatch, tokens)) else None
+    return xs if xs is not None and all(map(math.isfinite, xs)) else None
 
 
 def parse_name(text):
     """An object name on one line ('Red  Box' -> 'red box'), else None."""
-    if not isinstance(text, str) or '\n' in text.strip():
-        return None
-    name = ' '.join(text.lower().split())
+    name = ' '.join(text.lower().split()) if isinstance(text, str) and '\n' not in text.strip() else ''
     return name if _NAME.fullmatch(name) and name not in ('nan', 'inf', 'infinity') else None
 
 
 def parse_detections(text):
     """Lines 'NAME x y z w h l yaw' -> [(name, [7 floats]), ...]; one bad line -> None."""
-    lines = [ln for ln in text.splitlines() if ln.strip()] if isinstance(text, str) else []
-    dets = []
-    for line in lines:
-        tokens = line.split()
-        name, box = parse_name(' '.join(tokens[:-7])), parse_numbers(' '.join(tokens[-7:]), 7)
-        if len(tokens) < 8 or name is None or box is None:
-            return None
-        dets.append((name, box))
-    return dets or None
+    rows = [ln.split() for ln in text.splitlines() if ln.strip()] if isinstance(text, str) else []
+    dets = [(parse_name(' '.join(t[:-7])), parse_numbers(' '.join(t[-7:]), 7)) for t in rows]
+    ok = all(len(t) >= 8 and name is not None and box is not None for t, (name, box) in zip(rows, dets))
+    return dets if dets and ok else None
 
 
 def parse_answer(task, text):
@@ -99,7 +90,7 @@ def parse_answer(task, text):
 # ----------------------------------------------------------------------------- scalar metrics
 def mra(pred, gt):
     """Mean relative accuracy (VSI-Bench): fraction of θ in THETAS with |p−g|/g < 1−θ."""
-    return float(np.mean(abs(pred - gt) / abs(gt) < 1.0 - THETAS))
+    return float(np.mean(abs_rel(pred, gt) < 1.0 - THETAS))
 
 
 def abs_rel(pred, gt):
@@ -115,14 +106,13 @@ def center_error(pred, gt):
     return float(np.linalg.norm(np.subtract(pred[:3], gt[:3], dtype=float)))
 
 
-# ----------------------------------------------------------------------------- oriented 3D IoU
+# ----------------------------------------------------------------------------- oriented 3D IoU, detection F1
 def box_footprint(box):
     """(7,) box -> (4, 2) corners (x, z) of its floor rectangle, counter-clockwise in (x, z)."""
     x, _, z, w, _, l, yaw = box
-    local = 0.5 * np.array([[-w, -l], [w, -l], [w, l], [-w, l]])  # (4, 2) local (x, z)
     c, s = math.cos(yaw), math.sin(yaw)
     rot = np.array([[c, s], [-s, c]])                  # the (x, z) block of R_y(yaw), det +1
-    return local @ rot.T + np.array([x, z])            # (4, 2)
+    return 0.5 * np.array([[-w, -l], [w, -l], [w, l], [-w, l]]) @ rot.T + np.array([x, z])  # (4, 2)
 
 
 def polygon_area(poly):
@@ -138,15 +128,12 @@ def clip_polygon(subject, clip):
         a, b = clip[i], clip[(i + 1) % len(clip)]
         side = lambda p: (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0])  # > 0: inside
         inp, out = out, []
-        for j in range(len(inp)):
-            p, q = inp[j - 1], inp[j]
+        for p, q in zip(inp[-1:] + inp[:-1], inp):     # each edge p->q of the subject
             sp, sq = side(p), side(q)
             if (sp < 0) != (sq < 0):                   # the edge p->q crosses the line a->b
                 out.append(p + sp / (sp - sq) * (q - p))
             if sq >= 0:
                 out.append(q)
-        if not out:
-            break
     return np.array(out, float).reshape(-1, 2)         # (M, 2)
 
 
@@ -155,23 +142,19 @@ def box_iou_3d(a, b):
     a, b = np.asarray(a, float), np.asarray(b, float)
     if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))) or min(*a[3:6], *b[3:6]) <= 0:
         return 0.0
-    fa, fb = box_footprint(a), box_footprint(b)
-    area = abs(polygon_area(clip_polygon(fa, fb)))
     dy = min(a[1] + a[4] / 2, b[1] + b[4] / 2) - max(a[1] - a[4] / 2, b[1] - b[4] / 2)
-    inter = area * max(dy, 0.0)
+    inter = abs(polygon_area(clip_polygon(box_footprint(a), box_footprint(b)))) * max(dy, 0.0)
     union = np.prod(a[3:6]) + np.prod(b[3:6]) - inter
     return float(inter / union) if union > 0 else 0.0
 
 
-# ----------------------------------------------------------------------------- detection F1
 def match_detections(preds, gts, thr=IOU_MATCH):
     """True positives: per category, greedy pairs by IoU, highest first, IoU > thr."""
     tp = 0
     for name in {n for n, _ in gts}:
         P, G = ([box for n, box in dets if n == name] for dets in (preds, gts))
-        pairs = sorted(((-box_iou_3d(p, g), i, j) for i, p in enumerate(P) for j, g in enumerate(G)))
         used_p, used_g = set(), set()
-        for neg_iou, i, j in pairs:
+        for neg_iou, i, j in sorted((-box_iou_3d(p, g), i, j) for i, p in enumerate(P) for j, g in enumerate(G)):
             if -neg_iou > thr and i not in used_p and j not in used_g:
                 used_p.add(i)
                 used_g.add(j)
@@ -188,28 +171,24 @@ def f1_score(tp, n_pred, n_gt):
 def score(task, pred_text, target):
     """Score one answer: dict(parsed, pred, <metrics>). Unparsed answers score zero."""
     p = parse_answer(task, pred_text)
-    out = dict(parsed=p is not None)
+    out = dict(parsed=p is not None, pred=p)
     if task in ('depth', 'size', 'distance'):
-        g = float(target)
-        out.update(pred=p, mra=0.0, delta=0.0, abs_rel=None)
-        if p is not None:
-            out.update(mra=mra(p, g), delta=delta_125(p, g), abs_rel=abs_rel(p, g))
-    elif task == 'center':
-        out.update(pred=p, center_err=None if p is None else center_error(p, target))
+        g, ok = float(target), p is not None
+        out.update(mra=mra(p, g) if ok else 0.0, delta=delta_125(p, g) if ok else 0.0,
+                   abs_rel=abs_rel(p, g) if ok else None)
     elif task == 'box':
         iou = 0.0 if p is None else box_iou_3d(p, target)
-        out.update(pred=p, iou=iou, acc25=float(iou >= 0.25), acc50=float(iou >= 0.5),
-                   center_err=None if p is None else center_error(p, target))
+        out.update(iou=iou, acc25=float(iou >= 0.25), acc50=float(iou >= 0.5))
     elif task == 'closer':
-        out.update(pred=p, acc=float(p is not None and p == parse_name(target)))
+        out.update(acc=float(p is not None and p == parse_name(target)))
     elif task == 'detect':
-        gts = [(parse_name(n) or n, list(map(float, b))) for n, b in target]
-        dets = p or []
+        gts, dets = [(parse_name(n) or n, list(map(float, b))) for n, b in target], p or []
         tp = match_detections(dets, gts)
-        out.update(pred=p, tp=tp, n_pred=len(dets), n_gt=len(gts),
-                   f1=f1_score(tp, len(dets), len(gts)))
-    else:
+        out.update(tp=tp, n_pred=len(dets), n_gt=len(gts), f1=f1_score(tp, len(dets), len(gts)))
+    elif task != 'center':
         raise ValueError(f'unknown task {task!r}')
+    if task in ('center', 'box'):
+        out.update(center_err=None if p is None else center_error(p, target))
     return out
 
 
@@ -217,10 +196,9 @@ def fit_slope(x, y):
     """Least-squares slope of y on x over the finite pairs; None without two distinct x."""
     x, y = (np.asarray([np.nan if v is None else v for v in a], float) for a in (x, y))
     keep = np.isfinite(x) & np.isfinite(y)
-    x, y = x[keep], y[keep]
-    if len(np.unique(x)) < 2:
+    if len(np.unique(x[keep])) < 2:
         return None
-    x = x - x.mean()
+    x, y = x[keep] - x[keep].mean(), y[keep]
     return float(np.dot(x, y - y.mean()) / np.dot(x, x))
 
 
@@ -240,16 +218,13 @@ def depth_gain(pred, gt):
 
 
 # ----------------------------------------------------------------------------- the camera sweep
-def shift_principal(K, dx, dy):
-    """(cx, cy) + (dx, dy) pixels, same f: K after augment.shift_principal_point. (3, 3)"""
-    return np.asarray(K, dtype=np.float64) + np.array([[0, 0, dx], [0, 0, dy], [0, 0, 0]])
-
-
 def camera_sweep(scene_cfg, zooms=ZOOMS, shifts=SHIFTS, profiles=True):
     """[(name, s, K_fn)]: K_fn maps the training camera's K to the evaluated one (s = f'/f)."""
     H, W = scene_cfg.image_hw
     sweep = [(f'zoom_{s:.2f}', float(s), partial(scenes.zoom_K, s=s)) for s in zooms]
-    sweep += [(name, 1.0, partial(shift_principal, dx=fx * W, dy=fy * H)) for name, fx, fy in shifts]
+    # (cx, cy) + (dx, dy) pixels, same f: K after augment.shift_principal_point
+    shift = lambda K, dx, dy: np.asarray(K, np.float64) + [[0, 0, dx], [0, 0, dy], [0, 0, 0]]  # (3, 3)
+    sweep += [(name, 1.0, partial(shift, dx=fx * W, dy=fy * H)) for name, fx, fy in shifts]
     f0, s_max = scenes.camera_K(scene_cfg.camera, (H, W))[0, 0], (scene_cfg.visible_zoom or (1, 1))[1]
     for name in scenes.CAMERAS if profiles else ():   # profiles differ in f only (c = centre)
         s = float(scenes.camera_K(name, (H, W))[0, 0] / f0)
@@ -293,26 +268,20 @@ def build_real_items(dataset, sweep, image_hw, n=None):
 
 
 # ----------------------------------------------------------------------------- generation
-def task_batches(items, batch_size):
-    """[(max_new_tokens, indices)], one task per batch. The budget is 1.25x the task's longest
-    reference answer in characters (>= tokens for ASCII) + 8: per task, so no answer leaks."""
-    batches = []
+@torch.no_grad()
+def evaluate(model, items, batch_size=32, max_new_tokens=None, progress=True):
+    """Answer every item with model.generate (batched, one task per batch) and score it -> one
+    record per item. The default token budget is 1.25x the task's longest reference answer in
+    characters (>= tokens for ASCII) + 8: per task, so no answer leaks."""
+    device, records, batches = next(model.parameters()).device, [None] * len(items), []
     for task in dict.fromkeys(it['task'] for it in items):
         idx = [i for i, it in enumerate(items) if it['task'] == task]
         budget = int(1.25 * max(len(items[i]['answer']) for i in idx)) + 8
         batches += [(budget, idx[k:k + batch_size]) for k in range(0, len(idx), batch_size)]
-    return batches
-
-
-@torch.no_grad()
-def evaluate(model, items, batch_size=32, max_new_tokens=None, progress=True):
-    """Answer every item with model.generate (batched) and score it -> one record per item."""
-    device, records = next(model.parameters()).device, [None] * len(items)
-    for budget, idx in tqdm(task_batches(items, batch_size), desc='eval', disable=not progress):
+    for budget, idx in tqdm(batches, desc='eval', disable=not progress):
         batch = [items[i] for i in idx]
-        texts = model.generate(torch.stack([it['image'] for it in batch]).to(device),   # (B, 3, H, W)
-                               torch.stack([it['K'] for it in batch]).to(device),       # (B, 3, 3)
-                               [it['question'] for it in batch], max_new_tokens=max_new_tokens or budget)
+        image, K = (torch.stack([it[k] for it in batch]).to(device) for k in ('image', 'K'))  # (B, 3, H, W), (B, 3, 3)
+        texts = model.generate(image, K, [it['question'] for it in batch], max_new_tokens=max_new_tokens or budget)
         for i, text in zip(idx, texts):
             records[i] = make_record(items[i], text)
     return records
@@ -325,20 +294,9 @@ def make_record(item, text):
 
 
 # ----------------------------------------------------------------------------- summaries
-METRICS = dict(depth=('mra', 'abs_rel', 'delta'), size=('mra', 'abs_rel', 'delta'),
-               distance=('mra', 'abs_rel', 'delta'), center=('center_err',),
+_REL = ('mra', 'abs_rel', 'delta')
+METRICS = dict(depth=_REL, size=_REL, distance=_REL, center=('center_err',),
                box=('iou', 'acc25', 'acc50', 'center_err'), closer=('acc',), detect=('f1',))
-
-
-def summarize_task(task, records):
-    """Means over one task's records (error metrics over parsed answers only) + counts."""
-    out = dict(n=len(records), unparsed=sum(not r['parsed'] for r in records))
-    for key in METRICS[task]:
-        vals = [r[key] for r in records if r[key] is not None]
-        out[key] = float(np.mean(vals)) if vals else None
-    if task == 'detect':  # pooled over all answers: F1 = 2·ΣTP / (Σ#pred + Σ#gt)
-        out['f1@0.25'] = f1_score(*(sum(r[k] for r in records) for k in ('tp', 'n_pred', 'n_gt')))
-    return out
 
 
 def summarize(records):
@@ -348,8 +306,14 @@ def summarize(records):
     for r in records:
         groups[r['camera'], r['task']].append(r)
     cameras = {}
-    for (cam, task), rs in groups.items():
-        cameras.setdefault(cam, dict(s=rs[0]['s'], tasks={}))['tasks'][task] = summarize_task(task, rs)
+    for (cam, task), rs in groups.items():   # means (error metrics over parsed answers only) + counts
+        m = dict(n=len(rs), unparsed=sum(not r['parsed'] for r in rs))
+        for key in METRICS[task]:
+            vals = [r[key] for r in rs if r[key] is not None]
+            m[key] = float(np.mean(vals)) if vals else None
+        if task == 'detect':  # pooled over all answers: F1 = 2·ΣTP / (Σ#pred + Σ#gt)
+            m['f1@0.25'] = f1_score(*(sum(r[k] for r in rs) for k in ('tp', 'n_pred', 'n_gt')))
+        cameras.setdefault(cam, dict(s=rs[0]['s'], tasks={}))['tasks'][task] = m
     zoom = [r for r in records if r['task'] == 'depth' and r['camera'].startswith('zoom_')]
     base = [r for r in zoom if r['s'] == 1.0]
     col = lambda rs, key: [r[key] for r in rs]
@@ -366,11 +330,7 @@ def markdown_table(results):
     cams = {c: v['s'] for sm in summ for c, v in sm['cameras'].items()}
     detect = any('detect' in v['tasks'] for sm in summ for v in sm['cameras'].values())
     keys = [('depth', 'mra')] + [('detect', 'f1@0.25')] * detect
-
-    def cell(sm, cam):
-        tasks = sm['cameras'].get(cam, {}).get('tasks', {})
-        return ' / '.join(fmt(tasks.get(task, {}).get(key)) for task, key in keys)
-
+    cell = lambda sm, c: ' / '.join(fmt(sm['cameras'].get(c, {}).get('tasks', {}).get(t, {}).get(k)) for t, k in keys)
     lines = [f"cells: depth MRA{' / detect F1@0.25' * detect}", '',
              row('camera', 's', results), '|---|---|' + '---|' * len(summ)]
     lines += [row(c, f'{s:.2f}', [cell(sm, c) for sm in summ]) for c, s in cams.items()]
@@ -420,21 +380,13 @@ def load_checkpoint(path, device='cpu'):
     return CameraAwareMLLM.load(path).to(device), train_cfg
 
 
-def ckpt_label(path, taken):
-    """runs/rgb_only, runs/rgb_only/ckpt -> 'rgb_only' (made unique among `taken`)."""
-    parts = os.path.normpath(path).split(os.sep)
-    label = parts[-2] if parts[-1] in ('ckpt', 'ckpt.old') and len(parts) > 1 else parts[-1]
-    return label if label not in taken else f'{label}#{len(taken)}'
-
-
 def eval_scene_config(train_cfg, camera='standard', image_size=128):
     """Scenes of the training camera and image size (train_config.json, else the CLI defaults),
     every object fully in view for f' = s·f, s in [0.5, 2] (train.py's visibility range too); a
     10 % principal-point shift at s = 1 stays inside the view of s = 2, so shifts are paired too."""
     hw = train_cfg.get('image_hw') or [train_cfg.get('image_size', image_size)] * 2
     return scenes.SceneConfig(image_hw=tuple(hw), camera=train_cfg.get('camera', camera),
-                              n_objects=(1, train_cfg.get('max_objects', 4)),
-                              visible_zoom=(min(ZOOMS), max(ZOOMS)))
+                              n_objects=(1, train_cfg.get('max_objects', 4)), visible_zoom=(min(ZOOMS), max(ZOOMS)))
 
 
 def parse_args(argv=None):
@@ -457,8 +409,7 @@ def parse_args(argv=None):
     p.add_argument('--out', default='out/eval')
     args = p.parse_args(argv)
     args.tasks = [t for arg in args.tasks or [] for t in arg.split(',') if t] or None
-    unknown = [t for t in args.tasks or [] if t not in data.TASKS]
-    if unknown:
+    if unknown := [t for t in args.tasks or [] if t not in data.TASKS]:
         p.error(f'unknown task(s) {unknown}; known: {data.TASKS}')
     if args.data and not args.image_root:
         p.error('--data needs --image-root')
@@ -476,26 +427,26 @@ def main(argv=None):
         model, train_cfg = load_checkpoint(path, device)
         scene_cfg = eval_scene_config(train_cfg, args.camera, args.image_size or getattr(model, 'image_size', 128))
         tasks = tuple(args.tasks or [t for t in train_cfg.get('tasks', ','.join(data.TASKS)).split(',') if t])
-        sweep = camera_sweep(scene_cfg, zooms, SHIFTS if args.camera_shift else (),
-                             profiles=args.camera_shift and not args.data)
-        sweep = [c for c in sweep if not keep or c[0] in keep]
+        sweep = [c for c in camera_sweep(scene_cfg, zooms, SHIFTS if args.camera_shift else (),
+                                         profiles=args.camera_shift and not args.data) if not keep or c[0] in keep]
         key = (scene_cfg.camera, scene_cfg.image_hw, tasks)   # checkpoints alike share the items
         if key not in cache:
             cache[key] = (build_real_items(data.load_omni3d(args.data, args.image_root, tasks),
                                            sweep, scene_cfg.image_hw, args.n_scenes)
                           if args.data else build_eval_items(scene_cfg, sweep, args.n_scenes, tasks))
         records = evaluate(model, cache[key], args.batch_size, args.max_new_tokens)
-        label = ckpt_label(path, results)
+        parts = os.path.normpath(path).split(os.sep)   # runs/rgb_only(/ckpt) -> 'rgb_only', unique
+        label = parts[-2] if parts[-1] in ('ckpt', 'ckpt.old') and len(parts) > 1 else parts[-1]
+        label = f'{label}#{len(results)}' if label in results else label
         results[label] = dict(ckpt=path, train_config=train_cfg, scene_config=asdict(scene_cfg),
                               summary=summarize(records))
         with open(os.path.join(args.out, f'records_{label}.jsonl'), 'w') as f:
             f.writelines(json.dumps(r, default=lambda x: x.tolist()) + '\n' for r in records)
         del model
-    table = markdown_table(results)
     with open(os.path.join(args.out, 'results.json'), 'w') as f:
         json.dump(dict(args=vars(args), results=results), f, indent=1, default=lambda x: x.tolist())
     with open(os.path.join(args.out, 'table.md'), 'w') as f:
-        f.write(table)
+        f.write(table := markdown_table(results))
     plot_zoom(results, os.path.join(args.out, 'zoom.png'))
     print(table)
     return results
