@@ -313,6 +313,9 @@ def summarize(records):
             m[key] = float(np.mean(vals)) if vals else None
         if task == 'detect':  # pooled over all answers: F1 = 2·ΣTP / (Σ#pred + Σ#gt)
             m['f1@0.25'] = f1_score(*(sum(r[k] for r in rs) for k in ('tp', 'n_pred', 'n_gt')))
+        if task == 'depth':   # the shortcut per camera: mean log(Z_pred/Z), −log s if K is ignored
+            logs = [_log(r['pred'] / r['target']) for r in rs if r['pred'] is not None]
+            m['log_ratio'] = float(np.nanmean(logs)) if np.isfinite(logs).any() else None
         cameras.setdefault(cam, dict(s=rs[0]['s'], tasks={}))['tasks'][task] = m
     zoom = [r for r in records if r['task'] == 'depth' and r['camera'].startswith('zoom_')]
     base = [r for r in zoom if r['s'] == 1.0]
@@ -343,7 +346,8 @@ def markdown_table(results):
 
 
 def plot_zoom(results, path):
-    """Depth MRA and detect F1@0.25 against zoom s (log x), one line per checkpoint."""
+    """Depth MRA, mean log(Z_pred/Z) and (if evaluated) detect F1@0.25 against zoom s (log x),
+    one line per checkpoint."""
     try:
         import matplotlib
         matplotlib.use('Agg')
@@ -351,18 +355,23 @@ def plot_zoom(results, path):
     except ImportError as e:
         print(f'plot skipped: matplotlib is not installed ({e}); pip install matplotlib')
         return None
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for ax, task, key, title in zip(axes, ('depth', 'detect'), ('mra', 'f1@0.25'), ('depth MRA', 'detect F1@0.25')):
+    panels = [('depth', 'mra', 'depth MRA'), ('depth', 'log_ratio', 'mean log(Z_pred / Z): 0 reads K, −log s ignores it'),
+              ('detect', 'f1@0.25', 'detect F1@0.25')]
+    panels = [p for p in panels if any(p[0] in v['tasks'] for r in results.values() for v in r['summary']['cameras'].values())]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
+    for ax, (task, key, title) in zip(axes[0], panels):
         for label, r in results.items():
             pts = sorted((v['s'], v['tasks'][task][key]) for c, v in r['summary']['cameras'].items()
-                         if c.startswith('zoom_') and task in v['tasks'])
+                         if c.startswith('zoom_') and task in v['tasks'] and v['tasks'][task].get(key) is not None)
             if pts:
                 ax.plot(*zip(*pts), marker='o', label=label)
-        ax.set(xscale='log', xlabel="zoom s (f' = s·f)", title=title, ylim=(0, 1.02))
+        if key == 'log_ratio':  # the two reference answers: reads the camera / ignores it
+            ax.plot(ZOOMS, [0.0] * len(ZOOMS), 'k:', ZOOMS, [-math.log(s) for s in ZOOMS], 'k--', lw=1)
+        ax.set(xscale='log', xlabel="zoom s (f' = s·f)", title=title, ylim=None if key == 'log_ratio' else (0, 1.02))
         ax.set_xticks(ZOOMS, [f'{s:g}' for s in ZOOMS])
         ax.minorticks_off()
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
+    axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
