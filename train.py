@@ -50,8 +50,8 @@ class TrainConfig:
     # data: one training camera; the visibility range matches the augmentation's zoom range
     camera: str = 'standard'
     image_size: int = 128
-    max_objects: int = 4             # objects per scene: 1..max_objects
-    tasks: str = ','.join(TASKS)
+    max_objects: int = 1             # objects per scene: 1..max_objects (README: why 1 on a CPU)
+    tasks: str = 'depth'             # any of data.TASKS, comma-separated, e.g. depth,closer,detect
     task_weights: str = ''           # comma-separated, same order as tasks; '' = uniform
     # the three parts of the method
     camera_embed: bool = True
@@ -67,7 +67,7 @@ class TrainConfig:
     # optimisation: grad_accum = batch_size // (micro_batch * world_size)
     batch_size: int = 16
     micro_batch: int = 16
-    max_steps: int = 1200
+    max_steps: int = 1000
     lr: float = 1e-3
     min_lr: float = 1e-4
     warmup_steps: int = 100

@@ -18,7 +18,7 @@ import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # a few steps of a very small model: 64x64 images, two tasks with short answers
-TINY = ['--image-size', '64', '--tasks', 'depth,closer', '--batch-size', '4', '--micro-batch', '2',
+TINY = ['--image-size', '64', '--tasks', 'depth,closer', '--max-objects', '2', '--batch-size', '4', '--micro-batch', '2',
         '--warmup-steps', '2', '--val-samples', '4', '--log-every', '1', '--eval-every', '2']
 
 
