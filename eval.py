@@ -438,7 +438,7 @@ def main(argv=None):
         tasks = tuple(args.tasks or [t for t in train_cfg.get('tasks', ','.join(data.TASKS)).split(',') if t])
         sweep = [c for c in camera_sweep(scene_cfg, zooms, SHIFTS if args.camera_shift else (),
                                          profiles=args.camera_shift and not args.data) if not keep or c[0] in keep]
-        key = (scene_cfg.camera, scene_cfg.image_hw, tasks)   # checkpoints alike share the items
+        key = (repr(scene_cfg), tasks)   # checkpoints with the same scenes and tasks share the items
         if key not in cache:
             cache[key] = (build_real_items(data.load_omni3d(args.data, args.image_root, tasks),
                                            sweep, scene_cfg.image_hw, args.n_scenes)

@@ -39,7 +39,7 @@ from tqdm import tqdm
 from augment import AugmentConfig
 from data import TASKS, DataConfig, SyntheticDataset, collate
 from distill import RenderedTeacher
-from model import CameraAwareMLLM, ModelConfig
+from model import CameraAwareMLLM, ModelConfig, load_weights
 from scenes import SceneConfig
 
 
@@ -271,7 +271,7 @@ def main(cfg: TrainConfig):
     if cfg.resume and ckpt is None:
         raise FileNotFoundError(f'--resume: no checkpoint in {cfg.out} (looked for ckpt/ and ckpt.old/)')
     if ckpt:
-        model.load_state_dict(CameraAwareMLLM.load(ckpt).state_dict())
+        load_weights(model, os.path.join(ckpt, 'model.safetensors'))  # strict: names what differs
         step = load_train_state(ckpt, opt)
     raw_model = model  # uncompiled, unwrapped: what we save and evaluate
     if cfg.compile:
