@@ -32,23 +32,20 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoImageProcessor, AutoModelForDepthEstimation
 
+from camera_embed import camera_rays, patch_centers
+
 GEO_DIM = 4                    # [mean log depth, unit direction of the mean point (3)]
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def pixel_rays(K: torch.Tensor, image_hw) -> torch.Tensor:
-    """(B, H, W, 3) rays K⁻¹ [u+0.5, v+0.5, 1] (z = 1) of every pixel centre."""
-    H, W = image_hw
-    v, u = torch.meshgrid(torch.arange(H, dtype=K.dtype, device=K.device) + 0.5,
-                          torch.arange(W, dtype=K.dtype, device=K.device) + 0.5, indexing='ij')
-    uv1 = torch.stack([u, v, torch.ones_like(u)], -1)                   # (H, W, 3)
-    return torch.einsum('bij,hwj->bhwi', torch.linalg.inv(K), uv1)      # (B, H, W, 3)
-
-
 def backproject(depth: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
-    """Metric z-depth (B, H, W) -> camera-frame points (B, H, W, 3) (0 where depth is 0)."""
-    return depth[..., None] * pixel_rays(K.to(depth.dtype), depth.shape[-2:])
+    """Metric z-depth (B, H, W) -> camera-frame points (B, H, W, 3) (0 where depth is 0): depth
+    times the ray K⁻¹ [u+0.5, v+0.5, 1] of each pixel (an H×W grid of patches is the pixels)."""
+    B, H, W = depth.shape
+    uv = patch_centers((H, W), (H, W), depth.dtype, depth.device)      # (H·W, 2) pixel centres
+    rays = camera_rays(K.to(depth.dtype), uv).reshape(B, H, W, 3)      # (B, H, W, 3)
+    return depth[..., None] * rays
 
 
 def pool(x: torch.Tensor, grid_hw) -> torch.Tensor:

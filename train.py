@@ -155,10 +155,6 @@ def micro_batch(ds, cfg: TrainConfig, step: int, j: int, rank: int, world: int) 
     return collate([ds[i] for i in range(start, start + cfg.micro_batch)])
 
 
-def to_device(batch: dict, device) -> dict:
-    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-
-
 # -----------------------------------------------------------------------------
 # checkpoints: a folder, swapped in atomically; optimiser state flattened into safetensors
 
@@ -218,13 +214,13 @@ def open_log(path: str, step: int):
 # -----------------------------------------------------------------------------
 
 @torch.no_grad()
-def val_loss(model, val_batches, device, autocast) -> float:
+def val_loss(model, val_batches, autocast) -> float:
     """Mean answer loss on the held-out batches (raw model, no teacher: inference conditions)."""
     model.eval()
     losses = []
     for batch in val_batches:
         with autocast:
-            _, _, parts = model(to_device(batch, device))
+            _, _, parts = model(batch)  # the model moves images and K to its device
         losses.append(parts['answer'].item())
     model.train()
     return sum(losses) / len(losses)
@@ -297,12 +293,10 @@ def main(cfg: TrainConfig):
         for j in range(grad_accum):
             batch = micro_batch(train_ds, cfg, step, j, rank, world)
             target = teacher(batch, raw_model.enc_grid_hw) if teacher else None  # at the encoder's grid
-            if target is not None:
-                target = tuple(t.to(device) for t in target)
             if ddp:  # only the last micro-step all-reduces the gradients
                 model.require_backward_grad_sync = j == grad_accum - 1
             with autocast:
-                _, loss, parts = model(to_device(batch, device), teacher=target)
+                _, loss, parts = model(batch, teacher=target)
             (loss / grad_accum).backward()
             sums += torch.stack([loss.detach(), parts['answer'], parts['distill']]).float() / grad_accum
         if cfg.grad_clip > 0:
@@ -319,7 +313,7 @@ def main(cfg: TrainConfig):
             rec = dict(step=step, loss=sums[0].item(), answer=sums[1].item(), distill=sums[2].item(), lr=lr,
                        samples_per_s=cfg.batch_size * cfg.log_every / dt)
             if step % cfg.eval_every == 0 or step == cfg.max_steps:
-                rec['val_answer'] = val_loss(raw_model, val_batches, device, autocast)
+                rec['val_answer'] = val_loss(raw_model, val_batches, autocast)
             bar.set_postfix(loss=f"{rec['loss']:.3f}", **({'val': f"{rec['val_answer']:.3f}"} if 'val_answer' in rec else {}))
             log.write(json.dumps(rec) + '\n')
             log.flush()
