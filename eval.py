@@ -13,15 +13,16 @@ s in [0.5, 2]: paired) and questions (one rng seed per scene and task) through t
   <profile>   the other scenes.CAMERAS, s = f_profile / f_train (if s <= 2)
 Real data (Omni3D JSON) has no renderer: augment's exact warp (zoom, shift) stands in.
 
-Metrics; an answer that is not exactly data.py's format scores zero and counts as unparsed:
-  depth, size, distance  MRA = 1/10 Σ_θ 1[|p−g|/g < 1−θ], θ in {0.50, ..., 0.95} (VSI-Bench),
-                         AbsRel |p−g|/g, δ<1.25 = 1[max(p/g, g/p) < 1.25]
+Metrics (metrics.py has the definitions); an answer that is not exactly data.py's format scores
+zero and counts as unparsed:
+  depth, size, distance  MRA = 1/10 Σ_θ 1[|p−g|/g ≤ 1−θ], θ in {0.50, ..., 0.95} (VSI-Bench, as
+                         lmms-eval), AbsRel |p−g|/g, δ<1.25 = 1[max(p/g, g/p) < 1.25]
   center, box            centre error ‖p−g‖ (m); box: 3D IoU, Acc@0.25 / Acc@0.5 (IoU ≥ k)
-  closer, detect         accuracy; F1@0.25 pooled over a camera's answers, per category (name)
-                         greedy matching, highest IoU first, IoU > 0.25 (VG-LLM)
+  closer                 accuracy
+  detect                 F1@0.25 over a camera's answers by VG-LLM's protocol (prediction-order
+                         matching, F1 per category, mean over the categories present), and
+                         F1@0.25 pooled (one F1 over all categories, greedy highest-IoU matching)
 Error metrics (AbsRel, centre error) average the parsed answers only.
-3D IoU: with R_y(yaw) = [[c,0,s],[0,1,0],[−s,0,c]] a box is a rotated x–z rectangle times a
-y interval: I = area(footprint_a ∩ footprint_b) · Δy, the footprints clipped by Sutherland–Hodgman.
 
   python eval.py --ckpt runs/rgb_only runs/full --camera-shift --n-scenes 64 --out out/eval
 writes table.md (printed too), results.json (per checkpoint, camera and task, with unparsed
@@ -32,7 +33,6 @@ import argparse
 import json
 import math
 import os
-import re
 from collections import defaultdict
 from dataclasses import asdict
 from functools import partial
@@ -44,178 +44,10 @@ from tqdm import tqdm
 import augment
 import data
 import scenes
+from metrics import category_f1, depth_gain, f1_score, safe_log, score, shortcut_slope
 
 ZOOMS = (0.5, 0.67, 0.8, 1.0, 1.25, 1.5, 2.0)
 SHIFTS = (('shift_x+10%', 0.1, 0.0), ('shift_x-10%', -0.1, 0.0), ('shift_y+10%', 0.0, 0.1))
-THETAS = np.linspace(0.50, 0.95, 10)                   # the 10 MRA thresholds of VSI-Bench
-N_NUMBERS = dict(depth=1, size=1, distance=1, center=3, box=7)
-IOU_MATCH = 0.25                                       # detect: a match needs IoU > this
-
-# ----------------------------------------------------------------------------- parsing
-# Every parser returns None for anything that is not exactly the answer format: never raises.
-_NUMBER = re.compile(r'[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?')
-_NAME = re.compile(r"[a-z][a-z0-9 _'-]*")
-
-
-def parse_numbers(text, n):
-    """Exactly n whitespace-separated finite numbers, nothing else -> n floats, else None.
-    ('nan', 'inf', '1e999', '3,2', '1_0', '3.27 m' -> None)"""
-    tokens = text.split() if isinstance(text, str) else []
-    xs = [float(t) for t in tokens] if len(tokens) == n and all(map(_NUMBER.fullmatch, tokens)) else None
-    return xs if xs is not None and all(map(math.isfinite, xs)) else None
-
-
-def parse_name(text):
-    """An object name on one line ('Red  Box' -> 'red box'), else None."""
-    name = ' '.join(text.lower().split()) if isinstance(text, str) and '\n' not in text.strip() else ''
-    return name if _NAME.fullmatch(name) and name not in ('nan', 'inf', 'infinity') else None
-
-
-def parse_detections(text):
-    """Lines 'NAME x y z w h l yaw' -> [(name, [7 floats]), ...]; one bad line -> None."""
-    rows = [ln.split() for ln in text.splitlines() if ln.strip()] if isinstance(text, str) else []
-    dets = [(parse_name(' '.join(t[:-7])), parse_numbers(' '.join(t[-7:]), 7)) for t in rows]
-    ok = all(len(t) >= 8 and name is not None and box is not None for t, (name, box) in zip(rows, dets))
-    return dets if dets and ok else None
-
-
-def parse_answer(task, text):
-    """The value of an answer text for a task (float, list, name or detections), or None."""
-    if task in N_NUMBERS:
-        xs = parse_numbers(text, N_NUMBERS[task])
-        return xs[0] if xs and len(xs) == 1 else xs
-    return parse_name(text) if task == 'closer' else parse_detections(text)
-
-
-# ----------------------------------------------------------------------------- scalar metrics
-def mra(pred, gt):
-    """Mean relative accuracy (VSI-Bench): fraction of θ in THETAS with |p−g|/g < 1−θ."""
-    return float(np.mean(abs_rel(pred, gt) < 1.0 - THETAS))
-
-
-def abs_rel(pred, gt):
-    return abs(pred - gt) / abs(gt)
-
-
-def delta_125(pred, gt):
-    """1 if max(p/g, g/p) < 1.25 (a non-positive prediction never is)."""
-    return float(pred > 0 and max(pred / gt, gt / pred) < 1.25)
-
-
-def center_error(pred, gt):
-    return float(np.linalg.norm(np.subtract(pred[:3], gt[:3], dtype=float)))
-
-
-# ----------------------------------------------------------------------------- oriented 3D IoU, detection F1
-def box_footprint(box):
-    """(7,) box -> (4, 2) corners (x, z) of its floor rectangle, counter-clockwise in (x, z)."""
-    x, _, z, w, _, l, yaw = box
-    c, s = math.cos(yaw), math.sin(yaw)
-    rot = np.array([[c, s], [-s, c]])                  # the (x, z) block of R_y(yaw), det +1
-    return 0.5 * np.array([[-w, -l], [w, -l], [w, l], [-w, l]]) @ rot.T + np.array([x, z])  # (4, 2)
-
-
-def polygon_area(poly):
-    """Signed shoelace area of an (M, 2) polygon (> 0 counter-clockwise; 0 for M < 3)."""
-    x, y = poly[:, 0], poly[:, 1]
-    return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
-
-
-def clip_polygon(subject, clip):
-    """Sutherland–Hodgman: subject ∩ clip for a convex counter-clockwise clip polygon."""
-    out = [np.asarray(p, float) for p in subject]
-    for i in range(len(clip)):
-        a, b = clip[i], clip[(i + 1) % len(clip)]
-        side = lambda p: (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0])  # > 0: inside
-        inp, out = out, []
-        for p, q in zip(inp[-1:] + inp[:-1], inp):     # each edge p->q of the subject
-            sp, sq = side(p), side(q)
-            if (sp < 0) != (sq < 0):                   # the edge p->q crosses the line a->b
-                out.append(p + sp / (sp - sq) * (q - p))
-            if sq >= 0:
-                out.append(q)
-    return np.array(out, float).reshape(-1, 2)         # (M, 2)
-
-
-def box_iou_3d(a, b):
-    """IoU of two (7,) boxes (x, y, z, w, h, l, yaw); 0 for degenerate or non-finite boxes."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))) or min(*a[3:6], *b[3:6]) <= 0:
-        return 0.0
-    dy = min(a[1] + a[4] / 2, b[1] + b[4] / 2) - max(a[1] - a[4] / 2, b[1] - b[4] / 2)
-    inter = abs(polygon_area(clip_polygon(box_footprint(a), box_footprint(b)))) * max(dy, 0.0)
-    union = np.prod(a[3:6]) + np.prod(b[3:6]) - inter
-    return float(inter / union) if union > 0 else 0.0
-
-
-def match_detections(preds, gts, thr=IOU_MATCH):
-    """True positives: per category, greedy pairs by IoU, highest first, IoU > thr."""
-    tp = 0
-    for name in {n for n, _ in gts}:
-        P, G = ([box for n, box in dets if n == name] for dets in (preds, gts))
-        used_p, used_g = set(), set()
-        for neg_iou, i, j in sorted((-box_iou_3d(p, g), i, j) for i, p in enumerate(P) for j, g in enumerate(G)):
-            if -neg_iou > thr and i not in used_p and j not in used_g:
-                used_p.add(i)
-                used_g.add(j)
-        tp += len(used_p)
-    return tp
-
-
-def f1_score(tp, n_pred, n_gt):
-    """F1 = 2·TP / (#pred + #gt); 1 when there is nothing to find and nothing was found."""
-    return 2.0 * tp / (n_pred + n_gt) if n_pred + n_gt else 1.0
-
-
-# ----------------------------------------------------------------------------- scoring
-def score(task, pred_text, target):
-    """Score one answer: dict(parsed, pred, <metrics>). Unparsed answers score zero."""
-    p = parse_answer(task, pred_text)
-    out = dict(parsed=p is not None, pred=p)
-    if task in ('depth', 'size', 'distance'):
-        g, ok = float(target), p is not None
-        out.update(mra=mra(p, g) if ok else 0.0, delta=delta_125(p, g) if ok else 0.0,
-                   abs_rel=abs_rel(p, g) if ok else None)
-    elif task == 'box':
-        iou = 0.0 if p is None else box_iou_3d(p, target)
-        out.update(iou=iou, acc25=float(iou >= 0.25), acc50=float(iou >= 0.5))
-    elif task == 'closer':
-        out.update(acc=float(p is not None and p == parse_name(target)))
-    elif task == 'detect':
-        gts, dets = [(parse_name(n) or n, list(map(float, b))) for n, b in target], p or []
-        tp = match_detections(dets, gts)
-        out.update(tp=tp, n_pred=len(dets), n_gt=len(gts), f1=f1_score(tp, len(dets), len(gts)))
-    elif task != 'center':
-        raise ValueError(f'unknown task {task!r}')
-    if task in ('center', 'box'):
-        out.update(center_err=None if p is None else center_error(p, target))
-    return out
-
-
-def fit_slope(x, y):
-    """Least-squares slope of y on x over the finite pairs; None without two distinct x."""
-    x, y = (np.asarray([np.nan if v is None else v for v in a], float) for a in (x, y))
-    keep = np.isfinite(x) & np.isfinite(y)
-    if len(np.unique(x[keep])) < 2:
-        return None
-    x, y = x[keep] - x[keep].mean(), y[keep]
-    return float(np.dot(x, y - y.mean()) / np.dot(x, x))
-
-
-def _log(v):  # log of a positive number, else nan (None, 0, negatives: left out of fits)
-    return math.log(v) if v is not None and v > 0 else math.nan
-
-
-def shortcut_slope(s, pred, gt):
-    """Slope of log(pred/gt) against log s: −1 ignores the camera, 0 reads it (or is constant)."""
-    return fit_slope([_log(v) for v in s], [_log(p) - _log(g) for p, g in zip(pred, gt)])
-
-
-def depth_gain(pred, gt):
-    """Slope of log pred against log gt at one camera: 1 tracks depth, 0 a constant answer.
-    Read the shortcut slope next to it: a model that ignores the image has slope 0 too."""
-    return fit_slope([_log(g) for g in gt], [_log(p) for p in pred])
-
 
 # ----------------------------------------------------------------------------- the camera sweep
 def camera_sweep(scene_cfg, zooms=ZOOMS, shifts=SHIFTS, profiles=True):
@@ -311,10 +143,11 @@ def summarize(records):
         for key in METRICS[task]:
             vals = [r[key] for r in rs if r[key] is not None]
             m[key] = float(np.mean(vals)) if vals else None
-        if task == 'detect':  # pooled over all answers: F1 = 2·ΣTP / (Σ#pred + Σ#gt)
-            m['f1@0.25'] = f1_score(*(sum(r[k] for r in rs) for k in ('tp', 'n_pred', 'n_gt')))
+        if task == 'detect':  # VG-LLM: TP/FP/FN per category over all answers; and pooled
+            m['f1@0.25'] = category_f1([r['counts'] for r in rs])
+            m['f1@0.25_pooled'] = f1_score(*(sum(r[k] for r in rs) for k in ('tp', 'n_pred', 'n_gt')))
         if task == 'depth':   # the shortcut per camera: mean log(Z_pred/Z), −log s if K is ignored
-            logs = [_log(r['pred'] / r['target']) for r in rs if r['pred'] is not None]
+            logs = [safe_log(r['pred'] / r['target']) for r in rs if r['pred'] is not None]
             m['log_ratio'] = float(np.nanmean(logs)) if np.isfinite(logs).any() else None
         cameras.setdefault(cam, dict(s=rs[0]['s'], tasks={}))['tasks'][task] = m
     zoom = [r for r in records if r['task'] == 'depth' and r['camera'].startswith('zoom_')]
@@ -326,21 +159,27 @@ def summarize(records):
 
 
 def markdown_table(results):
-    """One row per camera, one column per checkpoint; cells 'depth MRA / detect F1@0.25'."""
+    """One row per camera, one column per checkpoint; cells 'depth MRA / detect F1@0.25 / pooled'."""
     fmt = lambda x: '–' if x is None else f'{x:.2f}'
     row = lambda name, s, cells: f'| {name} | {s} | ' + ' | '.join(cells) + ' |'
     summ = [r['summary'] for r in results.values()]
     cams = {c: v['s'] for sm in summ for c, v in sm['cameras'].items()}
     detect = any('detect' in v['tasks'] for sm in summ for v in sm['cameras'].values())
-    keys = [('depth', 'mra')] + [('detect', 'f1@0.25')] * detect
+    keys = [('depth', 'mra')] + [('detect', 'f1@0.25'), ('detect', 'f1@0.25_pooled')] * detect
     cell = lambda sm, c: ' / '.join(fmt(sm['cameras'].get(c, {}).get('tasks', {}).get(t, {}).get(k)) for t, k in keys)
-    lines = [f"cells: depth MRA{' / detect F1@0.25' * detect}", '',
+    lines = [f"cells: depth MRA{' / detect F1@0.25 / detect F1@0.25 pooled' * detect}", '',
              row('camera', 's', results), '|---|---|' + '---|' * len(summ)]
     lines += [row(c, f'{s:.2f}', [cell(sm, c) for sm in summ]) for c, s in cams.items()]
     lines += [row('shortcut slope', '', [fmt(sm['shortcut_slope']) for sm in summ]),
               row('depth gain at s=1', '', [fmt(sm['depth_gain']) for sm in summ]),
               row('unparsed answers', '', [f"{sm['unparsed']:.1%}" for sm in summ]), '',
-              'shortcut slope: d log(Z_pred/Z) / d log s over the zooms (−1 ignores the camera, 0 reads it);',
+              'MRA: mean over θ = 0.50, 0.55, ..., 0.95 of 1[|p−g|/g ≤ 1−θ] (VSI-Bench, as lmms-eval);']
+    if detect:
+        lines += ["detect F1@0.25: VG-LLM's protocol, predictions in output order, each matched to the unused "
+                  'same-category box of highest IoU (TP if IoU > 0.25); F1 per category over the answers, '
+                  'mean over the categories present in predictions or ground truth;',
+                  'detect F1@0.25 pooled: one F1 over all categories, pairs matched greedily by highest IoU;']
+    lines += ['shortcut slope: d log(Z_pred/Z) / d log s over the zooms (−1 ignores the camera, 0 reads it);',
               'depth gain: d log Z_pred / d log Z at s = 1 (1 tracks depth; 0, a constant answer, also has slope 0)']
     return '\n'.join(lines) + '\n'
 

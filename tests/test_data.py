@@ -1,5 +1,5 @@
 """
-Guards data.py: answers have the documented format and parse back (here and with eval.py's
+Guards data.py: answers have the documented format and parse back (here and with metrics.py's
 parsers) to their targets; referring tasks name only unique objects; dataset items are a pure
 function of (split, index) with disjoint splits, weighted task mixes and exact augmentation;
 collate stacks; the Omni3D export -> load round trip gives back the same samples; malformed Omni3D
@@ -18,7 +18,7 @@ import torch
 
 import augment
 import data
-import eval as evaluation
+import metrics
 import scenes
 
 TINY = data.DataConfig(scene=scenes.SceneConfig(image_hw=(32, 32)))
@@ -59,7 +59,7 @@ def test_answers_parse_back_to_targets(task):
         if task in ('box', 'detect'):
             yaws = [t[6]] if task == 'box' else [b[6] for _, b in t]
             assert all(-math.pi / 2 <= y < math.pi / 2 for y in yaws)
-        parsed = evaluation.parse_answer(task, a)                  # the consumer's parser agrees
+        parsed = metrics.parse_answer(task, a)                     # the consumer's parser agrees
         assert parsed is not None
         if task == 'detect':
             assert [n for n, _ in parsed] == [n for n, _ in t]
