@@ -230,6 +230,23 @@ def collate(items: list) -> dict:
 
 
 # ----------------------------------------------------------------------------- Omni3D format
+# Omni3D's conventions (Brazil et al. 2023; Cube R-CNN's cubercnn/util/math_util.py), converted on
+# the way in and back on the way out, so a box written here gives the corners Omni3D's tools give:
+#   dimensions [W, H, L]: L along the object's own x axis, H along y, W along z. Our size (w, h, l)
+#     is along x, y, z, so size = (L, H, W).   X_cam = R_cam · X_local + center_cam.
+#   bbox3D_cam: the 8 corners X_local = (±L/2, ±H/2, ±W/2) in get_cuboid_verts_faces' order:
+#     v0..v3 the face z = −W/2 going (−x,−y) (+x,−y) (+x,+y) (−x,+y); v4..v7 the same at z = +W/2.
+#   K puts pixel centres at integer coordinates; ours at integer + ½ (camera_embed.py). So cx, cy
+#     gain ½ on load and lose it on export, and so do the 2D boxes written by the exporter.
+OMNI3D_CORNER_SIGNS = np.array([[-1, -1, -1], [1, -1, -1], [1, 1, -1], [-1, 1, -1],
+                                [-1, -1, 1], [1, -1, 1], [1, 1, 1], [-1, 1, 1]], dtype=float)   # (8, 3)
+
+
+def omni3d_corners(center, dimensions, R) -> np.ndarray:
+    """bbox3D_cam (8, 3) of an Omni3D box: center (3,), dimensions [W, H, L], R (3, 3)."""
+    W, H, L = dimensions
+    return (OMNI3D_CORNER_SIGNS * [L / 2, H / 2, W / 2]) @ np.asarray(R, float).T + center
+
 
 def _get(rec, key, kind, where, shape=None):
     """rec[key] checked: present, of the right JSON type, numbers finite and of the given shape."""
@@ -248,6 +265,19 @@ def _get(rec, key, kind, where, shape=None):
     if not isinstance(v, kind) or isinstance(v, bool) and kind is not bool:
         raise ValueError(f"{where}: {key!r} must be {getattr(kind, '__name__', kind)}, got {v!r}")
     return v
+
+
+def _flag(rec, key, default, where) -> bool:
+    """An optional JSON boolean (valid3D, behind_camera): a string such as "false" is an error."""
+    return _get(rec, key, bool, where) if key in rec else default
+
+
+def _rotation(rec, where) -> np.ndarray:
+    """R_cam checked to be a rotation (orthonormal, det +1, to 1e-3): an all-zero R is an error."""
+    R = _get(rec, 'R_cam', 'array', where, (3, 3))
+    if not (np.allclose(R.T @ R, np.eye(3), atol=1e-3) and abs(np.linalg.det(R) - 1) < 1e-3):
+        raise ValueError(f"{where}: 'R_cam' must be a rotation matrix (R^T R = I, det R = 1), got {R.tolist()}")
+    return R
 
 
 def yaw_from_R(R) -> float:
@@ -271,8 +301,11 @@ class Omni3DDataset(torch.utils.data.Dataset):
         if not 0 <= i < len(self.records):
             raise IndexError(f"item {i} of a dataset of {len(self.records)}")
         r = self.records[i]
-        with Image.open(r['file']) as im:
-            image = np.array(im.convert('RGB'))                              # (H, W, 3), writable
+        try:
+            with Image.open(r['file']) as im:
+                image = np.array(im.convert('RGB'))                          # (H, W, 3), writable
+        except (OSError, SyntaxError, ValueError) as e:                      # truncated, not an image
+            raise ValueError(f"{r['file']}: cannot read the image ({e})") from None
         if image.shape[:2] != r['hw']:
             raise ValueError(f"{r['file']}: image is {image.shape[:2]} but its record says (height, width) = {r['hw']}")
         qa = sample_qa(r['objects'], r['seed'], self.tasks, self.task_weights)
@@ -287,14 +320,17 @@ def load_omni3d(json_path, image_root, tasks=TASKS, task_weights=None, augment=N
     Usable: valid3D true (default true when absent) and behind_camera false (default false);
     the others are counted in `skipped_annotations`; images about which no task of positive
     weight can be asked (no usable object, or only repeated names and no detect) are left out
-    and counted in `images_without_questions`. depth and points are zeros (0 = unknown: no teacher geometry).
-    Names are category names, lower-cased with single spaces. Anything malformed raises a
-    ValueError naming the file and the record (index and id)."""
+    and counted in `images_without_questions`; a file with no usable image at all is an error.
+    depth and points are zeros (0 = unknown: no teacher geometry). Names are category names,
+    lower-cased with single spaces. Sizes, K and 2D coordinates follow the conventions above.
+    Anything malformed (a missing or mistyped key, a centre at z <= 0 that is not flagged
+    behind_camera, an R_cam that is not a rotation, ...) raises a ValueError naming the file, the
+    record (index and id) and the field."""
     check_tasks(tasks, task_weights)
     try:
         with open(json_path) as f:
             js = json.load(f)
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{json_path}: not valid JSON ({e})") from None
     images, annotations = (_get(js, k, list, str(json_path)) for k in ('images', 'annotations'))
     by_id = {}
@@ -312,6 +348,7 @@ def load_omni3d(json_path, image_root, tasks=TASKS, task_weights=None, augment=N
         file = os.path.join(image_root, _get(rec, 'file_path', str, where))
         if min(hw) <= 0 or not os.path.isfile(file):
             raise ValueError(f"{where}: needs height, width > 0 and an existing image file, got {hw}, {file}")
+        K = K + [[0, 0, 0.5], [0, 0, 0.5], [0, 0, 0]]                       # pixel centres at integer + ½
         by_id[iid] = dict(file=file, K=K, hw=hw, seed=iid, objects=[])
     skipped = 0
     for idx, ann in enumerate(annotations):
@@ -322,17 +359,25 @@ def load_omni3d(json_path, image_root, tasks=TASKS, task_weights=None, augment=N
         name = ' '.join(_get(ann, 'category_name', str, where).lower().split())
         if not name:
             raise ValueError(f"{where}: empty category_name")
-        if not ann.get('valid3D', True) or ann.get('behind_camera', False):
+        if not _flag(ann, 'valid3D', True, where) or _flag(ann, 'behind_camera', False, where):
             skipped += 1
             continue
         center = _get(ann, 'center_cam', 'array', where, (3,))
-        size = _get(ann, 'dimensions', 'array', where, (3,))
-        R = _get(ann, 'R_cam', 'array', where, (3, 3))
-        if (size <= 0).any():
-            raise ValueError(f"{where}: dimensions must be positive, got {size.tolist()}")
+        W, H, L = _get(ann, 'dimensions', 'array', where, (3,))
+        R = _rotation(ann, where)
+        if min(W, H, L) <= 0:
+            raise ValueError(f"{where}: 'dimensions' must be positive, got {[W, H, L]}")
+        if center[2] <= 0:
+            raise ValueError(f"{where}: 'center_cam' must be in front of the camera (z > 0) unless "
+                             f"behind_camera is true, got {center.tolist()}")
+        size = np.array([L, H, W])                                          # (w, h, l) along local x, y, z
         by_id[iid]['objects'].append(dict(name=name, center=center, size=size, yaw=yaw_from_R(R)))
     records = [r for r in by_id.values()
                if any(feasible(r['objects'], tasks[i]) for i in _weighted(tasks, task_weights))]
+    if not records:
+        raise ValueError(f"{json_path}: no usable image: {len(by_id)} images, {len(annotations)} annotations "
+                         f"({skipped} skipped as valid3D false or behind_camera), and no image allows a "
+                         f"question of tasks {tuple(tasks)} (weights {task_weights})")
     return Omni3DDataset(records, tasks, task_weights, augment, skipped, len(by_id) - len(records))
 
 
@@ -340,6 +385,7 @@ def export_omni3d(source, out_dir, limit=None) -> str:
     """Write scenes (a SyntheticDataset or an iterable of scenes.Scene) as PNGs + omni3d.json.
 
     Image id = scene seed. A dataset is exported un-augmented, rendered through its own camera.
+    Dimensions, corners, K and 2D boxes in Omni3D's conventions (above).
     Returns the JSON path; load it with load_omni3d(path, out_dir)."""
     if isinstance(source, SyntheticDataset):
         n = len(source) if limit is None else min(limit, len(source))
@@ -357,19 +403,21 @@ def export_omni3d(source, out_dir, limit=None) -> str:
         H, W = sc.image_hw
         path = f"images/{sc.seed:010d}.png"
         Image.fromarray(out['image']).save(os.path.join(out_dir, path))
-        images.append(dict(id=int(sc.seed), file_path=path, width=W, height=H, K=sc.K.tolist(),
+        K = sc.K - [[0, 0, 0.5], [0, 0, 0.5], [0, 0, 0]]                     # Omni3D: centres at integers
+        images.append(dict(id=int(sc.seed), file_path=path, width=W, height=H, K=K.tolist(),
                            camera_height=sc.camera_height, dataset_id=0))
         for i, o in enumerate(sc.objects):
-            corners = scenes.box_corners(o.center, o.size, o.yaw)             # (8, 3)
-            uv = scenes.project(sc.K, corners)                                # (8, 2)
-            v, u = np.nonzero(out['instance'] == i)
-            tight = [float(u.min()), float(v.min()), float(u.max() + 1), float(v.max() + 1)] if len(u) else [-1.0] * 4
+            dims, R = [o.size[2], o.size[1], o.size[0]], scenes.rot_y(o.yaw)   # [W, H, L] = our (l, h, w)
+            corners = omni3d_corners(o.center, dims, R)                       # (8, 3) Cube R-CNN's order
+            uv = scenes.project(K, corners)                                   # (8, 2) Omni3D's pixels
+            v, u = np.nonzero(out['instance'] == i)                           # pixel u spans [u − ½, u + ½]
+            tight = [u.min() - 0.5, v.min() - 0.5, u.max() + 0.5, v.max() + 0.5] if len(u) else [-1.0] * 4
             cid = categories.setdefault(o.name, len(categories))
             annotations.append(dict(
                 id=len(annotations), image_id=int(sc.seed), dataset_id=0, category_id=cid,
                 category_name=o.name, valid3D=True, behind_camera=False, center_cam=o.center.tolist(),
-                dimensions=o.size.tolist(), R_cam=scenes.rot_y(o.yaw).tolist(), bbox3D_cam=corners.tolist(),
-                bbox2D_proj=[*uv.min(0).tolist(), *uv.max(0).tolist()], bbox2D_tight=tight,
+                dimensions=[float(d) for d in dims], R_cam=R.tolist(), bbox3D_cam=corners.tolist(),
+                bbox2D_proj=[*uv.min(0).tolist(), *uv.max(0).tolist()], bbox2D_tight=[float(t) for t in tight],
                 depth=float(o.center[2]), visibility=-1.0, truncation=-1.0))
     js = dict(info=dict(description='synthetic rooms exported by data.export_omni3d', id=0),
               categories=[dict(id=i, name=n) for n, i in categories.items()],
