@@ -12,14 +12,17 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import data  # noqa: E402
 import eval as E  # noqa: E402
+import model  # noqa: E402
+import scenes  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- the sweep, end to end
 def test_camera_sweep_and_paired_visibility():
-    scenes = pytest.importorskip('scenes')
     cfg = scenes.SceneConfig(image_hw=(32, 48), camera='standard', visible_zoom=(0.5, 2.0))
     sweep = E.camera_sweep(cfg)
     names = [n for n, _, _ in sweep]
@@ -43,9 +46,6 @@ def test_camera_sweep_and_paired_visibility():
 
 
 def test_real_data_views_follow_the_sweep_through_augment(tmp_path):
-    pytest.importorskip('data')
-    import data
-    import scenes
     cfg = scenes.SceneConfig(image_hw=(32, 40), visible_zoom=(0.5, 2.0))
     js = data.export_omni3d([scenes.sample_scene(data.scene_seed('test', i), cfg) for i in range(2)], str(tmp_path))
     ds = data.load_omni3d(js, str(tmp_path), ('depth', 'closer'))
@@ -63,8 +63,6 @@ def test_real_data_views_follow_the_sweep_through_augment(tmp_path):
 
 
 def test_end_to_end_sweep_of_a_tiny_untrained_model(tmp_path):
-    model = pytest.importorskip('model')
-    import torch
     torch.manual_seed(0)
     cfg = model.ModelConfig(image_size=32, patch_size=8, vision_width=32, vision_layers=1, vision_heads=2,
                             llm_width=32, llm_layers=1, llm_heads=2, geometry_hidden=16)
@@ -94,8 +92,6 @@ def test_end_to_end_sweep_of_a_tiny_untrained_model(tmp_path):
     assert (out / 'zoom.png').exists() == (importlib.util.find_spec('matplotlib') is not None)
     assert 'VG-LLM' in table and 'F1@0.25 pooled' in table and '≤ 1−θ' in table
     # real data: an Omni3D export of two scenes, zoom and shifts through augment
-    import data
-    import scenes
     cfg = scenes.SceneConfig(image_hw=(32, 32), visible_zoom=(0.5, 2.0))
     js = data.export_omni3d([scenes.sample_scene(data.scene_seed('test', i), cfg) for i in range(2)],
                             str(tmp_path / 'omni'))
@@ -107,9 +103,6 @@ def test_end_to_end_sweep_of_a_tiny_untrained_model(tmp_path):
 
 
 def test_scoring_chain_on_data_answers_perfect_and_camera_blind_oracles():
-    pytest.importorskip('data')
-    import data
-    import scenes
     cfg = scenes.SceneConfig(image_hw=(32, 32), n_objects=(2, 3), visible_zoom=(0.5, 2.0))
     sweep = [c for c in E.camera_sweep(cfg, profiles=False) if c[0].startswith('zoom_')]
     items = E.build_eval_items(cfg, sweep, 3)
