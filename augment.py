@@ -42,7 +42,8 @@ import torch.nn.functional as F
 from camera_embed import validate_K
 
 # ----------------------------------------------------------------------------- affine maps
-# each returns A (3, 3) float64, or (B, 3, 3) when it depends on a batched K
+# each returns A (3, 3) float64, or (B, 3, 3) when it depends on a batched K; inputs are checked by
+# the helpers at the end of the file (a NaN or infinite factor would give a NaN K)
 
 
 def resize_affine(in_hw, out_hw) -> torch.Tensor:
@@ -98,9 +99,8 @@ def warp(image, A, out_hw, fill=0, mode='bilinear', antialias=True) -> torch.Ten
         raise ValueError(f"image must be (H, W), (C, H, W) or (B, C, H, W), got {tuple(image.shape)}")
     x = image.reshape((1,) * (4 - ndim) + tuple(image.shape))           # (B, C, H, W)
     B, C, H, W = x.shape
-    H2, W2 = (int(v) for v in out_hw)
-    if H2 <= 0 or W2 <= 0:
-        raise ValueError(f"output size must be positive, got {tuple(out_hw)}")
+    image_hw(image)                                                      # H, W >= 1
+    H2, W2 = check_size(out_hw)
     A = torch.as_tensor(A, dtype=torch.float64).reshape(-1, 3, 3)
     if A.shape[0] not in (1, B):
         raise ValueError(f"{A.shape[0]} affine maps for a batch of {B} images")
@@ -157,35 +157,34 @@ def apply_affine(image, K, A, out_hw, fill=0, mode='bilinear'):
 # ----------------------------------------------------------------------------- transforms
 
 def resize(image, K, size_hw, mode='bilinear'):
-    """Resize to size_hw = (H', W'): fx, cx scale by W'/W; fy, cy by H'/H."""
-    H, W = image.shape[-2:]
-    return apply_affine(image, K, resize_affine((H, W), size_hw), size_hw, 0, mode)
+    """Resize to size_hw = (H', W') whole pixels: fx, cx scale by W'/W; fy, cy by H'/H."""
+    size_hw = check_size(size_hw)
+    return apply_affine(image, K, resize_affine(image_hw(image), size_hw), size_hw, 0, mode)
 
 
 def crop(image, K, box, fill=0, mode='bilinear', size_hw=None):
     """Crop box = (x0, y0, x1, y1) (continuous pixel edges; may pass the border, padded with fill):
     (cx, cy) -= (x0, y0). The output is size_hw, by default the box size rounded to whole pixels;
     when the two differ the crop is also resized to it (K' = A K stays exact, one resampling)."""
-    x0, y0, x1, y1 = (float(b) for b in box)
+    x0, y0, x1, y1 = (check_number('crop box edge', b) for b in box)
     if not (x1 > x0 and y1 > y0):
         raise ValueError(f"crop box must have x1 > x0 and y1 > y0, got {tuple(box)}")
-    if size_hw is None:
-        size_hw = (round(y1 - y0), round(x1 - x0))
+    size_hw = check_size((max(1, round(y1 - y0)), max(1, round(x1 - x0))) if size_hw is None else size_hw)
     return apply_affine(image, K, crop_affine(box, size_hw), size_hw, fill, mode)
 
 
 def zoom(image, K, s: float, fill=0, mode='bilinear'):
     """Zoom by s about the principal point, same image size: f' = s·f, c' = c.
     s > 1 keeps the window around c that is 1/s of the image; s < 1 pads with fill."""
-    if not s > 0:
-        raise ValueError(f"zoom factor must be > 0, got {s}")
-    return apply_affine(image, K, zoom_affine(K, s), image.shape[-2:], fill, mode)
+    s = check_number('zoom factor', s, positive=True)
+    return apply_affine(image, K, zoom_affine(K, s), image_hw(image), fill, mode)
 
 
 def shift_principal_point(image, K, dx, dy, fill=0, mode='bilinear'):
     """Move the content by (dx, dy) pixels, same size and f: (cx, cy) -> (cx + dx, cy + dy).
     (The same as cropping the window that starts at (−dx, −dy).)"""
-    return apply_affine(image, K, shift_affine(dx, dy), image.shape[-2:], fill, mode)
+    dx, dy = check_number('principal point shift dx', dx), check_number('principal point shift dy', dy)
+    return apply_affine(image, K, shift_affine(dx, dy), image_hw(image), fill, mode)
 
 
 # ----------------------------------------------------------------------------- 2D annotations
@@ -261,3 +260,36 @@ def random_camera_augment(image, K, cfg: AugmentConfig, rng: np.random.Generator
     image2, K2 = apply_affine(image, K, A, out_hw, cfg.fill, 'bilinear')
     geometry2 = None if geometry is None else warp(geometry, A, out_hw, 0, 'nearest')
     return image2, K2, geometry2
+
+
+# ----------------------------------------------------------------------------- input checks
+
+def check_number(name: str, v, positive: bool = False) -> float:
+    """A finite real number (> 0 if positive), as a float; else a ValueError naming it."""
+    try:
+        x = math.nan if isinstance(v, (str, bytes, bool)) else float(v)
+    except (TypeError, ValueError):
+        x = math.nan
+    if not math.isfinite(x) or (positive and x <= 0):
+        raise ValueError(f"{name} must be a finite number{' > 0' if positive else ''}, got {v!r}")
+    return x
+
+
+def check_size(size_hw) -> tuple:
+    """(H, W) of whole, positive pixels: a fractional size would round the image but not K."""
+    try:
+        H, W = size_hw
+        ok = all(not isinstance(v, bool) and float(v) == int(v) >= 1 for v in (H, W))
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise ValueError(f"size must be two positive whole numbers of pixels (H, W), got {size_hw!r}")
+    return int(H), int(W)
+
+
+def image_hw(image) -> tuple:
+    """(H, W) of an image (..., H, W) with at least one row and column."""
+    H, W = image.shape[-2:]
+    if H < 1 or W < 1:
+        raise ValueError(f"image must have at least one row and one column, got shape {tuple(image.shape)}")
+    return H, W

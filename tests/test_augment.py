@@ -226,3 +226,25 @@ def test_bad_inputs_raise():
         zoom(torch.zeros(3, 3, 8, 8), torch.eye(3).repeat(2, 1, 1), 2.0)
     with pytest.raises(ValueError, match='image must be'):
         warp(torch.zeros(8), torch.eye(3), (4, 4))
+
+
+@pytest.mark.parametrize('call,named', [
+    (lambda img, K: zoom(img, K, float('inf')), 'zoom factor'),
+    (lambda img, K: zoom(img, K, float('nan')), 'zoom factor'),
+    (lambda img, K: zoom(img, K, -2.0), 'zoom factor'),
+    (lambda img, K: zoom(img, K, '2'), 'zoom factor'),
+    (lambda img, K: shift_principal_point(img, K, float('nan'), 0), 'shift dx'),
+    (lambda img, K: shift_principal_point(img, K, 0, float('inf')), 'shift dy'),
+    (lambda img, K: crop(img, K, (0, 0, float('inf'), 8)), 'crop box'),
+    (lambda img, K: resize(img, K, (4.5, 4)), 'whole numbers'),
+    (lambda img, K: resize(img, K, (4, float('nan'))), 'whole numbers'),
+    (lambda img, K: resize(img, K, 4), 'whole numbers'),
+    (lambda img, K: resize(img[:, :0], K, (4, 4)), 'at least one row'),
+    (lambda img, K: zoom(img[:, :, :0], K, 2.0), 'at least one row'),
+])
+def test_non_finite_or_fractional_inputs_raise_instead_of_a_nan_K(call, named):
+    img, K = torch.zeros(3, 8, 8), torch.tensor([[8.0, 0, 4], [0, 8, 4], [0, 0, 1]])
+    with pytest.raises(ValueError, match=named):
+        call(img, K)
+    img2, K2 = resize(img, K, (4.0, 6))                    # a whole number given as a float is fine
+    assert img2.shape == (3, 4, 6) and torch.isfinite(K2).all()
