@@ -251,6 +251,9 @@ class CameraAwareMLLM(nn.Module):
     def visual_tokens(self, images: torch.Tensor, K: torch.Tensor):
         """images uint8 (B,3,H,W), K (B,3,3) of those pixels -> LLM tokens (B, N/r², D) and the
         geometry prediction (B, N, GEO_DIM) (None without the geometry branch)."""
+        if images.dim() != 4 or images.shape[1] != 3 or K.shape != (images.shape[0], 3, 3):
+            raise ValueError(f'need images (B, 3, H, W) and K (B, 3, 3) of one batch size B, got images '
+                             f'{tuple(images.shape)} and K {tuple(K.shape)}')
         S, dtype = self.image_size, self.projector[0].weight.dtype
         x, K = images.to(self.device, torch.float32), K.to(self.device, torch.float32)
         if x.shape[-2:] != (S, S):
@@ -269,6 +272,9 @@ class CameraAwareMLLM(nn.Module):
         """Tokenise, pad, and put the visual tokens at the placeholder positions:
         inputs_embeds (B, L, D), labels (B, L), attention mask (B, L), position ids (B, L)."""
         tok, n = self.tokenizer, vis.shape[1]
+        if len(questions) != vis.shape[0] or (answers is not None and len(answers) != len(questions)):
+            raise ValueError(f'{vis.shape[0]} images, {len(questions)} questions'
+                             + ('' if answers is None else f' and {len(answers)} answers') + ': need one each')
         prompts = [prompt_ids(tok, q, n) for q in questions]
         if answers is None:
             seqs, labels = prompts, [[-100] * len(p) for p in prompts]

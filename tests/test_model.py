@@ -168,6 +168,18 @@ def test_save_load_is_exact(tmp_path):
         again.generate(batch['images'], batch['K'], batch['question'], 8)
 
 
+def test_mismatched_batch_sizes_are_named():
+    model, batch = tiny(), make_batch(n=4)
+    with pytest.raises(ValueError, match='4 images, 3 questions'):
+        model.generate(batch['images'], batch['K'], batch['question'][:3], max_new_tokens=2)
+    with pytest.raises(ValueError, match=r'images \(4, 3, 32, 32\) and K \(3, 3, 3\)'):
+        model.generate(batch['images'], batch['K'][:3], batch['question'], max_new_tokens=2)
+    with pytest.raises(ValueError, match=r'K \(3, 3\)'):
+        model.generate(batch['images'], batch['K'][0], batch['question'], max_new_tokens=2)
+    with pytest.raises(ValueError, match='4 images, 4 questions and 2 answers'):
+        model(dict(batch, answer=batch['answer'][:2]))
+
+
 def test_broken_checkpoints_fail_loudly(tmp_path):
     tiny(camera_embed=True).save(tmp_path / 'ok')
     path = str(tmp_path / 'ok')
