@@ -3,19 +3,39 @@ The synthetic world: random rooms of metric objects, ray-cast exactly through a 
 
 Why. Metric 3D answers under many cameras need a world whose geometry is exact and free: a floor
 with a checker of `tile` metres (a scale cue, as real floors give), walls, a ceiling, and 1-4
-objects (boxes with a yaw, spheres, vertical cylinders) resting on the floor, each with a unique
-name ("red box") and its own random metric size: a class constant size would give depth away.
+objects (boxes with a yaw, spheres, vertical cylinders) resting on the floor. As in real rooms,
+the camera is hand-held at chest height (1.3-1.5 m) and objects belong to categories of
+characteristic size (a table about 1.2 × 0.75 × 0.7 m, ±12 %), named by colour and category
+("red table", unique in its scene): the familiar-size cue makes metric answers well posed at the
+training camera, and is exactly what a camera-blind model overfits to (apparent size f·H/Z).
 
-The math. Camera frame OpenCV (x right, y down, z forward), level camera at height h, so the
-floor is the plane y = +h. The ray of pixel (u, v) is
-    d(u, v) = K⁻¹ [u+½, v+½, 1] = (a_u, b_v, 1),   a_u = (u+½−cx)/fx,  b_v = (v+½−cy)/fy
-and it is separable: a depends on the column only, b on the row only. With d_z = 1 the ray
-parameter t of a hit *is* its z-depth, and the point is t·d. So, per surface:
-    floor y = h:        t = h / b_v           (one value per row; fy·h/(v+½−cy) in pixels)
-    wall x = ±X:        t = ±X / a_u          (one value per column);  back wall z = Z: t = Z
-    box (slabs):        in the box frame o' = Rᵀ(0 − c), d' = Rᵀd, t = max_k min(t1k, t2k)
+Frames and pose. Camera frame OpenCV (x right, y down, z forward). The world frame is
+gravity-aligned, with its origin at the camera: y down along gravity, z the camera's heading in
+the horizontal plane, x = y × z (right); the floor is the plane y = +h (h: camera height). The
+camera is pitched by θ (its optical axis θ below the horizon) and then rolled by φ about that axis
+(the horizon then rises to the right in the image), drawn from SceneConfig.pitch_range/roll_range:
+    X_world = R·X_cam,   c2w = [[R, 0], [0, 1]],   R = R_pitch(θ)·R_roll(φ)
+    R_pitch = [[1, 0, 0], [0, cos θ, sin θ], [0, −sin θ, cos θ]],  R_roll = [[cos φ, −sin φ, 0], [sin φ, cos φ, 0], [0, 0, 1]]
+The default camera is level (θ = φ = 0): c2w = I and the two frames are one. The origin stays at
+the camera (no translation), so a single view's Plücker moment o × d is zero and the model is
+given gravity, not the camera height (which would hand it the metric scale).
+Annotations. Object.center is in the CAMERA frame, so 'depth' (its z) means what it means for
+a level camera; Object.yaw turns the object about gravity, and Object.R_cam = Rᵀ·R_y(yaw) is its
+rotation in the camera frame (X_cam = R_cam·X_local + center; for exporters). Worked number:
+pitched θ = 10° down, a centre 1.00 m below the camera and 5.00 m ahead, world (0, 1.00, 5.00),
+is at camera (0, 1.00·cos θ − 5.00·sin θ, 1.00·sin θ + 5.00·cos θ) = (0, 0.12, 5.10): depth 5.10.
+
+The math. The ray of pixel (u, v), in the camera frame and in the world frame, is
+    d_cam = K⁻¹ [u+½, v+½, 1] = (a_u, b_v, 1),  a_u = (u+½−cx)/fx,  b_v = (v+½−cy)/fy;   d = R·d_cam
+Every surface is intersected in the world frame; since d = R·d_cam, the ray parameter t of a hit
+is its camera-frame z-depth (d_cam,z = 1), and the camera-frame point is t·d_cam. For a level
+camera d = d_cam is separable (a depends on the column only, b on the row only), so the room costs
+one value per row or column; a tilted camera's rays are dense (H, W). Per surface:
+    floor y = h:        t = h / d_y           (level: one value per row, fy·h/(v+½−cy) in pixels)
+    wall x = ±X:        t = ±X / d_x;          back wall z = Z: t = Z / d_z   (level: per column)
+    box (slabs):        in the box frame o' = R_y(yaw)ᵀ(0 − c), d' = R_y(yaw)ᵀd, t = max_k min(t1k, t2k)
     sphere:             t² |d|² − 2t d·c + |c|² − r² = 0, nearest root
-    cylinder (y axis):  side (t·a − cx)² + (t − cz)² = r² with y = t·b in range; caps y = const
+    cylinder (gravity): side (t·d_x − c_x)² + (t·d_z − c_z)² = r² with y = t·d_y in range; caps y = const
 The room is convex and holds the camera, so its first surface is the nearest plane ahead;
 objects are z-buffered over it, each only over the pixels of its projected bounding box.
 Shading: colour · (ambient + diffuse · max(0, n·L)), one directional light from above.
@@ -27,8 +47,13 @@ draw a depth in the interval that keeps the bounding circle (radius r in x-z) in
 side S >= MIN_OBJECT_PX pixels at s_min (z + r ≤ s_min·f·S/MIN_OBJECT_PX), then x in the visible
 cone; we reject overlaps on the floor and objects whose 2D box lies mostly (> MAX_HIDDEN) in a
 nearer one's. Without visible_zoom, s_min = s_max = 1 (the base camera).
+A tilted camera places objects exactly (_tilted_positions): each of those conditions is linear in
+the camera frame, n·X >= c (inside an image edge: (fx, 0, cx − m)·X >= 0, ...; z <= z_far), so
+over the 8 world corners p + δ_j it is the half-plane (R n)·p >= c + max_j −(R n)·δ_j in the floor
+position (x, z); depth and x are drawn as above, in the convex polygon of those half-planes.
 
-Shapes: H×W image, a (W,), b (H,), window (h, w) of one object's pixels.
+Shapes: H×W image, a (W,), b (H,), window (h, w) of one object's pixels; ray components
+(d_x, d_y, d_z) broadcast to (H, W): (1, W), (H, 1), 1 for a level camera, (H, W) each if tilted.
 """
 import math
 from dataclasses import dataclass, field
@@ -41,6 +66,16 @@ COLORS = {'red': (200, 40, 40), 'green': (40, 160, 60), 'blue': (45, 85, 215),
           'yellow': (235, 205, 40), 'purple': (135, 65, 185), 'orange': (240, 135, 30),
           'cyan': (40, 195, 210), 'pink': (245, 125, 190)}
 SHAPES = ('box', 'sphere', 'cylinder')
+# Object categories with characteristic sizes (w, h, l) in metres, as real rooms have them: the
+# familiar-size cue (a table is about 0.75 m tall) that pins the scale of a scene at the training
+# camera, and that a camera-blind model turns into a focal-length shortcut (apparent size f·H/Z).
+# Each instance varies every side by up to ±CATEGORY_JITTER. Round shapes keep w = l (= h: sphere).
+CATEGORIES = {'crate': ('box', (0.45, 0.40, 0.45)), 'table': ('box', (1.20, 0.75, 0.70)),
+              'cabinet': ('box', (0.80, 1.20, 0.45)), 'sofa': ('box', (1.80, 0.85, 0.90)),
+              'ball': ('sphere', (0.35, 0.35, 0.35)), 'boulder': ('sphere', (0.80, 0.80, 0.80)),
+              'stool': ('cylinder', (0.40, 0.45, 0.40)), 'bin': ('cylinder', (0.35, 0.65, 0.35)),
+              'barrel': ('cylinder', (0.60, 0.90, 0.60))}
+CATEGORY_JITTER = 0.12
 FLOORS = (((175, 165, 145), (115, 105, 90)), ((155, 155, 155), (95, 95, 100)),
           ((190, 165, 125), (130, 95, 65)))               # (light, dark) tiles: greys and browns
 WALLS = ((215, 210, 200), (200, 205, 215), (222, 208, 188))
@@ -54,6 +89,7 @@ MARGIN_PX = 1.0          # visible objects keep this many pixels from the border
 GAP = 0.05               # metres between the bounding circles of two objects on the floor
 MAX_HIDDEN = 0.5         # at most this fraction of an object's 2D box behind a nearer object's
 TRIES = 64               # scenes tried (each with a fresh camera height); candidates per object
+POSE_STREAM = 1          # the pose is drawn from rng([seed, POSE_STREAM]): a level config draws nothing
 
 
 @dataclass
@@ -61,25 +97,37 @@ class SceneConfig:
     image_hw: tuple = (128, 128)
     camera: str = 'standard'           # a key of CAMERAS
     n_objects: tuple = (1, 4)          # inclusive range
-    depth_range: tuple = (1.5, 8.0)    # z of object centres, metres
-    height_range: tuple = (0.6, 1.6)   # camera height above the floor, metres (low enough that
-                                       # visible_zoom=(0.5, 2) still leaves near objects: z >~ 3.5 h)
+    depth_range: tuple = (1.5, 10.0)   # z of object centres, metres
+    height_range: tuple = (1.3, 1.5)   # camera height above the floor, metres: a hand-held camera
+                                       # at chest height. A level camera sees the floor from z =
+                                       # fy·h/(H/2), so with visible_zoom=(0.5, 2) objects stand at
+                                       # z >~ 3.5 h: 4.5-10 m here, 2-10 m at h = 0.6
     walls: bool = True                 # back + side walls and a ceiling; else floor to the horizon
     tile: float = 0.5                  # floor checker tile, metres
-    size_range: tuple = (0.2, 1.5)     # each side of an object, metres (per instance)
+    sizes: str = 'category'            # 'category': CATEGORIES (familiar sizes, names "red table");
+                                       # 'uniform': every side uniform in size_range ("red box")
+    size_range: tuple = (0.2, 1.5)     # each side of an object, metres, for sizes='uniform'
     visible_zoom: tuple | None = None  # (a, b): every object fully in view for f' = s·f, s in [a, b];
                                        # None: fully in view through the base camera (s = 1)
+    pitch_range: tuple = (0.0, 0.0)    # camera pitch θ, degrees, uniform (> 0 looks down); |θ| < 90
+    roll_range: tuple = (0.0, 0.0)     # roll φ about the optical axis, degrees (> 0: horizon rises to
+                                       # the right); both (0, 0): the level camera, c2w = I
 
 
 @dataclass
 class Object:
-    name: str                # "red box", unique in its scene
+    name: str                # "red table" (colour + category) or "red box", unique in its scene
     shape: str               # 'box' | 'sphere' | 'cylinder'
     color: str               # a key of COLORS
     center: np.ndarray       # (3,) centre of the 3D bounding box, camera frame, metres
     size: np.ndarray         # (3,) (w, h, l) along the object's local x, y, z
-    yaw: float               # radians about the camera y axis, in [−π/2, π/2) for boxes; 0 for
-                             # spheres and cylinders (symmetric about y: a yaw could not be seen)
+    yaw: float               # radians about gravity (world y; the camera y when level), in [−π/2, π/2)
+                             # for boxes; 0 for spheres and cylinders (symmetric about y: unseen)
+    R_cam: np.ndarray = None # (3, 3) rotation in the camera frame, Rᵀ·R_y(yaw): X_cam = R_cam·X_local
+                             # + center. None (a level camera) means R_y(yaw)
+
+    def __post_init__(self):
+        self.R_cam = rot_y(self.yaw) if self.R_cam is None else self.R_cam
 
 
 @dataclass
@@ -87,9 +135,10 @@ class Scene:
     objects: list
     K: np.ndarray            # (3, 3) of the base camera, pixels
     image_hw: tuple
-    camera_height: float     # metres above the floor (the floor is y = +camera_height)
+    camera_height: float     # metres above the floor (the floor is y = +camera_height, world frame)
     seed: int = 0
     room: dict = field(default_factory=dict)   # walls/back/left/right/height/tile/colours/light
+    c2w: np.ndarray = field(default_factory=lambda: np.eye(4))   # (4, 4) camera-to-world, no translation
 
 
 # ----------------------------------------------------------------------------- cameras
@@ -108,6 +157,15 @@ def zoom_K(K, s: float) -> np.ndarray:
     K2 = np.array(K, dtype=np.float64)
     K2[[0, 1], [0, 1]] *= s
     return K2
+
+
+def camera_pose(pitch: float, roll: float) -> np.ndarray:
+    """c2w (4, 4) of a camera at the world origin pitched by `pitch` and rolled by `roll` degrees
+    (module docstring): R = R_pitch·R_roll, so the optical axis R e_z = (0, sin θ, cos θ)."""
+    (cp, sp), (cr, sr) = [(math.cos(math.radians(x)), math.sin(math.radians(x))) for x in (pitch, roll)]
+    c2w = np.eye(4)
+    c2w[:3, :3] = np.array([[1, 0, 0], [0, cp, sp], [0, -sp, cp]]) @ np.array([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1]])
+    return c2w
 
 
 def check_hw(image_hw) -> tuple:
@@ -146,6 +204,22 @@ def pixel_rays(K, image_hw, _cache={}):
     return _cache[key]
 
 
+def world_rays(a, b, R=None) -> tuple:
+    """The rays d = R·(a_u, b_v, 1) in the world frame as three components that broadcast to (H, W):
+    for a level camera (R None) (1, W), (H, 1) and the number 1 (separable, no (H, W) work); else
+    (H, W) each. R: the c2w rotation."""
+    if R is None:
+        return a[None, :], b[:, None], 1.0
+    return tuple(R[k, 0] * a[None, :] + R[k, 1] * b[:, None] + R[k, 2] for k in range(3))
+
+
+def _crop(d, rows, cols):
+    """The window (rows, cols) of one ray component: (H, W) -> (h, w), (1, W) -> (1, w), (H, 1) -> (h, 1)."""
+    if np.ndim(d) == 0:
+        return d
+    return d[rows if d.shape[0] > 1 else slice(None), cols if d.shape[1] > 1 else slice(None)]
+
+
 # ----------------------------------------------------------------------------- geometry
 
 def rot_y(yaw: float) -> np.ndarray:
@@ -156,9 +230,11 @@ def rot_y(yaw: float) -> np.ndarray:
 _SIGNS = np.array([[i, j, k] for i in (-1, 1) for j in (-1, 1) for k in (-1, 1)], dtype=float) / 2
 
 
-def box_corners(center, size, yaw) -> np.ndarray:
-    """The 8 corners (8, 3) of the bounding box: X_cam = R_y(yaw) · X_local + centre."""
-    return (_SIGNS * size) @ rot_y(yaw).T + center
+def box_corners(center, size, rotation) -> np.ndarray:
+    """The 8 corners (8, 3) of the bounding box: X = R · X_local + centre, R = R_y(rotation) for a
+    yaw (a level camera), or rotation itself if it is (3, 3) (Object.R_cam)."""
+    R = rot_y(rotation) if np.ndim(rotation) == 0 else np.asarray(rotation)
+    return (_SIGNS * size) @ R.T + center
 
 
 def project(K, X) -> np.ndarray:
@@ -167,13 +243,13 @@ def project(K, X) -> np.ndarray:
     return X[:, :2] / X[:, 2:] * (K[0, 0], K[1, 1]) + (K[0, 2], K[1, 2])
 
 
-def _hit_box(a, b, c, size, yaw, L):
-    """Slab test in the box frame. a (w,), b (h,) -> t (h, w) (inf: miss) and n·L (h, w)."""
+def _hit_box(d, c, size, yaw, L):
+    """Slab test in the box frame. Ray components d = (d_x, d_y, d_z) that broadcast to (h, w), world
+    centre c -> t (h, w) (inf: miss) and n·L (h, w)."""
     R = rot_y(yaw)
     o = -R.T @ c                                            # camera origin in the box frame
-    d = (R[0, 0] * a + R[2, 0], R[0, 2] * a + R[2, 2])      # local dx, dz of d = (a, b, 1): (w,)
-    dirs = ((d[0][None, :], 0), (b[:, None], 1), (d[1][None, :], 2))   # (1, w), (h, 1), (1, w)
-    near, far, nl = [], [], []
+    dirs = ((R[0, 0] * d[0] + R[2, 0] * d[2], 0), (d[1], 1), (R[0, 2] * d[0] + R[2, 2] * d[2], 2))  # Rᵀd:
+    near, far, nl = [], [], []                              # R_y keeps y; level (1, w), (h, 1), (1, w)
     with np.errstate(divide='ignore', invalid='ignore'):
         for dk, k in dirs:
             t1, t2 = (-size[k] / 2 - o[k]) / dk, (size[k] / 2 - o[k]) / dk
@@ -187,29 +263,29 @@ def _hit_box(a, b, c, size, yaw, L):
     return np.where(hit, tn, np.inf), ndl
 
 
-def _hit_sphere(a, b, c, r, L):
-    A, B = a[None, :], b[:, None]
-    dd = A * A + B * B + 1                                  # |d|² (h, w)
-    bc = A * c[0] + B * c[1] + c[2]                         # d·c
+def _hit_sphere(d, c, r, L):
+    X, Y, Z = d
+    dd = X * X + Y * Y + Z * Z                              # |d|² (h, w)
+    bc = X * c[0] + Y * c[1] + Z * c[2]                     # d·c
     disc = bc * bc - dd * (c @ c - r * r)
     t = (bc - np.sqrt(np.maximum(disc, 0))) / dd
-    ndl = ((t * A - c[0]) * L[0] + (t * B - c[1]) * L[1] + (t - c[2]) * L[2]) / r
+    ndl = ((t * X - c[0]) * L[0] + (t * Y - c[1]) * L[1] + (t * Z - c[2]) * L[2]) / r
     return np.where((disc >= 0) & (t > 0), t, np.inf), ndl
 
 
-def _hit_cylinder(a, b, c, r, height, L):
-    A, B = a[None, :], b[:, None]
+def _hit_cylinder(d, c, r, height, L):
+    X, Y, Z = d
     y0, y1 = c[1] - height / 2, c[1] + height / 2           # top and bottom (y grows downwards)
-    qa, qb = A * A + 1, A * c[0] + c[2]                     # side: quadratic in the x-z plane (1, w)
+    qa, qb = X * X + Z * Z, X * c[0] + Z * c[2]             # side: quadratic in the x-z plane (level: (1, w))
     disc = qb * qb - qa * (c[0] ** 2 + c[2] ** 2 - r * r)
-    ts = (qb - np.sqrt(np.maximum(disc, 0))) / qa           # (1, w)
-    ys = ts * B                                             # (h, w)
+    ts = (qb - np.sqrt(np.maximum(disc, 0))) / qa
+    ys = ts * Y                                             # (h, w)
     t_side = np.where((disc >= 0) & (ts > 0) & (ys >= y0) & (ys <= y1), ts, np.inf)
-    t, ndl = t_side, ((ts * A - c[0]) * L[0] + (ts - c[2]) * L[2]) / r + 0 * B
+    t, ndl = t_side, ((ts * X - c[0]) * L[0] + (ts * Z - c[2]) * L[2]) / r + 0 * Y
     with np.errstate(divide='ignore', invalid='ignore'):
         for yc, ny in [(y, n) for y, n in ((y0, -1.0), (y1, 1.0)) if y * n <= 0]:   # front-facing caps,
-            tc = yc / B                                     # normals up (−y) or down (+y); (h, 1)
-            inside = (tc * A - c[0]) ** 2 + (tc - c[2]) ** 2 <= r * r
+            tc = yc / Y                                     # normals up (−y) or down (+y); level (h, 1)
+            inside = (tc * X - c[0]) ** 2 + (tc * Z - c[2]) ** 2 <= r * r
             tc = np.where(inside & (tc > 0), tc, np.inf)    # (h, w)
             better = tc < t
             t, ndl = np.where(better, tc, t), np.where(better, ny * L[1], ndl)
@@ -233,11 +309,19 @@ def _depth_interval(cfg, K, f_min, h, size, r):
     return z_lo, np.minimum(cfg.depth_range[1], f_min * size.min(-1) / MIN_OBJECT_PX - r)
 
 
+def _size_bounds(cfg) -> tuple:
+    """(smallest, largest) side an object of cfg can have, metres."""
+    if cfg.sizes == 'uniform':
+        return tuple(cfg.size_range)
+    sides = np.array([size for _, size in CATEGORIES.values()])
+    return float(sides.min() * (1 - CATEGORY_JITTER)), float(sides.max() * (1 + CATEGORY_JITTER))
+
+
 def _max_height(cfg, K, f_min, _cache={}) -> float:
     """The highest camera (on a grid of height_range) from which some object can be placed: the
     most compact ones, spheres of every diameter, tried at every height. Cached per config."""
     if repr(cfg) not in _cache:
-        hs, S = np.linspace(*cfg.height_range, 65)[:, None], np.linspace(*cfg.size_range, 64)   # (65, 1), (64,)
+        hs, S = np.linspace(*cfg.height_range, 65)[:, None], np.linspace(*_size_bounds(cfg), 64)   # (65, 1), (64,)
         z_lo, z_hi = _depth_interval(cfg, K, f_min, hs, np.stack([S, S, S], -1), S / 2)          # (65, 64)
         ok = (z_lo <= z_hi).any(1)
         _cache.clear() if len(_cache) > 64 else None
@@ -245,37 +329,93 @@ def _max_height(cfg, K, f_min, _cache={}) -> float:
     return _cache[repr(cfg)]
 
 
-def _candidates(rng, cfg, K, f_min, h, n=8):
-    """n random objects in one vectorised draw: shape, size, yaw, then depth in the visible
-    interval, then x in the cone. Returns those whose interval is not empty, as arrays."""
+def _candidates(rng, cfg, K, f_min, h, R=None, n=8):
+    """n random objects in one vectorised draw: category (or shape), size, yaw, then depth in the
+    visible interval, then x in the cone (R: the c2w rotation of a tilted camera; None: level).
+    Returns those whose interval is not empty, as arrays; centres in the world frame."""
     W, fx, cx = cfg.image_hw[1], K[0, 0], K[0, 2]
-    shape = rng.integers(len(SHAPES), size=n)               # 0 box, 1 sphere, 2 cylinder
-    size = rng.uniform(*cfg.size_range, (n, 3))             # (n, 3) as (w, h, l)
+    if cfg.sizes == 'uniform':
+        kind = rng.integers(len(SHAPES), size=n)            # index into SHAPES
+        shape = kind
+        size = rng.uniform(*cfg.size_range, (n, 3))         # (n, 3) as (w, h, l)
+    elif cfg.sizes == 'category':
+        kind = rng.integers(len(CATEGORIES), size=n)        # index into CATEGORIES
+        cats = list(CATEGORIES.values())
+        shape = np.array([SHAPES.index(cats[k][0]) for k in kind])   # 0 box, 1 sphere, 2 cylinder
+        size = np.array([cats[k][1] for k in kind]) * rng.uniform(1 - CATEGORY_JITTER, 1 + CATEGORY_JITTER, (n, 3))
+    else:
+        raise ValueError(f"SceneConfig.sizes must be 'category' or 'uniform', got {cfg.sizes!r}")
     size[shape > 0, 2] = size[shape > 0, 0]                 # round in x-z: diameter d = w = l
     size[shape == 1, 1] = size[shape == 1, 0]               # sphere: h = d too
     yaw = np.where(shape == 0, rng.uniform(-math.pi / 2, math.pi / 2, n), 0.0)
     r = np.where(shape == 0, 0.5 * np.hypot(size[:, 0], size[:, 2]), size[:, 0] / 2)   # footprint
+    if R is not None:
+        x, z, ok = _tilted_positions(rng, cfg, K, f_min, h, R, size, yaw)
+        return kind[ok], shape[ok], np.stack([x, h - size[:, 1] / 2, z], 1)[ok], size[ok], yaw[ok], r[ok]
     z_lo, z_hi = _depth_interval(cfg, K, f_min, h, size, r)                            # (n,), (n,)
     z = z_lo + rng.random(n) * (z_hi - z_lo)
     x_lo = -(cx - MARGIN_PX) / fx * (z - r) + r             # bounding circle inside the cone
     x_hi = (W - MARGIN_PX - cx) / fx * (z - r) - r
     x = x_lo + rng.random(n) * (x_hi - x_lo)
     ok = z_lo <= z_hi
-    return shape[ok], np.stack([x, h - size[:, 1] / 2, z], 1)[ok], size[ok], yaw[ok], r[ok]
+    return kind[ok], shape[ok], np.stack([x, h - size[:, 1] / 2, z], 1)[ok], size[ok], yaw[ok], r[ok]
 
 
-def _place(rng, cfg, K, f_min, h, placed):
-    """The first candidate clear of the placed objects on the floor and (mostly) in the image."""
-    others = [(_box2d(K, box_corners(o.center, o.size, o.yaw)), o.center[2]) for o in placed]
-    xz = np.array([[o.center[0], o.center[2], _footprint(o)] for o in placed]).reshape(-1, 3)   # (placed, 3)
+def _place(rng, cfg, K, f_min, h, placed, R=None):
+    """The first candidate clear of the placed objects on the floor and (mostly) in the image:
+    (category, shape, centre, size, yaw, R_cam) in the camera frame, or None. R: c2w rotation (None: level)."""
+    others = [(_box2d(K, box_corners(o.center, o.size, o.R_cam)), o.center[2]) for o in placed]
+    xz = np.array([[*_world(o.center, R)[[0, 2]], _footprint(o)] for o in placed]).reshape(-1, 3)   # (placed, 3)
     for _ in range(TRIES // 8):
-        shape, center, size, yaw, r = _candidates(rng, cfg, K, f_min, h)
+        kind, shape, center, size, yaw, r = _candidates(rng, cfg, K, f_min, h, R)
         dist = np.hypot(center[:, None, 0] - xz[:, 0], center[:, None, 2] - xz[:, 1])   # (n, placed)
         for i in np.nonzero((dist >= r[:, None] + xz[:, 2] + GAP).all(1))[0]:
-            box = _box2d(K, box_corners(center[i], size[i], yaw[i]))   # (u0, v0, u1, v1), in view
-            if all(_hidden(box, center[i, 2], b, zb) <= MAX_HIDDEN for b, zb in others):
-                return SHAPES[shape[i]], center[i], size[i], float(yaw[i])
+            c, R_cam = (center[i], rot_y(yaw[i])) if R is None else (R.T @ center[i], R.T @ rot_y(yaw[i]))
+            box = _box2d(K, box_corners(c, size[i], R_cam))    # (u0, v0, u1, v1), in view
+            if all(_hidden(box, c[2], b, zb) <= MAX_HIDDEN for b, zb in others):
+                category = SHAPES[kind[i]] if cfg.sizes == 'uniform' else list(CATEGORIES)[kind[i]]
+                return category, SHAPES[shape[i]], c, size[i], float(yaw[i]), R_cam
     return None
+
+
+def _world(center, R):
+    """A camera-frame point in the world frame (R: c2w rotation; None: a level camera, the same)."""
+    return center if R is None else R @ center
+
+
+def _tilted_positions(rng, cfg, K, f_min, h, R, size, yaw):
+    """Floor positions x, z (n,) of objects (size (n, 3), yaw (n,)) for a camera of rotation R and
+    intrinsics K: in view with MARGIN_PX, sides >= MIN_OBJECT_PX through f_min, centre depth (camera
+    z) in depth_range. Each condition is n·X >= c in the camera frame, so over the world corners
+    X = Rᵀ(p + δ_j) it is a half-plane A·x + B·z >= C of the floor position p = (x, y, z):
+    (A, ·, B) = R n, C = c − (R n)_y·y + max_j −(R n)·δ_j. The z range of their convex intersection
+    is spanned by its vertices (the feasible crossings of two lines); z is drawn in it, then x in the
+    slice at z, as for a level camera. Returns x, z and ok (the intersection is not empty)."""
+    (H, W), (fx, fy, cx, cy), m, n = cfg.image_hw, (K[0, 0], K[1, 1], K[0, 2], K[1, 2]), MARGIN_PX, len(size)
+    normals = np.array([[fx, 0, cx - m], [-fx, 0, W - m - cx], [0, fy, cy - m], [0, -fy, H - m - cy],
+                        [0, 0, -1], [0, 0, 1], [0, 0, -1]]) @ R.T    # (7, 3) rows (R n)ᵀ: 4 image edges,
+    c = np.zeros((n, 7))                                             # corners' z <= z_far, centre z in range
+    c[:, 4], c[:, 5], c[:, 6] = -f_min * size.min(1) / MIN_OBJECT_PX, cfg.depth_range[0], -cfg.depth_range[1]
+    local, cos, sin = _SIGNS * size[:, None], np.cos(yaw)[:, None], np.sin(yaw)[:, None]   # (n, 8, 3), (n, 1)
+    delta = np.stack([cos * local[..., 0] + sin * local[..., 2], local[..., 1],
+                      cos * local[..., 2] - sin * local[..., 0]], -1)   # (n, 8, 3) R_y(yaw)·local
+    worst = (-delta @ normals.T).max(1)                              # (n, 7) the corner nearest the edge
+    worst[:, 5:] = 0                                                 # depth_range holds for the centre
+    A, B = normals[:, 0], normals[:, 2]                              # (7,)
+    C = c - normals[:, 1] * (h - size[:, 1:2] / 2) + worst           # (n, 7)
+    i, j = np.triu_indices(7, 1)                                     # the 21 pairs of lines
+    det = A[i] * B[j] - A[j] * B[i]                                  # (21,)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        vx = (C[:, i] * B[j] - C[:, j] * B[i]) / det                 # (n, 21) vertices by Cramer's rule
+        vz = (A[i] * C[:, j] - A[j] * C[:, i]) / det
+        vertex = (np.abs(det) > 1e-12) & (vx[..., None] * A + vz[..., None] * B >= C[:, None] - 1e-6).all(-1)
+        z_lo, z_hi = np.where(vertex, vz, np.inf).min(1), np.where(vertex, vz, -np.inf).max(1)   # (n,)
+        z = z_lo + rng.random(n) * (z_hi - z_lo)                     # nan where empty (dropped)
+        bound = (C - B * z[:, None]) / A                             # (n, 7): x >= bound where A > 0
+        x_lo = np.where(A > 1e-9, bound, -np.inf).max(1)
+        x_hi = np.where(A < -1e-9, bound, np.inf).min(1)
+        x = x_lo + rng.random(n) * (x_hi - x_lo)
+    return x, z, vertex.any(1)
 
 
 def _box2d(K, corners) -> tuple:
@@ -300,35 +440,44 @@ def sample_scene(seed: int, cfg: SceneConfig = SceneConfig()) -> Scene:
     n_lo, n_hi = cfg.n_objects
     if not 1 <= n_lo <= n_hi <= len(COLORS):
         raise ValueError(f"n_objects must be (lo, hi) with 1 <= lo <= hi <= {len(COLORS)}, got {cfg.n_objects}")
+    for name, (lo, hi), limit in (('pitch_range', cfg.pitch_range, 90), ('roll_range', cfg.roll_range, 180)):
+        if not -limit < lo <= hi < limit:
+            raise ValueError(f"{name} must be (lo, hi) degrees with -{limit} < lo <= hi < {limit}, got {(lo, hi)}")
+    tilted = tuple(cfg.pitch_range) + tuple(cfg.roll_range) != (0, 0, 0, 0)
     Kv = zoom_K(K, s_max)                                   # the camera that must see everything
     f_min = min(K[0, 0], K[1, 1]) * (1.0 if cfg.visible_zoom is None else cfg.visible_zoom[0])
+    # heights where a level camera can place something; a tilted one is checked exactly, per object
     h_lo, h_hi = cfg.height_range[0], min(cfg.height_range[1], _max_height(cfg, Kv, f_min))
     setting = (f"fully visible for zoom in {cfg.visible_zoom or (1, 1)} (>= {MIN_OBJECT_PX} px), camera "
                f"{cfg.camera!r}, image {cfg.image_hw}, depth_range {cfg.depth_range}, height_range "
-               f"{cfg.height_range}, size_range {cfg.size_range}")
+               f"{cfg.height_range}, sizes {cfg.sizes!r}" + (f", pitch_range {cfg.pitch_range}, roll_range "
+                                                            f"{cfg.roll_range}" if tilted else ''))
     if h_hi < h_lo:
         raise ValueError(f"no object can be placed {setting}: from every camera height its floor contact is "
                          f"out of view; lower the camera or widen depth_range")
-    rng = np.random.default_rng(seed)
+    rng, pose = np.random.default_rng(seed), np.random.default_rng([seed, POSE_STREAM])
     n = int(rng.integers(n_lo, n_hi + 1))
     for k in range(TRIES):
         h = float(rng.uniform(h_lo, h_hi - (h_hi - h_lo) * k / TRIES))   # lower cameras after failures
+        c2w = camera_pose(pose.uniform(*cfg.pitch_range), pose.uniform(*cfg.roll_range)) if tilted else np.eye(4)
+        R = c2w[:3, :3] if tilted else None                 # a fresh pose per try too
         colors = [list(COLORS)[i] for i in rng.permutation(len(COLORS))[:n]]
         objects = []
         for color in colors:
-            got = _place(rng, cfg, Kv, f_min, h, objects)
+            got = _place(rng, cfg, Kv, f_min, h, objects, R)
             if got is None:
                 break
-            objects.append(Object(f"{color} {got[0]}", got[0], color, *got[1:]))   # shape, centre, size, yaw
+            objects.append(Object(f"{color} {got[0]}", *got[1:2], color, *got[2:]))   # shape, centre, size, yaw, R_cam
         if len(objects) == n:
-            return Scene(objects, K, tuple(cfg.image_hw), h, seed, _room(rng, cfg, h, objects))
+            return Scene(objects, K, tuple(cfg.image_hw), h, seed, _room(rng, cfg, h, objects, R), c2w)
     raise ValueError(f"could not place {n} objects {setting} in {TRIES} tries (seed {seed}): widen depth_range, "
                      f"lower the camera, shrink visible_zoom, use larger images or fewer objects")
 
 
-def _room(rng, cfg, h, objects) -> dict:
-    """Walls beyond every object (so they never hide one), a ceiling above the camera, a light."""
-    ext = [(o.center[0], o.center[2], _footprint(o)) for o in objects]
+def _room(rng, cfg, h, objects, R=None) -> dict:
+    """Walls beyond every object (so they never hide one), a ceiling above the camera, a light;
+    all in the world frame (R: c2w rotation; None: level)."""
+    ext = [(*_world(o.center, R)[[0, 2]], _footprint(o)) for o in objects]
     light = np.array([rng.uniform(-0.6, 0.6), -1.0, -rng.uniform(0.2, 0.8)])
     return dict(walls=bool(cfg.walls), tile=float(cfg.tile),
                 back=float(max(z + r for x, z, r in ext) + rng.uniform(0.3, 3.0)),
@@ -347,43 +496,46 @@ def render(scene: Scene, K=None, image_hw=None) -> dict:
     H, W = check_hw(scene.image_hw if image_hw is None else image_hw)
     a, b = pixel_rays(K, (H, W))                            # (W,), (H,)
     room, h, tile = scene.room, scene.camera_height, scene.room['tile']
-    L = np.asarray(room['light'])
+    L = np.asarray(room['light'])                           # world frame, like every surface below
+    R = None if np.array_equal(scene.c2w[:3, :3], np.eye(3)) else scene.c2w[:3, :3]   # None: level
+    d = world_rays(a, b, R)                                 # level (1, W), (H, 1), 1; tilted (H, W) each
     # the room, surface ids: 0/1 floor tiles, 2 ceiling, 3 back, 4 left, 5 right wall, 6 nothing,
-    # 7 far floor (a tile of depth `tile` at depth t spans fy·h·tile/t² rows: too few to show)
+    # 7 far floor (a tile of depth `tile` at depth t spans about fy·h·tile/t² rows: too few to show).
+    # Floor and ceiling depend on d_y only, the walls on d_x, d_z: for a level camera, per row or column
     with np.errstate(divide='ignore'):
-        t_row = np.where(b > 0, h / b, np.inf)              # floor y = h, (H,)
-        sid_row = np.where(b > 0, np.where(K[1, 1] * h * tile < MIN_TILE_PX * t_row ** 2, 7, 0), 6)
-        t_col, sid_col = np.full(W, np.inf), np.full(W, 6)  # (W,)
+        t_flat = np.where(d[1] > 0, h / d[1], np.inf)       # floor y = h
+        sid_flat = np.where(d[1] > 0, np.where(K[1, 1] * h * tile < MIN_TILE_PX * t_flat ** 2, 7, 0), 6)
+        wall_shape = np.broadcast_shapes(np.shape(d[0]), np.shape(d[2]))
+        t_wall, sid_wall = np.full(wall_shape, np.inf), np.full(wall_shape, 6)
         if room['walls']:
-            t_ceil = np.where(b < 0, (h - room['height']) / b, np.inf)
-            sid_row = np.where(t_ceil < t_row, 2, sid_row)
-            t_row = np.minimum(t_row, t_ceil)
-            t_col = np.where(a < 0, -room['left'] / a, np.where(a > 0, room['right'] / a, np.inf))
-            sid_col = np.where(room['back'] < t_col, 3, np.where(a < 0, 4, 5))
-            t_col = np.minimum(t_col, room['back'])
-    # checker parity of the floor point (t·a, h, t): floor(x/tile) + floor(z/tile), 0 off the floor
-    t_floor = np.where(sid_row == 0, t_row, 0.0) / tile                        # (H,)
-    parity = (np.floor(np.multiply.outer(t_floor, a)).astype(np.int32)
-              + np.floor(t_floor).astype(np.int32)[:, None]) & 1              # (H, W)
-    row_nearer = t_row[:, None] <= t_col[None, :]                             # (H, W)
-    sid = np.where(row_nearer, parity + sid_row[:, None].astype(np.int32), sid_col[None, :].astype(np.int32))
-    depth = np.minimum(t_row[:, None], t_col[None, :]).astype(np.float32)     # (H, W), inf: nothing
+            t_ceil = np.where(d[1] < 0, (h - room['height']) / d[1], np.inf)
+            sid_flat = np.where(t_ceil < t_flat, 2, sid_flat)
+            t_flat = np.minimum(t_flat, t_ceil)
+            t_wall = np.where(d[0] < 0, -room['left'] / d[0], np.where(d[0] > 0, room['right'] / d[0], np.inf))
+            t_back = np.where(d[2] > 0, room['back'] / d[2], np.inf)
+            sid_wall = np.where(t_back < t_wall, 3, np.where(d[0] < 0, 4, 5))
+            t_wall = np.minimum(t_wall, t_back)
+    # checker parity of the floor point t·d: floor(x/tile) + floor(z/tile), 0 off the floor
+    t_floor = np.where(sid_flat == 0, t_flat, 0.0) / tile                      # level (H, 1)
+    parity = (np.floor(t_floor * d[0]).astype(np.int32) + np.floor(t_floor * d[2]).astype(np.int32)) & 1  # (H, W)
+    sid = np.where(t_flat <= t_wall, parity + sid_flat.astype(np.int32), sid_wall.astype(np.int32))   # (H, W)
+    depth = np.minimum(t_flat, t_wall).astype(np.float32)                     # (H, W), inf: nothing
     shade = SHADE_NORMALS @ L                                                 # (8,) n·L per surface
     shade = (AMBIENT + DIFFUSE * np.maximum(shade, 0)).astype(np.float32)
     shade[2], shade[6] = 0.8, 1.0                           # the ceiling is lit by bounce light
     shade = shade.take(sid)                                 # (H, W), always <= 1
     instance = np.full((H, W), -1, dtype=np.int32)
     for i, ob in enumerate(scene.objects):
-        rows, cols = _window(K, (H, W), box_corners(ob.center, ob.size, ob.yaw))
+        rows, cols = _window(K, (H, W), box_corners(ob.center, ob.size, ob.R_cam))
         if rows.start >= rows.stop or cols.start >= cols.stop:
             continue
-        aw, bw = a[cols], b[rows]                           # (w,), (h,)
+        dw, c = [_crop(dk, rows, cols) for dk in d], _world(ob.center, R)   # rays (h, w) or (1, w), (h, 1)
         if ob.shape == 'box':
-            t, ndl = _hit_box(aw, bw, ob.center, ob.size, ob.yaw, L)
+            t, ndl = _hit_box(dw, c, ob.size, ob.yaw, L)
         elif ob.shape == 'sphere':
-            t, ndl = _hit_sphere(aw, bw, ob.center, ob.size[0] / 2, L)
+            t, ndl = _hit_sphere(dw, c, ob.size[0] / 2, L)
         else:
-            t, ndl = _hit_cylinder(aw, bw, ob.center, ob.size[0] / 2, ob.size[1], L)
+            t, ndl = _hit_cylinder(dw, c, ob.size[0] / 2, ob.size[1], L)
         m = t < depth[rows, cols]                           # (h, w) z-buffer; the slices are views
         np.copyto(depth[rows, cols], t, where=m, casting='unsafe')
         np.copyto(shade[rows, cols], AMBIENT + DIFFUSE * np.maximum(ndl, 0), where=m, casting='unsafe')
