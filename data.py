@@ -18,6 +18,15 @@ in the image (synthetic names always are; in Omni3D the name is the category, an
 two chairs asks about neither chair, though detect lists both). `closer` prefers pairs whose
 depths differ by >= CLOSER_GAP, so the question is answerable from the image.
 
+Frames. Every answer is in the camera frame (depth: the camera's z), except the boxes of `box`
+and `detect`: seven numbers with a yaw about the vertical describe a box only in a frame whose y
+axis is vertical, so their x y z are in the gravity-aligned camera frame (scenes.py's world frame:
+origin at the camera, y down along gravity, z the camera's horizontal heading; X = R·X_cam with
+c2w = [R | 0]), where 3D IoU of yawed boxes is exact. For a level camera (the default) the two
+frames are one. Pitched 10° down, a centre at camera (0, 0.12, 5.10) answers depth "5.10", center
+"0.00 0.12 5.10" and box "0.00 1.00 5.00 w h l yaw". Omni3D records carry no pose: their boxes stay
+in the camera frame with the yaw about the camera's y axis (yaw_from_R).
+
 Seeding. Item i of split S renders scene seed scene_seed(S, i) = SPLIT_BASE·index(S) + i: the
 same on every machine and rank, and the splits never share a scene. The task is drawn with
 rng([seed, 100]); the question of (seed, task) with rng([seed, TASKS.index(task)]) exactly as
@@ -91,11 +100,16 @@ def scene_seed(split: str, i: int) -> int:
 # ----------------------------------------------------------------------------- questions
 
 def scene_objects(scene) -> list:
-    return [dict(name=o.name, center=o.center, size=o.size, yaw=o.yaw) for o in scene.objects]
+    """Dicts of name, center (camera frame), size, yaw (about gravity) and box_center: the centre in
+    the gravity-aligned camera frame, R·center (the same for a level camera), for box answers."""
+    R = scene.c2w[:3, :3]
+    return [dict(name=o.name, center=o.center, size=o.size, yaw=o.yaw, box_center=R @ o.center)
+            for o in scene.objects]
 
 
 def _box(o) -> list:
-    return [float(v) for v in (*o['center'], *o['size'])] + [wrap_yaw(float(o['yaw']))]
+    """x y z w h l yaw, x y z in the gravity-aligned frame where known (box_center), else the camera's."""
+    return [float(v) for v in (*o.get('box_center', o['center']), *o['size'])] + [wrap_yaw(float(o['yaw']))]
 
 
 def _unique(objects) -> list:
@@ -137,8 +151,8 @@ def make_qa(objects: list, task: str, rng: np.random.Generator) -> dict:
         target = p['name'] if p['center'][2] <= q['center'][2] else q['name']
         return dict(question=question, answer=target, task=task, target=target)
     o = cand[rng.integers(len(cand))]
-    box = _box(o)
-    target = dict(depth=box[2], center=box[:3], box=box, size=box[4])[task]
+    box, center = _box(o), [float(v) for v in o['center']]                # box: gravity-aligned frame
+    target = dict(depth=center[2], center=center, box=box, size=box[4])[task]
     answer = ' '.join(map(fmt, target)) if isinstance(target, list) else fmt(target)
     return dict(question=phrase.format(a=o['name']), answer=answer, task=task, target=target)
 
@@ -175,18 +189,33 @@ def check_tasks(tasks, task_weights):
         raise ValueError(f"task_weights must be {len(tasks)} non-negative numbers, not all 0; got {task_weights}")
 
 
-def make_item(image, K, depth, points, qa, seed, augment_cfg=None) -> dict:
-    """numpy (H,W,3) uint8, (3,3), (H,W), (H,W,3) -> the item of tensors; optionally augmented."""
+def object_depth_map(instance, objects) -> np.ndarray:
+    """(H, W): z of the centre of the object each pixel sees (instance id >= 0), 0 elsewhere."""
+    z = np.array([float(o['center'][2]) for o in objects] + [0.0], dtype=np.float32)   # id −1 -> 0
+    return z[np.where(instance >= 0, instance, len(objects))]
+
+
+def make_item(image, K, depth, points, qa, seed, augment_cfg=None, object_depth=None, c2w=None) -> dict:
+    """numpy (H,W,3) uint8, (3,3), (H,W), (H,W,3) [, (H,W)] -> the item of tensors; optionally
+    augmented. object_depth (object_depth_map) only where it is known (synthetic scenes). c2w (4,4):
+    the camera pose (scenes.Scene.c2w), identity if None (level, or unknown); crops and zooms about
+    the principal point leave it unchanged."""
     image = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous()   # (3, H, W)
     K = torch.as_tensor(np.asarray(K), dtype=torch.float32)
-    depth, points = torch.as_tensor(depth, dtype=torch.float32), torch.as_tensor(points, dtype=torch.float32)
+    maps = [torch.as_tensor(depth, dtype=torch.float32)[None], torch.as_tensor(points, dtype=torch.float32).permute(2, 0, 1)]
+    if object_depth is not None:
+        maps.append(torch.as_tensor(object_depth, dtype=torch.float32)[None])
+    geometry = torch.cat(maps)                                                         # (4 or 5, H, W)
     if augment_cfg is not None:
-        geometry = torch.cat([depth[None], points.permute(2, 0, 1)])                     # (4, H, W)
         image, K, geometry = augment.random_camera_augment(
             image, K, augment_cfg, np.random.default_rng([seed, AUG_STREAM]), geometry)
-        depth, points = geometry[0], geometry[1:].permute(1, 2, 0).contiguous()         # (H', W'), (H', W', 3)
         K = K.to(torch.float32)
-    return dict(image=image, K=K, depth=depth, points=points, seed=int(seed), **qa)
+    c2w = torch.eye(4) if c2w is None else torch.as_tensor(np.asarray(c2w), dtype=torch.float32)   # (4, 4)
+    item = dict(image=image, K=K, depth=geometry[0], points=geometry[1:4].permute(1, 2, 0).contiguous(),
+                c2w=c2w, seed=int(seed), **qa)                                         # (H', W'), (H', W', 3)
+    if object_depth is not None:
+        item['object_depth'] = geometry[4]                                             # (H', W')
+    return item
 
 
 class SyntheticDataset(torch.utils.data.Dataset):
@@ -211,8 +240,10 @@ class SyntheticDataset(torch.utils.data.Dataset):
         seed = scene_seed(self.split, i)
         scene = scenes.sample_scene(seed, self.cfg.scene)
         out = scenes.render(scene)
-        qa = sample_qa(scene_objects(scene), seed, self.cfg.tasks, self.cfg.task_weights)
-        return make_item(out['image'], scene.K, out['depth'], out['points'], qa, seed, self.augment)
+        objects = scene_objects(scene)
+        qa = sample_qa(objects, seed, self.cfg.tasks, self.cfg.task_weights)
+        return make_item(out['image'], scene.K, out['depth'], out['points'], qa, seed, self.augment,
+                         object_depth_map(out['instance'], objects), scene.c2w)
 
 
 def collate(items: list) -> dict:
@@ -224,6 +255,10 @@ def collate(items: list) -> dict:
                  K=torch.stack([it['K'] for it in items]),                    # (B, 3, 3)
                  depth=torch.stack([it['depth'] for it in items]),            # (B, H, W)
                  points=torch.stack([it['points'] for it in items]))          # (B, H, W, 3)
+    if all('object_depth' in it for it in items):
+        batch['object_depth'] = torch.stack([it['object_depth'] for it in items])   # (B, H, W)
+    if all('c2w' in it for it in items):
+        batch['c2w'] = torch.stack([it['c2w'] for it in items])              # (B, 4, 4)
     for key in ('question', 'answer', 'task', 'target', 'seed'):
         batch[key] = [it[key] for it in items]
     return batch
@@ -407,7 +442,7 @@ def export_omni3d(source, out_dir, limit=None) -> str:
         images.append(dict(id=int(sc.seed), file_path=path, width=W, height=H, K=K.tolist(),
                            camera_height=sc.camera_height, dataset_id=0))
         for i, o in enumerate(sc.objects):
-            dims, R = [o.size[2], o.size[1], o.size[0]], scenes.rot_y(o.yaw)   # [W, H, L] = our (l, h, w)
+            dims, R = [o.size[2], o.size[1], o.size[0]], o.R_cam             # [W, H, L] = our (l, h, w)
             corners = omni3d_corners(o.center, dims, R)                       # (8, 3) Cube R-CNN's order
             uv = scenes.project(K, corners)                                   # (8, 2) Omni3D's pixels
             v, u = np.nonzero(out['instance'] == i)                           # pixel u spans [u − ½, u + ½]

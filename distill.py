@@ -1,32 +1,39 @@
 """
-Geometry distillation: a frozen 3D teacher tells the model, per visual token, how far away and in
-which direction the surface seen by that token lies; a light student head learns to say the same.
+Geometry distillation: a frozen 3D teacher tells the model, per visual token, how far away the
+surface it sees lies and, if it sees an object, how far away that object's centre is; a light
+student head learns to say the same.
 
 What the teacher knows that RGB alone does not. An image fixes depth only up to the focal length
 (h = f·H/Z): the pixels of a near object through a wide lens and of a far one through a telephoto
 lens agree. A 3D teacher has been given the missing metric information: the renderer knows the
 scene; a metric depth network has learned object sizes and its training cameras. Its dense
-output is a per-pixel depth Z(u, v) and a point map X(u, v) = Z · K⁻¹ [u+0.5, v+0.5, 1].
+output is a per-pixel depth Z(u, v) and, from a 3D detector or the renderer, the depth Z°(u, v)
+of the centre of the object a pixel belongs to (0 where the pixel sees no object).
 
 Feature matching. Instead of asking the LLM to output depth maps, the student matches the
-teacher's *features* at the visual-token grid (h×w): for token n with pixels P_n, valid ones V_n,
+teacher's *features* at the visual-token grid (h×w): for token n with pixels P_n, valid ones V_n
+(Z > 0) and object pixels O_n (Z° > 0),
 
-    t_n = [ mean_{p∈V_n} log Z_p ,  normalize(mean_{p∈V_n} X_p) ]      (GEO_DIM = 4)
-    m_n = |V_n| / |P_n| ≥ min_valid                                       (enough surface seen)
-    L   = Σ_n m_n · ( |ĝ_n,0 − t_n,0| + 1 − cos(ĝ_n,1:4, t_n,1:4) ) / Σ_n m_n
+    t_n = [ mean_{V_n} log Z ,  |O_n| / |P_n| ,  mean_{O_n} log Z° ]          (GEO_DIM = 3)
+    m_n = [ |V_n|/|P_n| ≥ min_valid ,  1 ,  |O_n|/|P_n| ≥ min_object ]       (which channels count)
+    L   = mean over samples of  Σ_n,c m_n,c |ĝ_n,c − t_n,c| / Σ_n,c m_n,c
 
-L1 on log depth makes errors relative (10 cm at 1 m costs what 1 m at 10 m does); the cosine
-term asks for the ray of the surface's centroid, which needs K (given by the camera embedding).
-L = 0 exactly when the prediction equals the target (its direction needs only the same heading).
+Why these three. L1 on log depth makes errors relative (10 cm at 1 m costs what 1 m at 10 m
+does). The object channels carry what a ray cannot: where the objects are and the metric depth
+of their centres, the quantity the depth/center/box questions ask for. (A direction channel,
+normalize(mean point), would teach nothing: for a token it is the patch ray, 1 − cos ≈ 1e-5,
+which the camera embedding already gives.) The loss is a per-sample mean, like the answer
+loss, so a step depends on the global batch only, not on how it is split into micro-batches.
 
 Why inference is RGB-only. The student head g = geo_head(F + E_cam) sees only the image tokens
 and the camera embedding; the teacher only supplies its training target. After training, the
 head (and the LLM reading geo_embed(g)) carries the geometry internally, the teacher is dropped,
 and the model answers from RGB + K alone. (Shapes: B batch, H×W pixels, h×w grid, N = h·w.)
 
-Two teachers: RenderedTeacher returns the synthetic renderer's exact depth / points, i.e. a
-*perfect* 3D foundation model, an upper bound no real teacher reaches. DepthModelTeacher runs any
-transformers metric depth model (e.g. depth-anything/Depth-Anything-V2-Metric-Indoor-Small-hf).
+Two teachers: RenderedTeacher returns the synthetic renderer's exact depth and object depth, i.e.
+a *perfect* 3D foundation model, an upper bound no real teacher reaches. DepthModelTeacher runs
+any transformers metric depth model (e.g. depth-anything/Depth-Anything-V2-Metric-Indoor-Small-hf);
+it has no objects, so only the depth channel is matched.
 """
 import torch
 import torch.nn.functional as F
@@ -34,7 +41,8 @@ from transformers import AutoImageProcessor, AutoModelForDepthEstimation
 
 from camera_embed import camera_rays, patch_centers
 
-GEO_DIM = 4                    # [mean log depth, unit direction of the mean point (3)]
+GEO_DIM = 3                    # [mean log depth, object fraction, mean log depth of object centres]
+MIN_OBJECT = 0.25              # object channel counted where at least this fraction of a token is object
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -57,34 +65,43 @@ def pool(x: torch.Tensor, grid_hw) -> torch.Tensor:
     return F.adaptive_avg_pool2d(x.permute(0, 3, 1, 2), (h, w)).flatten(2).transpose(1, 2)
 
 
-def geometry_targets(depth: torch.Tensor, points: torch.Tensor, grid_hw, min_valid: float = 0.5):
-    """Pool dense geometry to the token grid. depth (B,H,W) metric, 0 = invalid; points (B,H,W,3),
-    0 where depth is 0 (as scenes.render, augment's fill and backproject give them).
-    Returns target (B, N, GEO_DIM) and mask (B, N) bool (at least min_valid of the pixels valid)."""
-    depth, points = depth.float(), points.float()
+def geometry_targets(depth: torch.Tensor, points: torch.Tensor, grid_hw, min_valid: float = 0.5,
+                     object_depth: torch.Tensor | None = None):
+    """Pool dense geometry to the token grid. depth (B,H,W) metric, 0 = invalid; points (B,H,W,3)
+    (unused: kept so every teacher returns the same pair); object_depth (B,H,W): z of the centre
+    of the object each pixel sees, 0 = no object, None = unknown (the object channels get no loss).
+    Returns target (B, N, GEO_DIM) and mask (B, N, GEO_DIM) bool: which entries to match."""
+    depth = depth.float()
     v = (depth > 0).float()                                              # (B, H, W) valid pixels
     frac = pool(v[..., None], grid_hw)                                   # (B, N, 1) valid fraction
-    logz = pool(depth.clamp(min=1e-6).log().mul_(v)[..., None], grid_hw)  # invalid pixels add 0
-    mean_pt = pool(points, grid_hw)                                      # (B, N, 3)
-    target = torch.cat([logz / frac.clamp(min=1e-6), F.normalize(mean_pt, dim=-1)], -1)  # (B, N, 4)
-    mask = frac[..., 0] >= min_valid
-    return target * mask[..., None], mask
+    logz = pool(depth.clamp(min=1e-6).log().mul_(v)[..., None], grid_hw) / frac.clamp(min=1e-6)  # invalid add 0
+    ok = frac >= min_valid                                               # (B, N, 1)
+    if object_depth is None:
+        obj, logo, ok_obj = torch.zeros_like(logz), torch.zeros_like(logz), torch.zeros_like(ok)
+    else:
+        o = (object_depth > 0).float()                                   # (B, H, W) object pixels
+        obj = pool(o[..., None], grid_hw)                                # (B, N, 1) object fraction
+        logo = pool(object_depth.float().clamp(min=1e-6).log().mul_(o)[..., None], grid_hw) / obj.clamp(min=1e-6)
+        ok_obj = obj >= MIN_OBJECT
+    mask = torch.cat([ok, torch.full_like(ok, object_depth is not None), ok_obj], -1)   # (B, N, 3)
+    return torch.cat([logz, obj, logo], -1) * mask, mask
 
 
 def matching_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Masked mean over tokens of |Δ log depth| + (1 − cos(direction)). pred, target (B, N, 4)."""
-    m = mask.to(pred.dtype)
-    l1 = (pred[..., 0] - target[..., 0]).abs()
-    cos = F.cosine_similarity(pred[..., 1:], target[..., 1:], dim=-1, eps=1e-6)
-    per_token = l1 + 1 - cos                                             # (B, N)
-    return (per_token * m).sum() / m.sum().clamp(min=1)                  # 0 if no token is valid
+    """L1 over the masked entries, averaged per sample, then over the samples that have any
+    (0 if none has). pred, target, mask (B, N, GEO_DIM); mask (B, N) applies to every channel."""
+    m = (mask if mask.dim() == 3 else mask[..., None].expand_as(pred)).to(pred.dtype)
+    per_sample = ((pred - target).abs() * m).flatten(1).sum(1)           # (B,)
+    count = m.flatten(1).sum(1)
+    has = count > 0
+    return (per_sample / count.clamp(min=1) * has).sum() / has.sum().clamp(min=1)
 
 
 class RenderedTeacher:
-    """The synthetic renderer's exact depth and point maps, pooled: a perfect 3D foundation model."""
+    """The synthetic renderer's exact depth and object-centre depth, pooled: a perfect 3D teacher."""
 
     def __call__(self, batch: dict, grid_hw):
-        return geometry_targets(batch['depth'], batch['points'], grid_hw)
+        return geometry_targets(batch['depth'], batch['points'], grid_hw, object_depth=batch.get('object_depth'))
 
 
 class DepthModelTeacher:

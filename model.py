@@ -11,15 +11,19 @@ Intelligence", ICLR 2026; the joining follows LLaVA (Liu et al. 2023) and nanoVL
 
     x', K'  = resize(image, K) to the encoder's S×S        (augment.resize keeps K exact)
     F       = SigLIP(x')                                   (B, N, Dv)    N = h·w patches
-    E_cam   = CameraEmbedding(K', (S, S), (h, w))          (B, N, Dv)    zero at init
+    E_cam   = CameraEmbedding(K', (S, S), (h, w), c2w)     (B, N, Dv)    zero at init
     g       = W_g (F + E_cam) + b_g                        (B, N, GEO_DIM)  matched to the teacher
     V       = projector(pixel_shuffle(F + E_cam + W_e g))  (B, N/r², D)     W_e zero at init
     prompt  = [bos] <image>×N/r² question "\n"  ->  answer <eos>     (or the LLM's chat template)
     loss    = CE(answer tokens and eos) + λ · matching_loss(g, teacher)
 
 Shape letters: B batch, N visual tokens, Dv vision width, D LLM width, L sequence, V vocab.
-At inference only RGB + K go in; the teacher is gone. Backbones come from transformers: tiny
-ones built from configs (offline, CPU), or real ones by name, folder or GGUF file
+At inference only RGB + K (+ the camera pose c2w where known) go in; the teacher is gone. The pose
+is given to the model, not withheld: with a gravity-aligned c2w (scenes.py: pitch and roll, no
+translation) the ray directions d̂ of E_cam point along gravity-aligned axes, so the model is told
+where "down" is; without one (c2w None, or the identity of a level camera) d̂ is in the camera frame.
+Backbones come from transformers: tiny ones built from configs (offline, CPU), or real ones by
+name, folder or GGUF file
 (`python model.py --convert-gguf smollm2 OUT` writes a safetensors folder for fast loading).
 """
 import importlib.util
@@ -39,7 +43,7 @@ from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, Llama
                           PreTrainedTokenizerFast, SiglipVisionConfig, SiglipVisionModel)
 
 from augment import resize
-from camera_embed import CameraEmbedConfig, CameraEmbedding
+from camera_embed import CameraEmbedConfig, CameraEmbedding, fourier_features
 from distill import GEO_DIM, matching_loss
 
 IMAGE = '<image>'                 # placeholder in the prompt text; its positions get the visual tokens
@@ -70,6 +74,8 @@ class ModelConfig:
     camera: dict = field(default_factory=dict)   # CameraEmbedConfig fields, e.g. {'num_freqs': 6}
     geometry: bool = True
     geometry_hidden: int = 0      # 0: linear geometry head and embedding; > 0: one GELU layer this wide
+    geometry_fourier: int = 0     # > 0: the geometry embedding reads fourier(g) with this many frequencies
+    digit_loss: float = 0.0       # weight of the ordinal loss on answer digits (digit_wasserstein)
     distill_weight: float = 1.0
     freeze_vision: bool = False   # for pretrained backbones: train projector + camera/geometry parts only
     freeze_llm: bool = False
@@ -181,6 +187,25 @@ def pixel_shuffle(x: torch.Tensor, grid_hw, r: int) -> torch.Tensor:
     return x.reshape(B, (h // r) * (w // r), r * r * C)
 
 
+def digit_wasserstein(logits: torch.Tensor, target: torch.Tensor, digit_ids: torch.Tensor) -> torch.Tensor:
+    """An ordinal loss on the digits of numeric answers ("Regress, don't guess", Zausinger et al.
+    2025): cross-entropy scores a '6' for a true '7' as wrong as a '1'; the Wasserstein-1 distance
+    between the predicted distribution over the ten digits p (renormalised) and the true digit d,
+        W1 = Σ_k |P(k) − 1[k ≥ d]|,   P = cumsum(p),
+    is |E − d|-like and rewards being close. logits (B, L, V) predict target (B, L) (−100: no loss).
+    Mean over each sample's digit positions, then over the samples that have any."""
+    lut = torch.full((logits.shape[-1],), -1, dtype=torch.long, device=target.device)
+    lut[digit_ids] = torch.arange(10, device=target.device)
+    d = torch.where(target >= 0, lut[target.clamp(min=0)], -1)          # (B, L) the digit or −1
+    p = logits[..., digit_ids].float().softmax(-1)                       # (B, L, 10)
+    ks = torch.arange(10, device=target.device)
+    w1 = (p.cumsum(-1) - (ks >= d[..., None]).float()).abs().sum(-1)    # (B, L)
+    is_digit = (d >= 0).float()
+    n = is_digit.sum(1)
+    per_sample = (w1 * is_digit).sum(1) / n.clamp(min=1)                 # (B,)
+    return (per_sample * (n > 0)).sum() / (n > 0).sum().clamp(min=1)
+
+
 def prompt_ids(tok, question: str, n_image: int) -> list[int]:
     """Token ids of one prompt; -1 marks the n_image visual positions. A chat model gets its own
     template (user turn = image + question); the tiny one '<bos><image>question\\n'."""
@@ -231,7 +256,7 @@ class CameraAwareMLLM(nn.Module):
             # linear both ways: log z = log f + log H − log h is additive, so a linear read-out of
             # F + E_cam can add the camera's log f to the image's size cue; the cost stays ~1% of a step
             self.geo_head = mlp(Dv, cfg.geometry_hidden, GEO_DIM)                      # (B, N, GEO_DIM)
-            self.geo_embed = mlp(GEO_DIM, cfg.geometry_hidden, Dv)                     # (B, N, Dv)
+            self.geo_embed = mlp(GEO_DIM * (1 + 2 * cfg.geometry_fourier), cfg.geometry_hidden, Dv)  # (B, N, Dv)
             last = self.geo_embed if cfg.geometry_hidden == 0 else self.geo_embed[-1]
             nn.init.zeros_(last.weight)             # E_geo = 0 at init: a pretrained VLM starts unchanged
             nn.init.zeros_(last.bias)
@@ -248,9 +273,10 @@ class CameraAwareMLLM(nn.Module):
     def device(self) -> torch.device:
         return self.projector[0].weight.device
 
-    def visual_tokens(self, images: torch.Tensor, K: torch.Tensor):
-        """images uint8 (B,3,H,W), K (B,3,3) of those pixels -> LLM tokens (B, N/r², D) and the
-        geometry prediction (B, N, GEO_DIM) (None without the geometry branch)."""
+    def visual_tokens(self, images: torch.Tensor, K: torch.Tensor, c2w: torch.Tensor | None = None):
+        """images uint8 (B,3,H,W), K (B,3,3) of those pixels, c2w (B,4,4) camera-to-world pose or None
+        (resizing does not change it) -> LLM tokens (B, N/r², D) and the geometry prediction
+        (B, N, GEO_DIM) (None without the geometry branch)."""
         if images.dim() != 4 or images.shape[1] != 3 or K.shape != (images.shape[0], 3, 3):
             raise ValueError(f'need images (B, 3, H, W) and K (B, 3, 3) of one batch size B, got images '
                              f'{tuple(images.shape)} and K {tuple(K.shape)}')
@@ -261,11 +287,13 @@ class CameraAwareMLLM(nn.Module):
         x = ((x / 255 - PIXEL_MEAN) / PIXEL_STD).to(dtype)
         feats = self.vision(pixel_values=x).last_hidden_state              # (B, N, Dv)
         if self.camera is not None:
-            feats = feats + self.camera(K, (S, S), self.enc_grid_hw).to(feats.dtype)  # F + E_cam
+            c2w = None if c2w is None else torch.as_tensor(c2w, dtype=torch.float32, device=self.device)
+            feats = feats + self.camera(K, (S, S), self.enc_grid_hw, c2w).to(feats.dtype)  # F + E_cam
         geo = None
         if self.cfg.geometry:
             geo = self.geo_head(feats)                                      # (B, N, GEO_DIM)
-            feats = feats + self.geo_embed(geo)                             # F + E_cam + E_geo
+            g = fourier_features(geo, self.cfg.geometry_fourier) if self.cfg.geometry_fourier else geo
+            feats = feats + self.geo_embed(g)                               # F + E_cam + E_geo
         return self.projector(pixel_shuffle(feats, self.enc_grid_hw, self.cfg.pixel_shuffle)), geo
 
     def _inputs(self, questions, answers, vis, left: bool):
@@ -304,9 +332,9 @@ class CameraAwareMLLM(nn.Module):
         return matching_loss(geo.float(), target.float(), mask)
 
     def forward(self, batch: dict, teacher=None):
-        """batch: data.collate output (images, K, question, answer). Returns logits (B, L, V),
+        """batch: data.collate output (images, K, question, answer, c2w if any). Returns logits (B, L, V),
         loss = answer + distill_weight·distill, parts = dict(answer, distill) detached."""
-        vis, geo = self.visual_tokens(batch['images'], batch['K'])
+        vis, geo = self.visual_tokens(batch['images'], batch['K'], batch.get('c2w'))
         emb, labels, attn, pos = self._inputs(batch['question'], batch['answer'], vis, left=False)
         logits = self.llm(inputs_embeds=emb, attention_mask=attn, position_ids=pos, use_cache=False).logits
         # mean over each answer's tokens, then over samples: a 5-token depth answer weighs as much as
@@ -316,14 +344,28 @@ class CameraAwareMLLM(nn.Module):
         answer = (nll.sum(1) / (target != -100).sum(1).clamp(min=1)).mean()
         distill = self._distill(geo, teacher, batch)
         loss = answer + self.cfg.distill_weight * distill
-        return logits, loss, dict(answer=answer.detach(), distill=distill.detach())
+        parts = dict(answer=answer.detach(), distill=distill.detach())
+        if self.cfg.digit_loss > 0:
+            digit = digit_wasserstein(logits[:, :-1], target, self.digit_ids.to(target.device))
+            loss = loss + self.cfg.digit_loss * digit
+            parts['digit'] = digit.detach()
+        return logits, loss, parts
+
+    @property
+    def digit_ids(self) -> torch.Tensor:
+        """Token ids of '0'..'9' (single tokens in the character tokenizer and in Llama-style BPEs)."""
+        ids = self.tokenizer.convert_tokens_to_ids(list(string.digits))
+        if len(set(ids)) != 10 or self.tokenizer.unk_token_id in ids:
+            raise ValueError(f'digit_loss needs the ten digits as single tokens; the tokenizer gives {ids}')
+        return torch.tensor(ids)
 
     @torch.no_grad()
-    def generate(self, images, K, questions: list[str], max_new_tokens: int = 64, use_cache=True) -> list[str]:
+    def generate(self, images, K, questions: list[str], max_new_tokens: int = 64, use_cache=True,
+                 c2w=None) -> list[str]:
         """Batched greedy decoding (left padding), with or without the KV cache; stops at eos."""
         was_training = self.training
         self.eval()
-        vis, _ = self.visual_tokens(images, K)
+        vis, _ = self.visual_tokens(images, K, c2w)
         emb, _, attn, pos = self._inputs(questions, None, vis, left=True)
         eos, embed = self.tokenizer.eos_token_id, self.llm.get_input_embeddings()
         done = torch.zeros(len(questions), dtype=torch.bool, device=self.device)

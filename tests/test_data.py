@@ -142,6 +142,24 @@ def test_augmented_items_keep_answers_and_geometry_follows_K():
     assert changed >= 5
 
 
+def test_object_depth_is_the_centre_depth_of_the_object_each_pixel_sees():
+    # the distillation teacher's object channel: exact on the render, and carried through the
+    # augmentation's warp like depth (nearest: only values of the scene's object centres survive)
+    cfg = data.DataConfig(scene=scenes.SceneConfig(image_hw=(64, 64), n_objects=(1, 3)), tasks=('depth',))
+    plain = data.SyntheticDataset(cfg, 'train', 4)
+    aug = data.SyntheticDataset(cfg, 'train', 4, augment=augment.AugmentConfig(p_identity=0.0))
+    for i in range(4):
+        sc = scenes.sample_scene(data.scene_seed('train', i), cfg.scene)
+        inst = torch.from_numpy(scenes.render(sc)['instance'])
+        zs = torch.tensor([o.center[2] for o in sc.objects], dtype=torch.float32)
+        obj = plain[i]['object_depth']
+        assert torch.equal(obj > 0, inst >= 0) and torch.equal(obj[inst >= 0], zs[inst[inst >= 0]])
+        warped = aug[i]['object_depth']
+        assert set(warped[warped > 0].tolist()) <= set(zs.tolist()) and (warped > 0).any()
+    batch = data.collate([plain[i] for i in range(4)])
+    assert batch['object_depth'].shape == (4, 64, 64)
+
+
 def test_omni3d_round_trip(tmp_path):
     ds = data.SyntheticDataset(TINY, 'val', 5)
     path = data.export_omni3d(ds, str(tmp_path))
