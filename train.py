@@ -16,10 +16,16 @@ laid out by index: optimiser step k consumes global samples [k*B, (k+1)*B), and 
 micro-batch of that step is the slice starting at k*B + (j*world + r)*micro. One process and
 N processes therefore see the same global batches, and a resumed run needs only the step.
 
+--micro-batch 0 (the default) is batch_size // world_size: every launch runs with the defaults,
+and since every loss is a per-sample mean, the micro-batch changes the step only by float rounding.
+
 Checkpoints (rank 0) are folders: the model (model.py's format: config.json, model.safetensors,
 tokenizer files) plus train_config.json, train_state.json and train_state.safetensors
 (optimiser moments, RNG state). Written to OUT/ckpt.tmp, then swapped in by renames, so a crash
 at any moment leaves a complete OUT/ckpt (or OUT/ckpt.old) behind. No pickle anywhere.
+--resume continues from it with its saved train_config.json: flags left out take the saved
+values; a flag given again must match, unless it is in RESUMABLE (max_steps, log_every, ...),
+else the run stops naming each difference. The log survives a crash mid-line.
 """
 import argparse
 import json
@@ -32,6 +38,7 @@ from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.distributed as dist
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
@@ -39,8 +46,8 @@ from tqdm import tqdm
 from augment import AugmentConfig
 from data import TASKS, DataConfig, SyntheticDataset, collate
 from distill import RenderedTeacher
-from model import CameraAwareMLLM, ModelConfig, load_weights
-from scenes import SceneConfig
+from model import CameraAwareMLLM, ModelConfig, load_weights, read_json
+from scenes import CAMERAS, SceneConfig
 
 
 @dataclass
@@ -66,7 +73,7 @@ class TrainConfig:
     freeze_llm: bool = False
     # optimisation: grad_accum = batch_size // (micro_batch * world_size)
     batch_size: int = 16
-    micro_batch: int = 16
+    micro_batch: int = 0             # per process and micro-step; 0: batch_size // world_size
     max_steps: int = 1000
     lr: float = 1e-3
     min_lr: float = 1e-4
@@ -92,8 +99,16 @@ PRESETS = {
 }
 
 
+# What --resume may change: none of these alters what an optimiser step computes (the global batch
+# alone defines it, however it is split into micro-batches and processes). A longer --max-steps
+# continues the run, with the cosine schedule stretched to the new end from the current step on.
+RESUMABLE = ('out', 'resume', 'max_steps', 'log_every', 'eval_every', 'save_every', 'val_samples',
+             'micro_batch', 'device', 'compile')
+
+
 def parse_args(argv=None) -> TrainConfig:
-    """argparse from TrainConfig's fields; precedence: defaults < --preset < explicit flags."""
+    """argparse from TrainConfig's fields; precedence: defaults < --preset < explicit flags.
+    With --resume: the run's saved train_config.json < explicit flags (checked by check_resume)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for f in fields(TrainConfig):
         flag = '--' + f.name.replace('_', '-')
@@ -105,7 +120,20 @@ def parse_args(argv=None) -> TrainConfig:
     preset = given.get('preset', '')
     if preset and preset not in PRESETS:
         p.error(f'unknown --preset {preset!r}; choose from {sorted(PRESETS)}')
+    ckpt = find_checkpoint(given.get('out', TrainConfig.out)) if given.get('resume') else None
+    if ckpt:  # flags not given take the run's values, not the defaults
+        return TrainConfig(**{**saved_config(ckpt), **given})
     return TrainConfig(**{**PRESETS.get(preset, {}), **given})
+
+
+def saved_config(ckpt: str) -> dict:
+    """A checkpoint's train_config.json as TrainConfig fields (a field it predates: the default)."""
+    file = os.path.join(ckpt, 'train_config.json')
+    saved = read_json(file)
+    known = {f.name: f.default for f in fields(TrainConfig)}
+    if unknown := sorted(set(saved) - set(known)):
+        raise ValueError(f'{file}: unknown settings {unknown}; this train.py cannot resume that run')
+    return {**known, **saved}
 
 
 # -----------------------------------------------------------------------------
@@ -149,10 +177,11 @@ def configure_optimizer(model, cfg: TrainConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95))
 
 
-def micro_batch(ds, cfg: TrainConfig, step: int, j: int, rank: int, world: int) -> dict:
-    """Rank `rank`'s j-th micro-batch of optimiser step `step` (see the docstring's layout)."""
-    start = step * cfg.batch_size + (j * world + rank) * cfg.micro_batch
-    return collate([ds[i] for i in range(start, start + cfg.micro_batch)])
+def micro_batch(ds, cfg: TrainConfig, step: int, j: int, rank: int, world: int, micro: int) -> dict:
+    """Rank `rank`'s j-th micro-batch (of `micro` samples) of optimiser step `step` (see the
+    docstring's layout)."""
+    start = step * cfg.batch_size + (j * world + rank) * micro
+    return collate([ds[i] for i in range(start, start + micro)])
 
 
 # -----------------------------------------------------------------------------
@@ -171,9 +200,10 @@ def save_checkpoint(out: str, model, opt, cfg: TrainConfig, step: int):
         json.dump(state, f, indent=1)
     with open(os.path.join(tmp, 'train_config.json'), 'w') as f:
         json.dump(asdict(cfg), f, indent=1)
-    # swap: ckpt -> ckpt.old, ckpt.tmp -> ckpt, drop ckpt.old; a complete folder exists throughout
-    shutil.rmtree(old, ignore_errors=True)
+    # swap: ckpt -> ckpt.old, ckpt.tmp -> ckpt, drop ckpt.old. A complete ckpt or ckpt.old exists
+    # throughout: without a ckpt (a run resumed from ckpt.old), ckpt.old stays until ckpt is in place
     if os.path.exists(final):
+        shutil.rmtree(old, ignore_errors=True)
         os.replace(final, old)
     os.replace(tmp, final)
     shutil.rmtree(old, ignore_errors=True)
@@ -188,9 +218,13 @@ def find_checkpoint(out: str) -> str | None:
 
 
 def load_train_state(path: str, opt) -> int:
-    with open(os.path.join(path, 'train_state.json')) as f:
-        state = json.load(f)
-    tensors = load_file(os.path.join(path, 'train_state.safetensors'))
+    state, file = read_json(os.path.join(path, 'train_state.json')), os.path.join(path, 'train_state.safetensors')
+    if not os.path.isfile(file):
+        raise FileNotFoundError(f'missing {file}')
+    try:
+        tensors = load_file(file)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ValueError(f'corrupted {file}: {e}') from e
     opt_state = {}
     for key, v in tensors.items():
         if key.startswith('opt.'):
@@ -203,9 +237,18 @@ def load_train_state(path: str, opt) -> int:
 
 def open_log(path: str, step: int):
     """The JSONL log, for appending from `step`: lines a crashed run wrote after its last
-    checkpoint are dropped, since the resumed run logs those steps again."""
-    kept = [line for line in open(path)] if os.path.exists(path) else []
-    kept = [line for line in kept if json.loads(line)['step'] <= step]
+    checkpoint are dropped, since the resumed run logs those steps again, and so is a last line
+    that a crash cut short. Any other unreadable line is an error naming the file and line."""
+    lines = open(path).read().splitlines() if os.path.exists(path) else []
+    kept = []
+    for i, line in enumerate(lines):
+        try:
+            rec = json.loads(line)
+            if rec['step'] <= step:
+                kept.append(line + '\n')
+        except (json.JSONDecodeError, TypeError, KeyError) as e:
+            if i < len(lines) - 1:
+                raise ValueError(f'{path}, line {i + 1}: not a log record ({e}): {line[:80]!r}') from None
     with open(path, 'w') as f:
         f.writelines(kept)
     return open(path, 'a')
@@ -246,26 +289,31 @@ def setup_distributed(cfg: TrainConfig):
 
 
 def main(cfg: TrainConfig):
+    check_config(cfg)
+    step, ckpt = 0, find_checkpoint(cfg.out) if cfg.resume else None
+    if cfg.resume and ckpt is None:
+        raise FileNotFoundError(f'--resume: no checkpoint in {cfg.out} (looked for ckpt/ and ckpt.old/)')
+    if ckpt:
+        check_resume(cfg, ckpt)
     ddp, rank, local_rank, world, device = setup_distributed(cfg)
     master = rank == 0
-    assert cfg.batch_size % (cfg.micro_batch * world) == 0, \
-        f'batch_size {cfg.batch_size} must be a multiple of micro_batch {cfg.micro_batch} x world {world}'
-    grad_accum = cfg.batch_size // (cfg.micro_batch * world)
+    micro = cfg.micro_batch or cfg.batch_size // world
+    if micro < 1 or cfg.batch_size % (micro * world):
+        raise ValueError(f'--batch-size {cfg.batch_size} must be a multiple of --micro-batch {micro} '
+                         f'x {world} processes')
+    grad_accum = cfg.batch_size // (micro * world)
     torch.manual_seed(cfg.seed)  # same initial weights on every rank
 
     dcfg = data_config(cfg)
     train_ds = SyntheticDataset(dcfg, split='train', length=cfg.max_steps * cfg.batch_size,
                                 augment=AugmentConfig() if cfg.augment else None)
     val_ds = SyntheticDataset(dcfg, split='val', length=cfg.val_samples)
-    val_batches = [collate([val_ds[i] for i in range(s, min(s + cfg.micro_batch, len(val_ds)))])
-                   for s in range(0, len(val_ds), cfg.micro_batch)]
+    val_batches = [collate([val_ds[i] for i in range(s, min(s + micro, len(val_ds)))])
+                   for s in range(0, len(val_ds), micro)]
     teacher = RenderedTeacher() if cfg.distill else None
 
     model = CameraAwareMLLM(model_config(cfg)).to(device)
     opt = configure_optimizer(model, cfg)
-    step, ckpt = 0, find_checkpoint(cfg.out) if cfg.resume else None
-    if cfg.resume and ckpt is None:
-        raise FileNotFoundError(f'--resume: no checkpoint in {cfg.out} (looked for ckpt/ and ckpt.old/)')
     if ckpt:
         load_weights(model, os.path.join(ckpt, 'model.safetensors'))  # strict: names what differs
         step = load_train_state(ckpt, opt)
@@ -284,14 +332,14 @@ def main(cfg: TrainConfig):
               f'grad_accum {grad_accum}, from step {step}')
         log = open_log(os.path.join(cfg.out, 'log.jsonl'), step)
     bar = tqdm(total=cfg.max_steps, initial=step, disable=not master, desc='train')
-    t0 = time.time()
+    t0, t0_step = time.time(), step
     while step < cfg.max_steps:
         lr = get_lr(step, cfg)
         for g in opt.param_groups:
             g['lr'] = lr
         sums = torch.zeros(3, device=device)  # loss, answer, distill: this rank's micro-batch mean
         for j in range(grad_accum):
-            batch = micro_batch(train_ds, cfg, step, j, rank, world)
+            batch = micro_batch(train_ds, cfg, step, j, rank, world, micro)
             target = teacher(batch, raw_model.enc_grid_hw) if teacher else None  # at the encoder's grid
             if ddp:  # only the last micro-step all-reduces the gradients
                 model.require_backward_grad_sync = j == grad_accum - 1
@@ -308,25 +356,64 @@ def main(cfg: TrainConfig):
             dist.all_reduce(sums, op=dist.ReduceOp.SUM)
             sums /= world
         bar.update(1)
-        if master and (step % cfg.log_every == 0 or step == cfg.max_steps):
-            dt = time.time() - t0
+        last = step == cfg.max_steps
+        evaluate = step % cfg.eval_every == 0 or last   # whatever log_every is
+        if master and (step % cfg.log_every == 0 or evaluate):
             rec = dict(step=step, loss=sums[0].item(), answer=sums[1].item(), distill=sums[2].item(), lr=lr,
-                       samples_per_s=cfg.batch_size * cfg.log_every / dt)
-            if step % cfg.eval_every == 0 or step == cfg.max_steps:
+                       samples_per_s=cfg.batch_size * (step - t0_step) / (time.time() - t0))
+            if evaluate:
                 rec['val_answer'] = val_loss(raw_model, val_batches, autocast)
             bar.set_postfix(loss=f"{rec['loss']:.3f}", **({'val': f"{rec['val_answer']:.3f}"} if 'val_answer' in rec else {}))
             log.write(json.dumps(rec) + '\n')
             log.flush()
-            t0 = time.time()
-        if master and (step % cfg.save_every == 0 or step == cfg.max_steps):
+            t0, t0_step = time.time(), step
+        if master and (step % cfg.save_every == 0 or last):
             save_checkpoint(cfg.out, raw_model, opt, cfg, step)
     bar.close()
     if master:
         log.close()
-        print(f'done: {step} steps, checkpoint in {os.path.join(cfg.out, "ckpt")}')
+        print(f'done: {step} steps, checkpoint in {find_checkpoint(cfg.out)}')
     if ddp:
         dist.barrier()
         dist.destroy_process_group()
+
+
+# -----------------------------------------------------------------------------
+# settings checked before anything runs
+
+def check_resume(cfg: TrainConfig, ckpt: str):
+    """A resumed run must train as the saved one did: every difference outside RESUMABLE is named."""
+    saved = saved_config(ckpt)
+    diffs = [f'{as_flag(k, v)} (saved: {as_flag(k, saved[k])})' for k, v in asdict(cfg).items()
+             if k not in RESUMABLE and v != saved[k]]
+    if diffs:
+        raise ValueError(f"--resume: {ckpt}/train_config.json was trained with other settings than "
+                         f"{'; '.join(diffs)}. Leave those flags out to resume with the saved values, or "
+                         f"train a new run (another --out); on resume only {', '.join(RESUMABLE[2:])} may change.")
+
+
+def as_flag(key: str, value) -> str:
+    """('augment', False) -> '--no-augment'; ('lr', 0.01) -> '--lr 0.01'."""
+    name = key.replace('_', '-')
+    if isinstance(value, bool):
+        return f"--{'' if value else 'no-'}{name}"
+    return f'--{name} {value}'
+
+
+def check_config(cfg: TrainConfig):
+    """Clear errors before anything runs (a zero would divide by zero later, or train no-op steps)."""
+    bad = [f"--{k.replace('_', '-')} {getattr(cfg, k)} (must be >= 1)" for k in
+           ('batch_size', 'max_steps', 'log_every', 'eval_every', 'save_every', 'val_samples', 'image_size',
+            'max_objects') if not getattr(cfg, k) >= 1]
+    bad += [f"--{k.replace('_', '-')} {getattr(cfg, k)} (must be >= 0)" for k in
+            ('micro_batch', 'warmup_steps', 'min_lr', 'weight_decay', 'grad_clip', 'distill_weight')
+            if not getattr(cfg, k) >= 0]
+    bad += [f'--lr {cfg.lr} (must be > 0)'] if not cfg.lr > 0 else []
+    bad += [f'--dtype {cfg.dtype!r} (float32 or bfloat16)'] if cfg.dtype not in ('float32', 'bfloat16') else []
+    bad += [f'--device {cfg.device!r} (auto, cpu or cuda)'] if cfg.device not in ('auto', 'cpu', 'cuda') else []
+    bad += [f'--camera {cfg.camera!r} (one of {sorted(CAMERAS)})'] if cfg.camera not in CAMERAS else []
+    if bad:
+        raise ValueError('invalid settings: ' + '; '.join(bad))
 
 
 if __name__ == '__main__':

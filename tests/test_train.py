@@ -1,12 +1,15 @@
 """
 Guards train.py: a tiny run writes a checkpoint that eval.py scores, a crashed-and-resumed run
-ends with the weights of an uninterrupted one, and two gloo processes under torchrun end with the
-weights of one process over the same global batches.
+ends with the weights of an uninterrupted one, two gloo processes under torchrun (with the default
+micro-batch) end with the weights of one process over the same global batches; --resume takes the
+saved settings and names each changed one; validation follows --eval-every alone; bad flags,
+truncated logs and checkpoint files, and a crash in the checkpoint swap fail clearly or recover.
 
     python -m pytest tests/test_train.py -q
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 
@@ -97,8 +100,9 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     train.main(train.parse_args(args + ['--out', one]))
     two = str(tmp_path / 'two')
     env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+    # --micro-batch 0, the default: batch_size // world = 2 per process, as the README's command runs
     subprocess.run(['torchrun', '--standalone', '--nproc_per_node=2', os.path.join(ROOT, 'train.py'),
-                    *args, '--out', two], check=True, cwd=ROOT, env=env, timeout=300)
+                    *args, '--micro-batch', '0', '--out', two], check=True, cwd=ROOT, env=env, timeout=300)
     a, b = weights(one), weights(two)
     assert a.keys() == b.keys()
     for k in a:
@@ -107,3 +111,94 @@ def test_two_gloo_processes_match_one_process(tmp_path):
         # sign, so two summation orders disagree there by up to lr per step (measured: 1.6e-5).
         atol = 2 * 2 * 1e-3 if k.endswith('k_proj.bias') else 1e-5
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=atol, msg=k)
+
+
+# ----------------------------------------------------------------------------- resume, crashes, flags
+def tiny_model_and_opt(cfg):
+    from model import CameraAwareMLLM, ModelConfig
+    model = CameraAwareMLLM(ModelConfig(image_size=32, patch_size=8, vision_width=32, vision_layers=1,
+                                        vision_heads=2, llm_width=32, llm_layers=1, llm_heads=2))
+    return model, train.configure_optimizer(model, cfg)
+
+
+def test_resume_takes_the_saved_settings_and_refuses_changed_ones(tmp_path):
+    out = str(tmp_path / 'run')
+    train.main(train.parse_args(TINY + ['--no-augment', '--lr', '0.002', '--max-steps', '2', '--out', out]))
+    cfg = train.parse_args(['--out', out, '--resume', '--max-steps', '3', '--log-every', '5'])
+    assert (cfg.augment, cfg.lr, cfg.tasks, cfg.image_size, cfg.batch_size) == (False, 0.002, 'depth,closer', 64, 4)
+    assert (cfg.max_steps, cfg.log_every) == (3, 5)                      # safe to change: changed
+    changed = train.parse_args(['--out', out, '--resume', '--augment', '--lr', '0.01', '--batch-size', '8'])
+    with pytest.raises(ValueError) as e:
+        train.main(changed)
+    for diff in ('--augment (saved: --no-augment)', '--lr 0.01 (saved: --lr 0.002)', '--batch-size 8 (saved: --batch-size 4)'):
+        assert diff in str(e.value)
+    train.main(cfg)
+    steps = [json.loads(line)['step'] for line in open(os.path.join(out, 'log.jsonl'))]
+    assert steps == [1, 2, 3] and json.load(open(os.path.join(out, 'ckpt', 'train_config.json')))['augment'] is False
+
+
+def test_validation_runs_every_eval_every_whatever_log_every(tmp_path):
+    out = str(tmp_path / 'run')
+    train.main(train.parse_args(TINY + ['--max-steps', '4', '--log-every', '3', '--eval-every', '2', '--out', out]))
+    log = [json.loads(line) for line in open(os.path.join(out, 'log.jsonl'))]
+    assert [r['step'] for r in log] == [2, 3, 4] and [r['step'] for r in log if 'val_answer' in r] == [2, 4]
+
+
+@pytest.mark.parametrize('flags,named', [
+    (['--eval-every', '0'], '--eval-every 0'), (['--save-every', '0'], '--save-every 0'),
+    (['--val-samples', '0'], '--val-samples 0'), (['--batch-size', '0'], '--batch-size 0'),
+    (['--max-steps', '0'], '--max-steps 0'), (['--log-every', '-1'], '--log-every -1'),
+    (['--lr', 'nan'], '--lr nan'), (['--micro-batch', '3'], '--micro-batch 3'),
+    (['--camera', 'fisheye'], "--camera 'fisheye'"), (['--dtype', 'float16'], "--dtype 'float16'"),
+])
+def test_bad_flags_fail_before_training_naming_the_flag(tmp_path, flags, named):
+    out = tmp_path / 'run'
+    with pytest.raises(ValueError, match=re.escape(named)):
+        train.main(train.parse_args(TINY + flags + ['--out', str(out)]))
+    assert not (out / 'ckpt').exists()
+
+
+def test_log_survives_a_line_cut_short_by_a_crash(tmp_path):
+    path = tmp_path / 'log.jsonl'
+    path.write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "loss": 1.9}\n{"step": 3, "lo')
+    train.open_log(str(path), 2).close()
+    assert [json.loads(line)['step'] for line in path.read_text().splitlines()] == [1, 2]
+    path.write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "lo\n{"step": 3, "loss": 1.8}\n')
+    with pytest.raises(ValueError, match=r'log.jsonl, line 2'):
+        train.open_log(str(path), 3)
+
+
+def test_checkpoint_swap_after_resuming_from_ckpt_old_keeps_a_resumable_folder(tmp_path, monkeypatch):
+    cfg, out = train.TrainConfig(out=str(tmp_path)), str(tmp_path)
+    model, opt = tiny_model_and_opt(cfg)
+    train.save_checkpoint(out, model, opt, cfg, 1)
+    os.replace(tmp_path / 'ckpt', tmp_path / 'ckpt.old')        # a crash between the two renames
+    assert train.find_checkpoint(out) == os.path.join(out, 'ckpt.old')
+    replace = os.replace
+
+    def crash_before_tmp_becomes_ckpt(src, dst):
+        if str(src).endswith('ckpt.tmp'):
+            raise KeyboardInterrupt('simulated crash')
+        replace(src, dst)
+
+    monkeypatch.setattr(os, 'replace', crash_before_tmp_becomes_ckpt)
+    with pytest.raises(KeyboardInterrupt):
+        train.save_checkpoint(out, model, opt, cfg, 2)            # the resumed run's first save
+    monkeypatch.setattr(os, 'replace', replace)
+    assert train.find_checkpoint(out) == os.path.join(out, 'ckpt.old')   # still resumable
+    train.save_checkpoint(out, model, opt, cfg, 3)
+    assert train.find_checkpoint(out) == os.path.join(out, 'ckpt') and not (tmp_path / 'ckpt.old').exists()
+    assert train.load_train_state(os.path.join(out, 'ckpt'), opt) == 3
+
+
+@pytest.mark.parametrize('name', ['train_config.json', 'train_state.json', 'train_state.safetensors'])
+def test_truncated_checkpoint_files_are_named(tmp_path, name):
+    cfg = train.TrainConfig(out=str(tmp_path))
+    model, opt = tiny_model_and_opt(cfg)
+    train.save_checkpoint(str(tmp_path), model, opt, cfg, 1)
+    file = tmp_path / 'ckpt' / name
+    file.write_bytes(file.read_bytes()[:len(file.read_bytes()) // 2])
+    with pytest.raises(ValueError, match=re.escape(str(file))):
+        train.parse_args(['--out', str(tmp_path), '--resume'])
+        train.load_train_state(str(tmp_path / 'ckpt'), opt)
+
