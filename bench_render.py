@@ -1,7 +1,7 @@
 """
 Renderer benchmark: scenes per CPU-second on one core (target >= 300 at 128x128 with 4 objects).
 
-    python bench_render.py                 # sample, render, and both, 128x128, 4 objects
+    python bench_render.py                 # sample, render, and both, 128x128, 4 objects; level, tilted
     python bench_render.py --stats         # + object depths under visible_zoom=(0.5, 2.0)
 
 The sweep over scenes is what SyntheticDataset does per item (sample_scene + render), so
@@ -44,12 +44,14 @@ def main():
     p.add_argument('--stats', action='store_true')
     args = p.parse_args()
     hw, k = (args.size, args.size), args.objects
-    for vz in (None, (0.5, 2.0)):
-        cfg = scenes.SceneConfig(image_hw=hw, n_objects=(k, k), visible_zoom=vz)
+    tilt = dict(pitch_range=(-10.0, 20.0), roll_range=(-15.0, 15.0))    # a tilted hand-held camera
+    for vz, pose in ((None, {}), ((0.5, 2.0), {}), ((0.5, 2.0), tilt)):
+        cfg = scenes.SceneConfig(image_hw=hw, n_objects=(k, k), visible_zoom=vz, **pose)
         S = [scenes.sample_scene(i, cfg) for i in range(args.n)]          # warm-up and inputs
         s, r = rate(lambda i: scenes.sample_scene(i, cfg), args.n)[0], rate(lambda i: scenes.render(S[i]), args.n)[0]
         both, wall = rate(lambda i: scenes.render(scenes.sample_scene(i, cfg)), args.n)
-        print(f"{hw[0]}x{hw[1]}, {k} objects, visible_zoom={vz}: sample {s:5.0f}/s  render {r:5.0f}/s  "
+        label = f"visible_zoom={vz}" + (f", pitch {pose['pitch_range']}, roll {pose['roll_range']}" if pose else '')
+        print(f"{hw[0]}x{hw[1]}, {k} objects, {label}: sample {s:5.0f}/s  render {r:5.0f}/s  "
               f"sample+render {both:4.0f} scenes/s (CPU time; wall-clock {wall:.0f}/s)")
         ds = data.SyntheticDataset(data.DataConfig(scene=cfg), 'train', args.n)
         dsa = data.SyntheticDataset(data.DataConfig(scene=cfg), 'train', args.n, augment=augment.AugmentConfig())

@@ -365,7 +365,8 @@ def _place(rng, cfg, K, f_min, h, placed, R=None):
     """The first candidate clear of the placed objects on the floor and (mostly) in the image:
     (category, shape, centre, size, yaw, R_cam) in the camera frame, or None. R: c2w rotation (None: level)."""
     others = [(_box2d(K, box_corners(o.center, o.size, o.R_cam)), o.center[2]) for o in placed]
-    xz = np.array([[*_world(o.center, R)[[0, 2]], _footprint(o)] for o in placed]).reshape(-1, 3)   # (placed, 3)
+    world = [_world(o.center, R) for o in placed]
+    xz = np.array([[c[0], c[2], _footprint(o)] for c, o in zip(world, placed)]).reshape(-1, 3)   # (placed, 3)
     for _ in range(TRIES // 8):
         kind, shape, center, size, yaw, r = _candidates(rng, cfg, K, f_min, h, R)
         dist = np.hypot(center[:, None, 0] - xz[:, 0], center[:, None, 2] - xz[:, 1])   # (n, placed)
@@ -455,7 +456,7 @@ def sample_scene(seed: int, cfg: SceneConfig = SceneConfig()) -> Scene:
     if h_hi < h_lo:
         raise ValueError(f"no object can be placed {setting}: from every camera height its floor contact is "
                          f"out of view; lower the camera or widen depth_range")
-    rng, pose = np.random.default_rng(seed), np.random.default_rng([seed, POSE_STREAM])
+    rng, pose = np.random.default_rng(seed), np.random.default_rng([seed, POSE_STREAM]) if tilted else None
     n = int(rng.integers(n_lo, n_hi + 1))
     for k in range(TRIES):
         h = float(rng.uniform(h_lo, h_hi - (h_hi - h_lo) * k / TRIES))   # lower cameras after failures

@@ -1,7 +1,7 @@
 """
 Guards camera_embed.py: patch centres, rays K⁻¹[u, v, 1], Plücker coordinates, the dense camera
 features and the zero-initialised CameraEmbedding, by their geometric properties on fresh random
-cameras. Runs alone in about a second:  python -m pytest -q tests/test_camera_embed.py
+cameras; a tilted scene's pose (scenes.py) makes the directions gravity-aligned. Runs alone in about a second:  python -m pytest -q tests/test_camera_embed.py
 """
 import math
 
@@ -124,6 +124,25 @@ def test_features_with_pose_are_world_frame(g):
     rays = camera_rays(K, patch_centers((64, 64), (4, 4), dtype=torch.float64))
     torch.testing.assert_close(f[..., :6], plucker(rays, c2w))
     torch.testing.assert_close(f[..., 6:8], rays[..., :2])
+
+
+def test_a_tilted_scene_pose_makes_the_directions_gravity_aligned():
+    # one-pixel patches, so token (v, u) has the ray of pixel (u, v). Given a pitched and rolled
+    # scene's c2w (no translation: zero moment), d̂ is in its gravity-aligned world frame: d̂_y > 0
+    # exactly where the renderer sees the floor (no walls), and h·d̂/d̂_y is the rendered floor point
+    import scenes
+    sc = scenes.sample_scene(0, scenes.SceneConfig(image_hw=(24, 32), n_objects=(1, 1), walls=False,
+                                                   pitch_range=(10, 20), roll_range=(-20, -10)))
+    out, R = scenes.render(sc), torch.tensor(sc.c2w[:3, :3])
+    f = camera_features(torch.tensor(sc.K), (24, 32), (24, 32), torch.tensor(sc.c2w))[0]    # (N, 10) float64
+    d = f[:, :3].reshape(24, 32, 3)                                   # (H, W, 3) world-frame directions
+    assert torch.equal(f[:, 3:6], torch.zeros(24 * 32, 3))
+    torch.testing.assert_close(f[:, :3], camera_features(torch.tensor(sc.K), (24, 32), (24, 32))[0, :, :3] @ R.T)
+    background, floor = torch.tensor(out['instance'] == -1), torch.tensor(out['depth'] > 0)
+    assert torch.equal((d[..., 1] > 0)[background], floor[background]) and not floor.all()
+    seen = background & floor
+    world = torch.tensor(out['points'], dtype=torch.float64) @ R.T    # rendered points, world frame
+    torch.testing.assert_close((sc.camera_height * d / d[..., 1:2])[seen], world[seen], rtol=1e-5, atol=1e-5)
 
 
 def test_fourier_features():

