@@ -6,12 +6,14 @@ by s (f' = s·f) its depths shrink to Z/s. The *shortcut slope*, d log(Z_pred/Z)
 least squares over the zooms, is about −1 for such a model and about 0 for one that reads K (or
 answers a constant: the *depth gain* d log Z_pred / d log Z at s = 1 tells these apart).
 
-Protocol (DESIGN.md): the same held-out scenes (test-split seeds, every object in view for
-s in [0.5, 2]: paired) and questions (one rng seed per scene and task) through the cameras
-  zoom_s      f' = s·f, s in {0.5, 0.67, 0.8, 1, 1.25, 1.5, 2}, rendered exactly by scenes.render
+Protocol: the same held-out scenes (test-split seeds, every object fully in view through every
+camera of the sweep: paired) and questions (one rng seed per scene and task) through the cameras
+  zoom_s      f' = s·f, s in {0.5, 0.67, 0.8, 1, 1.25, 1.5, 2} (or --zooms), rendered exactly
   shift_*     principal point moved by ±10 % of the width (x) or +10 % of the height (y)
-  <profile>   the other scenes.CAMERAS, s = f_profile / f_train (if s <= 2)
-Real data (Omni3D JSON) has no renderer: augment's exact warp (zoom, shift) stands in.
+  <profile>   the other scenes.CAMERAS, s = f_profile / f_train (if within the zooms' range)
+Real data (Omni3D JSON) has no renderer: each image is letterboxed to the model's size (aspect
+ratio kept, K exact) and augment's exact warp (zoom, shift) stands in for the lens; questions are
+asked only about objects fully in view through every camera of the sweep (paired again).
 
 Metrics (metrics.py has the definitions); an answer that is not exactly data.py's format scores
 zero and counts as unparsed:
@@ -85,18 +87,46 @@ def build_eval_items(scene_cfg, sweep, n_scenes, tasks=None):
 
 
 def build_real_items(dataset, sweep, image_hw, n=None):
-    """Real data (data.load_omni3d), resized to the model's size: the image warped by A = K' K⁻¹,
-    K' = K_fn(K) (augment.zoom / shift_principal_point exactly); camera-frame labels stay."""
-    items = []
+    """Real data (data.load_omni3d) -> (items, left_out). Each image is letterboxed to the model's
+    size (aspect ratio kept), then warped by A = K' K⁻¹ with K' = K_fn(K) (augment.zoom /
+    shift_principal_point exactly); camera-frame labels stay. Paired as the synthetic sweep: the
+    question (drawn as data.sample_qa does) is about objects whose 3D box is fully in view through
+    every camera of the sweep; detect only where every object is. left_out counts the images of
+    the first n that allow no such question."""
+    items, left_out, tasks = [], 0, dataset.tasks
     for i in range(min(len(dataset), n or len(dataset))):
-        it = dataset[i]
-        image, K0 = augment.resize(it['image'], it['K'].double(), image_hw)  # (3, H, W), (3, 3)
-        for name, s, K_fn in sweep:
-            K = torch.from_numpy(K_fn(K0.numpy()))
-            view, K = augment.apply_affine(image, K0, augment.affine_from_K(K0, K)[0], image_hw)
-            items.append(dict({k: it[k] for k in ('question', 'answer', 'task', 'target', 'seed')},
-                              image=view, K=K.float(), scene=i, camera=name, s=s))
-    return items
+        it, objects = dataset[i], dataset.records[i]['objects']
+        image, K0 = letterbox(it['image'], it['K'].double(), image_hw)       # (3, H, W), (3, 3)
+        Ks = [K_fn(K0.numpy()) for _, _, K_fn in sweep]                    # (3, 3) each
+        kept = [o for o in objects if all(box_in_view(o, K, image_hw) for K in Ks)]
+        weights = list(dataset.task_weights or [1.0] * len(tasks))
+        if len(kept) < len(objects) and 'detect' in tasks:
+            weights[tasks.index('detect')] = 0.0                           # its answer lists every object
+        if not any(w > 0 and data.feasible(kept, t) for t, w in zip(tasks, weights)):
+            left_out += 1
+            continue
+        qa = data.sample_qa(kept, it['seed'], tasks, tuple(weights))
+        for (name, s, _), K in zip(sweep, Ks):
+            view, K = augment.apply_affine(image, K0, augment.affine_from_K(K0, torch.from_numpy(K))[0], image_hw)
+            items.append(dict(qa, image=view, K=K.float(), scene=i, seed=it['seed'], camera=name, s=s))
+    return items, left_out
+
+
+def letterbox(image, K, image_hw):
+    """Fit (3, H, W) into image_hw keeping the aspect ratio: scaled by a = min(H'/H, W'/W),
+    centred, padded with 0 (augment.crop of a box larger than the image: K' = A K exactly)."""
+    (H, W), (H2, W2) = image.shape[-2:], image_hw
+    a = min(H2 / H, W2 / W)                                                # output pixels per input pixel
+    bw, bh = W2 / a, H2 / a                                                # the box, in input pixels
+    return augment.crop(image, K, ((W - bw) / 2, (H - bh) / 2, (W + bw) / 2, (H + bh) / 2), size_hw=image_hw)
+
+
+def box_in_view(obj, K, image_hw) -> bool:
+    """Are the 8 corners of obj's 3D box (data.py's dict) in front of the camera and inside the image?"""
+    corners = scenes.box_corners(obj['center'], obj['size'], obj['yaw'])  # (8, 3)
+    uv = scenes.project(np.asarray(K, np.float64), corners) if (corners[:, 2] > 0).all() else None
+    H, W = image_hw
+    return uv is not None and bool(((uv >= 0) & (uv <= [W, H])).all())
 
 
 # ----------------------------------------------------------------------------- generation
@@ -228,13 +258,21 @@ def load_checkpoint(path, device='cpu'):
     return CameraAwareMLLM.load(path).to(device), train_cfg
 
 
-def eval_scene_config(train_cfg, camera='standard', image_size=128):
+def eval_scene_config(train_cfg, camera='standard', image_size=128, zooms=ZOOMS, shifts=SHIFTS):
     """Scenes of the training camera and image size (train_config.json, else the CLI defaults),
-    every object fully in view for f' = s·f, s in [0.5, 2] (train.py's visibility range too); a
-    10 % principal-point shift at s = 1 stays inside the view of s = 2, so shifts are paired too."""
+    every object fully in view through every zoom and shift of the sweep (visible_range)."""
     hw = train_cfg.get('image_hw') or [train_cfg.get('image_size', image_size)] * 2
     return scenes.SceneConfig(image_hw=tuple(hw), camera=train_cfg.get('camera', camera),
-                              n_objects=(1, train_cfg.get('max_objects', 4)), visible_zoom=(min(ZOOMS), max(ZOOMS)))
+                              n_objects=(1, train_cfg.get('max_objects', 4)), visible_zoom=visible_range(zooms, shifts))
+
+
+def visible_range(zooms, shifts=()):
+    """(s_min, s_max): the zooms through which the test scenes keep every object in view. The
+    default sweep's [0.5, 2] (train.py's range too, so test scenes look like training ones),
+    widened to every zoom requested, and to s >= 1 / (1 − 2|f|) for a principal-point shift by a
+    fraction f of the image: an object inside the view of that zoom stays in the shifted view."""
+    f = max([abs(v) for _, fx, fy in shifts for v in (fx, fy)], default=0.0)
+    return min(*ZOOMS, *zooms), max(*ZOOMS, *zooms, 1 / (1 - 2 * f))
 
 
 def parse_args(argv=None):
@@ -257,6 +295,10 @@ def parse_args(argv=None):
     p.add_argument('--out', default='out/eval')
     args = p.parse_args(argv)
     args.tasks = [t for arg in args.tasks or [] for t in arg.split(',') if t] or None
+    try:
+        args.zooms = [augment.check_number('zoom', float(z), positive=True) for z in args.zooms.split(',')]
+    except ValueError as e:
+        p.error(f'--zooms {args.zooms!r}: {e}')
     if unknown := [t for t in args.tasks or [] if t not in data.TASKS]:
         p.error(f'unknown task(s) {unknown}; known: {data.TASKS}')
     if args.data and not args.image_root:
@@ -267,21 +309,27 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     device = ('cuda' if torch.cuda.is_available() else 'cpu') if args.device == 'auto' else args.device
-    zooms = [float(z) for z in args.zooms.split(',')] if args.camera_shift else [1.0]
+    zooms, shifts = (args.zooms, SHIFTS) if args.camera_shift else ([1.0], ())
     keep = [c for c in args.cameras.split(',') if c]
     os.makedirs(args.out, exist_ok=True)
     results, cache = {}, {}
     for path in args.ckpt:
         model, train_cfg = load_checkpoint(path, device)
-        scene_cfg = eval_scene_config(train_cfg, args.camera, args.image_size or getattr(model, 'image_size', 128))
+        scene_cfg = eval_scene_config(train_cfg, args.camera, args.image_size or getattr(model, 'image_size', 128),
+                                      zooms, shifts)
         tasks = tuple(args.tasks or [t for t in train_cfg.get('tasks', ','.join(data.TASKS)).split(',') if t])
-        sweep = [c for c in camera_sweep(scene_cfg, zooms, SHIFTS if args.camera_shift else (),
-                                         profiles=args.camera_shift and not args.data) if not keep or c[0] in keep]
-        key = (repr(scene_cfg), tasks)   # checkpoints with the same scenes and tasks share the items
-        if key not in cache:
-            cache[key] = (build_real_items(data.load_omni3d(args.data, args.image_root, tasks),
-                                           sweep, scene_cfg.image_hw, args.n_scenes)
-                          if args.data else build_eval_items(scene_cfg, sweep, args.n_scenes, tasks))
+        sweep = [c for c in camera_sweep(scene_cfg, zooms, shifts, profiles=args.camera_shift and not args.data)
+                 if not keep or c[0] in keep]
+        key = (repr(scene_cfg), tasks, tuple(c[0] for c in sweep))   # same scenes, tasks, cameras: same items
+        if key not in cache and args.data:
+            cache[key], left_out = build_real_items(data.load_omni3d(args.data, args.image_root, tasks),
+                                                    sweep, scene_cfg.image_hw, args.n_scenes)
+            print(f'{args.data}: {len(cache[key]) // len(sweep)} images; {left_out} left out, with no question '
+                  f'about objects fully in view through every camera of the sweep')
+            if not cache[key]:
+                raise SystemExit(f'{args.data}: no image to evaluate ({left_out} left out)')
+        elif key not in cache:
+            cache[key] = build_eval_items(scene_cfg, sweep, args.n_scenes, tasks)
         records = evaluate(model, cache[key], args.batch_size, args.max_new_tokens)
         parts = os.path.normpath(path).split(os.sep)   # runs/rgb_only(/ckpt) -> 'rgb_only', unique
         label = parts[-2] if parts[-1] in ('ckpt', 'ckpt.old') and len(parts) > 1 else parts[-1]

@@ -46,12 +46,12 @@ def test_camera_sweep_and_paired_visibility():
 
 
 def test_real_data_views_follow_the_sweep_through_augment(tmp_path):
-    cfg = scenes.SceneConfig(image_hw=(32, 40), visible_zoom=(0.5, 2.0))
+    cfg = scenes.SceneConfig(image_hw=(32, 40), n_objects=(1, 3), visible_zoom=(0.5, 2.0))
     js = data.export_omni3d([scenes.sample_scene(data.scene_seed('test', i), cfg) for i in range(2)], str(tmp_path))
     ds = data.load_omni3d(js, str(tmp_path), ('depth', 'closer'))
     sweep = [c for c in E.camera_sweep(cfg, zooms=(1.0, 2.0), profiles=False) if c[0] != 'shift_y+10%']
-    items = E.build_real_items(ds, sweep, (32, 40))
-    assert len(items) == 2 * 4 and {it['task'] for it in items} <= {'depth', 'closer'}
+    items, left_out = E.build_real_items(ds, sweep, (32, 40))
+    assert len(items) == 2 * 4 and left_out == 0 and {it['task'] for it in items} <= {'depth', 'closer'}
     K = scenes.camera_K('standard', (32, 40))
     views = {it['camera']: it for it in items if it['scene'] == 0}
     for name, _, fn in sweep:                            # K of every view = the sweep's K exactly
@@ -68,7 +68,7 @@ def test_end_to_end_sweep_of_a_tiny_untrained_model(tmp_path):
                             llm_width=32, llm_layers=1, llm_heads=2, geometry_hidden=16)
     ckpt = tmp_path / 'tiny'
     model.CameraAwareMLLM(cfg).save(str(ckpt))
-    (ckpt / 'train_config.json').write_text(json.dumps(dict(camera='standard', image_size=32)))
+    (ckpt / 'train_config.json').write_text(json.dumps(dict(camera='standard', image_size=32, max_objects=2)))
     out = tmp_path / 'eval'
     results = E.main(['--ckpt', str(ckpt), '--camera-shift', '--n-scenes', '2', '--tasks', 'depth,detect',
                       '--cameras', 'zoom_1.00,zoom_2.00', '--max-new-tokens', '4', '--out', str(out)])
@@ -92,7 +92,7 @@ def test_end_to_end_sweep_of_a_tiny_untrained_model(tmp_path):
     assert (out / 'zoom.png').exists() == (importlib.util.find_spec('matplotlib') is not None)
     assert 'VG-LLM' in table and 'F1@0.25 pooled' in table and '≤ 1−θ' in table
     # real data: an Omni3D export of two scenes, zoom and shifts through augment
-    cfg = scenes.SceneConfig(image_hw=(32, 32), visible_zoom=(0.5, 2.0))
+    cfg = scenes.SceneConfig(image_hw=(32, 32), n_objects=(1, 2), visible_zoom=(0.5, 2.0))
     js = data.export_omni3d([scenes.sample_scene(data.scene_seed('test', i), cfg) for i in range(2)],
                             str(tmp_path / 'omni'))
     results = E.main(['--ckpt', str(ckpt), '--camera-shift', '--data', js, '--image-root', str(tmp_path / 'omni'),
@@ -103,7 +103,7 @@ def test_end_to_end_sweep_of_a_tiny_untrained_model(tmp_path):
 
 
 def test_scoring_chain_on_data_answers_perfect_and_camera_blind_oracles():
-    cfg = scenes.SceneConfig(image_hw=(32, 32), n_objects=(2, 3), visible_zoom=(0.5, 2.0))
+    cfg = scenes.SceneConfig(image_hw=(32, 32), n_objects=(2, 2), visible_zoom=(0.5, 2.0))
     sweep = [c for c in E.camera_sweep(cfg, profiles=False) if c[0].startswith('zoom_')]
     items = E.build_eval_items(cfg, sweep, 3)
     assert {it['task'] for it in items} == set(data.TASKS)
@@ -131,3 +131,55 @@ def test_zoom_plot_is_written_with_matplotlib(tmp_path):
     cams = {f'zoom_{s:.2f}': dict(s=s, tasks=dict(depth=dict(mra=0.5, log_ratio=-0.1))) for s in E.ZOOMS}
     path = E.plot_zoom(dict(run=dict(summary=dict(cameras=cams))), str(tmp_path / 'zoom.png'))
     assert path and os.path.getsize(path) > 1000
+
+
+# ----------------------------------------------------------------------------- paired sweeps
+def test_scene_visibility_follows_the_requested_zooms():
+    assert E.visible_range([1.0]) == (0.5, 2.0) and E.visible_range([1.0], E.SHIFTS) == (0.5, 2.0)
+    assert E.visible_range([1.0, 3.0]) == (0.5, 3.0) and E.visible_range([0.25, 1.0]) == (0.25, 2.0)
+    assert E.visible_range([1.0], [('shift', 0.3, 0.0)]) == (0.5, pytest.approx(2.5))   # 1 / (1 − 0.6)
+    cfg = E.eval_scene_config(dict(image_size=48, max_objects=1), zooms=[1.0, 3.0])
+    assert cfg.visible_zoom == (0.5, 3.0)
+    for i in range(3):   # every object stays fully in view at s = 3
+        scene = scenes.sample_scene(data.scene_seed('test', i), cfg)
+        K = scenes.zoom_K(scene.K, 3.0)
+        assert all(E.box_in_view(o, K, cfg.image_hw) for o in data.scene_objects(scene))
+        ids = np.unique(scenes.render(scene, K=K)['instance'])
+        assert set(range(len(scene.objects))) <= set(ids.tolist())
+
+
+def test_box_in_view():
+    K = np.array([[20.0, 0, 16], [0, 20, 16], [0, 0, 1]])
+    box = dict(center=np.array([0.0, 0.0, 4.0]), size=np.array([1.0, 1.0, 1.0]), yaw=0.3)
+    assert E.box_in_view(box, K, (32, 32))
+    assert not E.box_in_view(dict(box, center=np.array([2.5, 0.0, 4.0])), K, (32, 32))     # off to the right
+    assert not E.box_in_view(dict(box, center=np.array([0.0, 0.0, 0.3])), K, (32, 32))     # through the camera
+    assert not E.box_in_view(box, scenes.zoom_K(K, 8.0), (32, 32))                         # zoomed out of view
+
+
+def test_real_data_sweep_is_paired_and_keeps_the_aspect_ratio(tmp_path):
+    cfg = scenes.SceneConfig(image_hw=(32, 48), n_objects=(2, 3))          # in view at s = 1 only
+    js = data.export_omni3d([scenes.sample_scene(data.scene_seed('test', i), cfg) for i in range(6)], str(tmp_path))
+    ds = data.load_omni3d(js, str(tmp_path), ('depth', 'closer', 'detect'))
+    sweep = E.camera_sweep(cfg, zooms=(1.0, 2.5), shifts=(), profiles=False)
+    items, left_out = E.build_real_items(ds, sweep, (32, 32))
+    assert len(items) == 2 * (6 - left_out)
+    K0 = ds.records[0]['K']
+    dropped = 0
+    for i in {it['scene'] for it in items}:
+        views = [it for it in items if it['scene'] == i]
+        assert len({it['question'] for it in views}) == 1 and [it['s'] for it in views] == [1.0, 2.5]
+        objects = ds.records[i]['objects']
+        in_view = [o for o in objects if all(E.box_in_view(o, it['K'].double().numpy(), (32, 32)) for it in views)]
+        dropped += len(objects) - len(in_view)
+        named = [o for o in objects if o['name'] in views[0]['question']]
+        assert all(any(o is p for p in in_view) for o in named)            # asked only about objects in view
+        if views[0]['task'] == 'detect':
+            assert len(in_view) == len(objects)
+        K = views[0]['K'].double()                                          # letterboxed: 48 -> 32, centred
+        assert K[0, 0] / K[1, 1] == pytest.approx(K0[0, 0] / K0[1, 1]) and K[0, 0] == pytest.approx(K0[0, 0] * 32 / 48)
+        assert K[1, 2] == pytest.approx(K0[1, 2] * 32 / 48 + (32 - 32 * 32 / 48) / 2)
+        image = views[0]['image']
+        assert image.shape == (3, 32, 32) and not image[:, :5].any() and not image[:, -5:].any()   # padded
+        assert image[:, 6:26].any()
+    assert dropped + left_out > 0                                           # the zoom did crop objects
