@@ -15,7 +15,8 @@ the horizontal plane, x = y × z (right); the floor is the plane y = +h (h: came
 camera is pitched by θ (its optical axis θ below the horizon) and then rolled by φ about that axis
 (the horizon then rises to the right in the image), drawn from SceneConfig.pitch_range/roll_range:
     X_world = R·X_cam,   c2w = [[R, 0], [0, 1]],   R = R_pitch(θ)·R_roll(φ)
-    R_pitch = [[1, 0, 0], [0, cos θ, sin θ], [0, −sin θ, cos θ]],  R_roll = [[cos φ, −sin φ, 0], [sin φ, cos φ, 0], [0, 0, 1]]
+    R_pitch = [[1, 0, 0], [0, cos θ, sin θ], [0, −sin θ, cos θ]]      (optical axis R e_z = (0, sin θ, cos θ))
+    R_roll = [[cos φ, −sin φ, 0], [sin φ, cos φ, 0], [0, 0, 1]]
 The default camera is level (θ = φ = 0): c2w = I and the two frames are one. The origin stays at
 the camera (no translation), so a single view's Plücker moment o × d is zero and the model is
 given gravity, not the camera height (which would hand it the metric scale).
@@ -123,8 +124,8 @@ class Object:
     size: np.ndarray         # (3,) (w, h, l) along the object's local x, y, z
     yaw: float               # radians about gravity (world y; the camera y when level), in [−π/2, π/2)
                              # for boxes; 0 for spheres and cylinders (symmetric about y: unseen)
-    R_cam: np.ndarray = None # (3, 3) rotation in the camera frame, Rᵀ·R_y(yaw): X_cam = R_cam·X_local
-                             # + center. None (a level camera) means R_y(yaw)
+    R_cam: np.ndarray = None  # (3, 3) rotation in the camera frame, Rᵀ·R_y(yaw): X_cam = R_cam·X_local
+                              # + center. None (a level camera) means R_y(yaw)
 
     def __post_init__(self):
         self.R_cam = rot_y(self.yaw) if self.R_cam is None else self.R_cam

@@ -261,6 +261,15 @@ def tilted(seed, cfg=TILT):
     return sc, R, pitch, roll
 
 
+def test_pose_convention_is_the_documented_one():
+    R = scenes.camera_pose(10, 0)[:3, :3]
+    np.testing.assert_allclose(R.T @ [0, 1.0, 5.0], [0, 0.1166, 5.0976], atol=1e-4)   # the worked number
+    np.testing.assert_allclose(R @ [0, 0, 1.0], [0, math.sin(math.radians(10)), math.cos(math.radians(10))])
+    K = scenes.camera_K('standard', (64, 64))                    # rolled: the horizon rises to the right
+    right, left = (proj(K, (np.array([[s, 0, 1.0]]) @ scenes.camera_pose(0, 8)[:3, :3])) for s in (1, -1))
+    assert right[0, 1] < K[1, 2] < left[0, 1]                    # world (±1, 0, 1) in the camera: Rᵀ X
+
+
 def test_tilted_pose_is_drawn_in_range_and_objects_stand_on_the_floor():
     poses = []
     for seed in range(20):
