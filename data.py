@@ -322,20 +322,25 @@ def yaw_from_R(R) -> float:
 
 
 class Omni3DDataset(torch.utils.data.Dataset):
-    """Items from an Omni3D JSON; validated at load, images read when asked for."""
+    """Items from an Omni3D JSON; validated at load, images read when asked for. With a length
+    beyond the records (training for several epochs), item i is record i mod n in epoch e = i // n,
+    asked and augmented with a seed drawn from (image id, e): a new question each epoch. Epoch 0
+    uses the image id itself, so an exported synthetic set asks what the synthetic dataset did."""
 
-    def __init__(self, records, tasks=TASKS, task_weights=None, augment=None, skipped=0, empty=0):
+    def __init__(self, records, tasks=TASKS, task_weights=None, augment=None, skipped=0, empty=0, length=None):
         self.records, self.tasks, self.task_weights, self.augment = records, tasks, task_weights, augment
         self.skipped_annotations, self.images_without_questions = skipped, empty
+        self.length = len(records) if length is None else int(length)
 
     def __len__(self):
-        return len(self.records)
+        return self.length
 
     def __getitem__(self, i):
         i = int(i)
-        if not 0 <= i < len(self.records):
-            raise IndexError(f"item {i} of a dataset of {len(self.records)}")
-        r = self.records[i]
+        if not 0 <= i < self.length:
+            raise IndexError(f"item {i} of a dataset of {self.length}")
+        r, epoch = self.records[i % len(self.records)], i // len(self.records)
+        seed = r['seed'] if epoch == 0 else int(np.random.SeedSequence([r['seed'], epoch]).generate_state(1)[0])
         try:
             with Image.open(r['file']) as im:
                 image = np.array(im.convert('RGB'))                          # (H, W, 3), writable
@@ -343,10 +348,10 @@ class Omni3DDataset(torch.utils.data.Dataset):
             raise ValueError(f"{r['file']}: cannot read the image ({e})") from None
         if image.shape[:2] != r['hw']:
             raise ValueError(f"{r['file']}: image is {image.shape[:2]} but its record says (height, width) = {r['hw']}")
-        qa = sample_qa(r['objects'], r['seed'], self.tasks, self.task_weights)
+        qa = sample_qa(r['objects'], seed, self.tasks, self.task_weights)
         H, W = r['hw']
         return make_item(image, r['K'], np.zeros((H, W), np.float32), np.zeros((H, W, 3), np.float32),
-                         qa, r['seed'], self.augment)
+                         qa, seed, self.augment)
 
 
 def load_omni3d(json_path, image_root, tasks=TASKS, task_weights=None, augment=None) -> Omni3DDataset:

@@ -227,6 +227,8 @@ def plot_zoom(results, path):
     panels = [('depth', 'mra', 'depth MRA'), ('depth', 'log_ratio', 'mean log(Z_pred / Z): 0 reads K, −log s ignores it'),
               ('detect', 'f1@0.25', 'detect F1@0.25')]
     panels = [p for p in panels if any(p[0] in v['tasks'] for r in results.values() for v in r['summary']['cameras'].values())]
+    if not panels:                      # neither depth nor detect was evaluated
+        return None
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
     for ax, (task, key, title) in zip(axes[0], panels):
         for label, r in results.items():

@@ -1,11 +1,13 @@
 """
-Train the camera-aware MLLM on synthetic spatial questions, on one CPU or many GPUs.
+Train the camera-aware MLLM on spatial questions about synthetic scenes or real Omni3D-format
+data, on one CPU or many GPUs.
 
     python train.py                                    # full camera-aware tiny model, CPU, minutes
     python train.py --no-camera-embed --no-augment --no-distill --out runs/rgb_only
     torchrun --standalone --nproc_per_node=2 train.py  # DDP: gloo on CPU, nccl on GPU
     torchrun --standalone --nproc_per_node=8 train.py --preset real   # SigLIP-B/16 + SmolLM2, bf16
     python train.py --out runs/x --resume              # continue a run from its last checkpoint
+    python train.py --data OMNI3D.json --image-root DIR --teacher depth-anything/Depth-Anything-V2-Metric-Indoor-Small-hf
 
 The three parts of the method are three switches, so the ablation is five commands:
 --camera-embed (ray embedding on every visual token), --augment (crop/zoom/shift with exact K)
@@ -44,8 +46,8 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
 from augment import AugmentConfig
-from data import TASKS, DataConfig, SyntheticDataset, collate
-from distill import RenderedTeacher
+from data import TASKS, DataConfig, Omni3DDataset, SyntheticDataset, collate, load_omni3d
+from distill import DepthModelTeacher, RenderedTeacher
 from model import CameraAwareMLLM, ModelConfig, load_weights, read_json
 from scenes import CAMERAS, SceneConfig
 
@@ -60,6 +62,10 @@ class TrainConfig:
     max_objects: int = 1             # objects per scene: 1..max_objects (README: why 1 on a CPU)
     tasks: str = 'depth'             # any of data.TASKS, comma-separated, e.g. depth,closer,detect
     task_weights: str = ''           # comma-separated, same order as tasks; '' = uniform
+    data: str = ''                   # an Omni3D-format JSON to train on ('' = synthetic scenes); its
+    image_root: str = ''             # images are in image_root; the last val_samples are held out
+    teacher: str = ''                # distillation teacher: a transformers depth model (name or folder);
+                                     # '' = the renderer's exact geometry (synthetic scenes only)
     # the three parts of the method
     camera_embed: bool = True
     augment: bool = True
@@ -103,7 +109,7 @@ PRESETS = {
 # alone defines it, however it is split into micro-batches and processes). A longer --max-steps
 # continues the run, with the cosine schedule stretched to the new end from the current step on.
 RESUMABLE = ('out', 'resume', 'max_steps', 'log_every', 'eval_every', 'save_every', 'val_samples',
-             'micro_batch', 'device', 'compile')
+             'micro_batch', 'device', 'compile', 'image_root')   # image_root: the same images, moved
 
 
 def parse_args(argv=None) -> TrainConfig:
@@ -158,6 +164,27 @@ def data_config(cfg: TrainConfig) -> DataConfig:
     scene = SceneConfig(image_hw=(cfg.image_size, cfg.image_size), camera=cfg.camera,
                         n_objects=(1, cfg.max_objects), visible_zoom=tuple(aug.zoom_range))
     return DataConfig(scene=scene, tasks=tasks, task_weights=weights)
+
+
+def datasets(cfg: TrainConfig, dcfg: DataConfig):
+    """(train, val). Synthetic: scenes laid out by index. Real (--data): the file's last val_samples
+    images are held out; the others repeat, a new question each epoch. Real images come in any
+    size and are resized to image_size (K follows exactly, so fx/fy may differ), and their zooms
+    only widen the view (s <= 1, no shifts): a crop could cut a queried object out, and unlike a
+    rendered scene, a photo has no margin known to keep it in view."""
+    n = cfg.max_steps * cfg.batch_size
+    if not cfg.data:
+        aug = AugmentConfig() if cfg.augment else None
+        return SyntheticDataset(dcfg, 'train', n, aug), SyntheticDataset(dcfg, 'val', cfg.val_samples)
+    hw, v = (cfg.image_size, cfg.image_size), cfg.val_samples
+    full = load_omni3d(cfg.data, cfg.image_root, dcfg.tasks, dcfg.task_weights)
+    if len(full) <= v:
+        raise ValueError(f'{cfg.data}: {len(full)} usable images, and --val-samples {v} of them are held out: '
+                         f'none is left to train on')
+    aug = AugmentConfig(zoom_range=(0.5, 1.0), shift_frac=0.0, resize_hw=hw) if cfg.augment else \
+        AugmentConfig(p_identity=1.0, resize_hw=hw)
+    return (Omni3DDataset(full.records[:-v], dcfg.tasks, dcfg.task_weights, aug, length=n),
+            Omni3DDataset(full.records[-v:], dcfg.tasks, dcfg.task_weights, AugmentConfig(p_identity=1.0, resize_hw=hw)))
 
 
 def get_lr(step: int, cfg: TrainConfig) -> float:
@@ -304,13 +331,11 @@ def main(cfg: TrainConfig):
     grad_accum = cfg.batch_size // (micro * world)
     torch.manual_seed(cfg.seed)  # same initial weights on every rank
 
-    dcfg = data_config(cfg)
-    train_ds = SyntheticDataset(dcfg, split='train', length=cfg.max_steps * cfg.batch_size,
-                                augment=AugmentConfig() if cfg.augment else None)
-    val_ds = SyntheticDataset(dcfg, split='val', length=cfg.val_samples)
+    train_ds, val_ds = datasets(cfg, data_config(cfg))
     val_batches = [collate([val_ds[i] for i in range(s, min(s + micro, len(val_ds)))])
                    for s in range(0, len(val_ds), micro)]
-    teacher = RenderedTeacher() if cfg.distill else None
+    teacher = (None if not cfg.distill else DepthModelTeacher(cfg.teacher, device=device) if cfg.teacher
+               else RenderedTeacher())
 
     model = CameraAwareMLLM(model_config(cfg)).to(device)
     opt = configure_optimizer(model, cfg)
@@ -384,8 +409,9 @@ def main(cfg: TrainConfig):
 def check_resume(cfg: TrainConfig, ckpt: str):
     """A resumed run must train as the saved one did: every difference outside RESUMABLE is named."""
     saved = saved_config(ckpt)
+    safe = [k for k in RESUMABLE if not (cfg.data and k == 'val_samples')]   # real data: it splits the file
     diffs = [f'{as_flag(k, v)} (saved: {as_flag(k, saved[k])})' for k, v in asdict(cfg).items()
-             if k not in RESUMABLE and v != saved[k]]
+             if k not in safe and v != saved[k]]
     if diffs:
         raise ValueError(f"--resume: {ckpt}/train_config.json was trained with other settings than "
                          f"{'; '.join(diffs)}. Leave those flags out to resume with the saved values, or "
@@ -412,6 +438,10 @@ def check_config(cfg: TrainConfig):
     bad += [f'--dtype {cfg.dtype!r} (float32 or bfloat16)'] if cfg.dtype not in ('float32', 'bfloat16') else []
     bad += [f'--device {cfg.device!r} (auto, cpu or cuda)'] if cfg.device not in ('auto', 'cpu', 'cuda') else []
     bad += [f'--camera {cfg.camera!r} (one of {sorted(CAMERAS)})'] if cfg.camera not in CAMERAS else []
+    bad += ['--data needs --image-root'] if cfg.data and not cfg.image_root else []
+    bad += ['--data with --distill needs --teacher NAME_OR_FOLDER (a transformers depth model): real '
+            'images have no rendered geometry; or use --no-distill'] if cfg.data and cfg.distill and not cfg.teacher else []
+    bad += ['--teacher needs --distill'] if cfg.teacher and not cfg.distill else []
     if bad:
         raise ValueError('invalid settings: ' + '; '.join(bad))
 

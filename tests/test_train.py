@@ -8,6 +8,7 @@ truncated logs and checkpoint files, and a crash in the checkpoint swap fail cle
     python -m pytest tests/test_train.py -q
 """
 import json
+import math
 import os
 import re
 import shutil
@@ -214,3 +215,72 @@ def test_the_micro_batch_does_not_change_the_step(tmp_path):
         # near-zero gradients into lr-sized steps (see test_two_gloo_processes_match_one_process)
         atol = 2 * 2 * 1e-3 if k.endswith('k_proj.bias') else 1e-4
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=atol, msg=k)
+
+
+# ----------------------------------------------------------------------------- real data
+@pytest.fixture(scope='module')
+def tiny_depth_model(tmp_path_factory):
+    """A random 2-layer Depth Anything with its image processor (56 px input), saved offline."""
+    from transformers import (DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config,
+                              DPTImageProcessor)
+    torch.manual_seed(0)
+    backbone = Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                            image_size=56, patch_size=14, out_features=['stage1', 'stage2'],
+                            reshape_hidden_states=False)
+    cfg = DepthAnythingConfig(backbone_config=backbone, reassemble_hidden_size=32, neck_hidden_sizes=[16, 32],
+                              reassemble_factors=[2, 1], fusion_hidden_size=16, head_hidden_size=8,
+                              depth_estimation_type='metric', max_depth=10)
+    path = str(tmp_path_factory.mktemp('depth_anything'))
+    DepthAnythingForDepthEstimation(cfg).save_pretrained(path)
+    DPTImageProcessor(size={'height': 56, 'width': 56}).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope='module')
+def omni3d_export(tmp_path_factory):
+    """Six synthetic scenes (48x80: not the model's size nor square) written as an Omni3D file."""
+    import data
+    import scenes
+    root = str(tmp_path_factory.mktemp('omni3d'))
+    cfg = data.DataConfig(scene=scenes.SceneConfig(image_hw=(48, 80), n_objects=(2, 2), visible_zoom=(0.5, 2)))
+    return data.export_omni3d(data.SyntheticDataset(cfg, 'train', 6), root), root
+
+
+def test_trains_on_omni3d_data_with_a_depth_model_teacher(tmp_path, tiny_depth_model, omni3d_export):
+    js, root = omni3d_export
+    out = str(tmp_path / 'real')
+    train.main(train.parse_args(TINY + ['--data', js, '--image-root', root, '--teacher', tiny_depth_model,
+                                        '--max-steps', '4', '--val-samples', '2', '--out', out]))
+    log = [json.loads(line) for line in open(os.path.join(out, 'log.jsonl'))]
+    assert [r['step'] for r in log] == [1, 2, 3, 4] and all(r['distill'] > 0 for r in log)
+    assert 'val_answer' in log[-1] and math.isfinite(log[-1]['val_answer'])
+    saved = json.load(open(os.path.join(out, 'ckpt', 'train_config.json')))
+    assert (saved['data'], saved['teacher']) == (js, tiny_depth_model)
+    import eval as evaluate                     # and the real-data sweep scores it
+    result = evaluate.main(['--ckpt', out, '--camera-shift', '--data', js, '--image-root', root,
+                            '--zooms', '1,2', '--max-new-tokens', '4', '--out', str(tmp_path / 'eval')])
+    assert result['real']['summary']['cameras']['zoom_1.00']['tasks']
+
+
+def test_real_data_epochs_ask_new_questions_and_hold_out_the_last_images(omni3d_export):
+    import data
+    js, root = omni3d_export
+    cfg = train.parse_args(TINY + ['--data', js, '--image-root', root, '--no-distill', '--max-steps', '5',
+                                   '--val-samples', '2'])
+    train_ds, val_ds = train.datasets(cfg, train.data_config(cfg))
+    full = data.load_omni3d(js, root, ('depth', 'closer'))
+    assert len(train_ds) == 5 * 4 and [r['file'] for r in val_ds.records] == [r['file'] for r in full.records[-2:]]
+    assert not {r['file'] for r in train_ds.records} & {r['file'] for r in val_ds.records}
+    a, b = train_ds[0], train_ds[4]                                       # one image, epochs 0 and 1
+    assert a['image'].shape == (3, 64, 64) and a['seed'] == full.records[0]['seed'] != b['seed']
+    assert {train_ds[4 * e]['question'] for e in range(5)} != {a['question']}   # questions change with the epoch
+
+
+@pytest.mark.parametrize('flags,named', [
+    ([], '--teacher NAME_OR_FOLDER'), (['--no-distill', '--image-root', ''], '--data needs --image-root'),
+    (['--no-distill', '--val-samples', '6'], 'none is left to train on'),
+])
+def test_real_data_settings_fail_clearly(tmp_path, omni3d_export, flags, named):
+    js, root = omni3d_export
+    with pytest.raises(ValueError, match=re.escape(named)):
+        train.main(train.parse_args(TINY + ['--data', js, '--image-root', root, *flags, '--out', str(tmp_path)]))
