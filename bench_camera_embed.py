@@ -1,6 +1,6 @@
 """
 Time CameraEmbedding forward + backward at the tiny model's sizes (batch 8, 8×8 = 64 tokens,
-out_dim 128, 128×128 images), to compare with one training step (issue 3: it must cost < 2%).
+out_dim 128, 128×128 images), to compare with one training step (the target: < 2 % of it).
 
     python bench_camera_embed.py                 # defaults below, CPU, prints the median in ms
     python bench_camera_embed.py --threads 1 --batch 8 --grid 8 --out-dim 128

@@ -1,5 +1,5 @@
 """
-Time one training step of the tiny default model (issue 4: <= 0.3 s at batch 8 on 2 CPU cores)
+Time one training step of the tiny default model (the target: <= 0.3 s at batch 8 on 2 CPU cores)
 and the cost of the camera-aware parts (full step / RGB-only step <= 1.05).
 
     python bench_model.py                       # 2 threads, batch 8, prints medians and the ratio
