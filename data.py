@@ -79,6 +79,15 @@ PHRASES = {
 }
 
 
+def tokenizer_corpus() -> list[str]:
+    """Every phrase with the synthetic world's names, and the names alone (answers of closer and
+    detect): the text a tiny BPE tokenizer (model.bpe_tokenizer) is trained on."""
+    kinds = list(scenes.CATEGORIES) + list(scenes.SHAPES)
+    names = [f'{c} {k}' for c in scenes.COLORS for k in kinds]
+    pairs = list(zip(names, names[1:] + names[:1]))
+    return names + [p.format(a=a, b=b) for ps in PHRASES.values() for p in ps for a, b in pairs]
+
+
 def fmt(x: float) -> str:
     s = f"{x:.2f}"
     return '0.00' if s == '-0.00' else s

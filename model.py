@@ -38,7 +38,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaConfig,
                           PreTrainedTokenizerFast, SiglipVisionConfig, SiglipVisionModel)
 
@@ -92,6 +92,21 @@ def char_tokenizer() -> PreTrainedTokenizerFast:
     tok.pre_tokenizer = pre_tokenizers.Split(Regex(r'[\s\S]'), behavior='isolated')  # every char
     tok.decoder = decoders.Fuse()                 # join without spaces
     tok.add_special_tokens(SPECIALS)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token='<pad>', bos_token='<bos>',
+                                   eos_token='<eos>', unk_token='<unk>')
+
+
+def bpe_tokenizer(corpus: list[str], vocab_size: int = 512) -> PreTrainedTokenizerFast:
+    """A small BPE trained on `corpus` (deterministic): a word with its leading space is pre-split
+    from digits and other characters, so "How far is the red table?" is 6 tokens, not 25, and
+    numbers are written digit by digit, as Llama-style tokenizers (SmolLM2's too) write them.
+    Every character of CHARS is in the alphabet: any ASCII text encodes (unseen words as pieces)
+    and decodes back exactly."""
+    tok = Tokenizer(models.BPE(unk_token='<unk>'))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r' ?[A-Za-z]+|[\s\S]'), behavior='isolated')
+    tok.decoder = decoders.Fuse()
+    tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS,
+                                                        initial_alphabet=list(CHARS), show_progress=False))
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token='<pad>', bos_token='<bos>',
                                    eos_token='<eos>', unk_token='<unk>')
 

@@ -46,9 +46,9 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
 from augment import AugmentConfig
-from data import TASKS, DataConfig, Omni3DDataset, SyntheticDataset, collate, load_omni3d
+from data import TASKS, DataConfig, Omni3DDataset, SyntheticDataset, collate, load_omni3d, tokenizer_corpus
 from distill import DepthModelTeacher, RenderedTeacher
-from model import CameraAwareMLLM, ModelConfig, load_weights, read_json
+from model import CameraAwareMLLM, ModelConfig, bpe_tokenizer, load_weights, read_json
 from scenes import CAMERAS, SceneConfig
 
 
@@ -71,6 +71,12 @@ class TrainConfig:
     augment: bool = True
     distill: bool = True
     distill_weight: float = 1.0
+    # the recipe (README: what makes a tiny model learn metric answers on a CPU)
+    digit_loss: float = 0.0          # ordinal loss on answer digits (model.digit_wasserstein)
+    geometry_fourier: int = 0        # Fourier frequencies of the geometry embedding's input
+    patch_size: int = 16             # tiny vision encoder's patch (pixels)
+    pixel_shuffle: int = 1           # r×r visual tokens -> one LLM token
+    tokenizer: str = 'char'          # tiny LLM's tokenizer: 'char' (one per character) or 'bpe' (words)
     # backbones ('' = tiny from configs); see model.py for names, folders and GGUF files
     vision: str = ''
     llm: str = ''
@@ -148,7 +154,9 @@ def saved_config(ckpt: str) -> dict:
 def model_config(cfg: TrainConfig) -> ModelConfig:
     return ModelConfig(vision=cfg.vision or None, llm=cfg.llm or None, gguf_file=cfg.gguf_file or None,
                        image_size=cfg.image_size, camera_embed=cfg.camera_embed, geometry=cfg.distill,
-                       distill_weight=cfg.distill_weight, freeze_vision=cfg.freeze_vision,
+                       distill_weight=cfg.distill_weight, digit_loss=cfg.digit_loss,
+                       geometry_fourier=cfg.geometry_fourier, patch_size=cfg.patch_size,
+                       pixel_shuffle=cfg.pixel_shuffle, freeze_vision=cfg.freeze_vision,
                        freeze_llm=cfg.freeze_llm)
 
 
@@ -185,6 +193,11 @@ def datasets(cfg: TrainConfig, dcfg: DataConfig):
         AugmentConfig(p_identity=1.0, resize_hw=hw)
     return (Omni3DDataset(full.records[:-v], dcfg.tasks, dcfg.task_weights, aug, length=n),
             Omni3DDataset(full.records[-v:], dcfg.tasks, dcfg.task_weights, AugmentConfig(p_identity=1.0, resize_hw=hw)))
+
+
+def tiny_tokenizer(cfg: TrainConfig):
+    """The tiny LLM's tokenizer (None: model.py's default, the character one, or the real LLM's own)."""
+    return None if cfg.llm or cfg.tokenizer == 'char' else bpe_tokenizer(tokenizer_corpus())
 
 
 def get_lr(step: int, cfg: TrainConfig) -> float:
@@ -337,7 +350,7 @@ def main(cfg: TrainConfig):
     teacher = (None if not cfg.distill else DepthModelTeacher(cfg.teacher, device=device) if cfg.teacher
                else RenderedTeacher())
 
-    model = CameraAwareMLLM(model_config(cfg)).to(device)
+    model = CameraAwareMLLM(model_config(cfg), tokenizer=tiny_tokenizer(cfg)).to(device)
     opt = configure_optimizer(model, cfg)
     if ckpt:
         load_weights(model, os.path.join(ckpt, 'model.safetensors'))  # strict: names what differs
@@ -430,9 +443,10 @@ def check_config(cfg: TrainConfig):
     """Clear errors before anything runs (a zero would divide by zero later, or train no-op steps)."""
     bad = [f"--{k.replace('_', '-')} {getattr(cfg, k)} (must be >= 1)" for k in
            ('batch_size', 'max_steps', 'log_every', 'eval_every', 'save_every', 'val_samples', 'image_size',
-            'max_objects') if not getattr(cfg, k) >= 1]
+            'max_objects', 'patch_size', 'pixel_shuffle') if not getattr(cfg, k) >= 1]
     bad += [f"--{k.replace('_', '-')} {getattr(cfg, k)} (must be >= 0)" for k in
-            ('micro_batch', 'warmup_steps', 'min_lr', 'weight_decay', 'grad_clip', 'distill_weight')
+            ('micro_batch', 'warmup_steps', 'min_lr', 'weight_decay', 'grad_clip', 'distill_weight', 'digit_loss',
+             'geometry_fourier')
             if not getattr(cfg, k) >= 0]
     bad += [f'--lr {cfg.lr} (must be > 0)'] if not cfg.lr > 0 else []
     bad += [f'--dtype {cfg.dtype!r} (float32 or bfloat16)'] if cfg.dtype not in ('float32', 'bfloat16') else []
@@ -442,6 +456,7 @@ def check_config(cfg: TrainConfig):
     bad += ['--data with --distill needs --teacher NAME_OR_FOLDER (a transformers depth model): real '
             'images have no rendered geometry; or use --no-distill'] if cfg.data and cfg.distill and not cfg.teacher else []
     bad += ['--teacher needs --distill'] if cfg.teacher and not cfg.distill else []
+    bad += [f"--tokenizer {cfg.tokenizer!r} (char or bpe)"] if cfg.tokenizer not in ('char', 'bpe') else []
     if bad:
         raise ValueError('invalid settings: ' + '; '.join(bad))
 

@@ -20,7 +20,8 @@ from safetensors.torch import load_file, save_file
 from transformers import LlamaConfig, LlamaForCausalLM, SiglipVisionConfig, SiglipVisionModel
 
 from distill import GEO_DIM
-from model import CameraAwareMLLM, ModelConfig, char_tokenizer, export_llm, prompt_ids, smollm2_gguf
+from model import (CameraAwareMLLM, ModelConfig, bpe_tokenizer, char_tokenizer, export_llm, prompt_ids,
+                   smollm2_gguf)
 
 TINY = dict(image_size=32, patch_size=8, vision_width=32, vision_layers=2, vision_heads=2, llm_width=32,
             llm_layers=2, llm_heads=2, camera={'hidden': 32})
@@ -88,6 +89,22 @@ def test_char_tokenizer_round_trips_and_saves(tmp_path):
     from transformers import AutoTokenizer
     again = AutoTokenizer.from_pretrained(tmp_path)
     assert again(text).input_ids == tok(text).input_ids and again.eos_token == '<eos>'
+
+
+def test_bpe_tokenizer_is_word_level_on_questions_digit_level_on_numbers_and_exact(tmp_path):
+    import data
+    tok = bpe_tokenizer(data.tokenizer_corpus())
+    q = data.PHRASES['depth'][0].format(a='red table')
+    assert len(tok(q, add_special_tokens=False).input_ids) < len(q) / 3             # words, not characters
+    for text in ('7.91', 'red table 0.41 -1.12 3.27\nblue sofa 1.00', 'An unseen word: refrigerator!', q):
+        ids = tok(text, add_special_tokens=False).input_ids
+        assert tok.decode(ids) == text and tok.unk_token_id not in ids
+    digits = tok('12.34', add_special_tokens=False).input_ids
+    assert tok.convert_ids_to_tokens(digits) == list('12.34')                      # one token per digit
+    assert tok.get_vocab() == bpe_tokenizer(data.tokenizer_corpus()).get_vocab()   # deterministic
+    tok.save_pretrained(tmp_path)
+    from transformers import AutoTokenizer
+    assert AutoTokenizer.from_pretrained(tmp_path)(q).input_ids == tok(q).input_ids
 
 
 def test_camera_embedding_off_ignores_K_on_uses_it_and_starts_as_a_no_op():
