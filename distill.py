@@ -42,6 +42,7 @@ from transformers import AutoImageProcessor, AutoModelForDepthEstimation
 from camera_embed import camera_rays, patch_centers
 
 GEO_DIM = 3                    # [mean log depth, object fraction, mean log depth of object centres]
+LOG_DEPTH_CHANNELS = (0, 2)    # the channels that are log depths (model.geometry_features)
 MIN_OBJECT = 0.25              # object channel counted where at least this fraction of a token is object
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -46,7 +46,7 @@ from tqdm import tqdm
 import augment
 import data
 import scenes
-from metrics import category_f1, depth_gain, f1_score, safe_log, score, shortcut_slope
+from metrics import category_f1, depth_gain, f1_score, mra, safe_log, score, shortcut_slope
 
 ZOOMS = (0.5, 0.67, 0.8, 1.0, 1.25, 1.5, 2.0)
 SHIFTS = (('shift_x+10%', 0.1, 0.0), ('shift_x-10%', -0.1, 0.0), ('shift_y+10%', 0.0, 0.1))
@@ -84,6 +84,21 @@ def build_eval_items(scene_cfg, sweep, n_scenes, tasks=None):
             items += [dict(qa, image=image, K=torch.tensor(K, dtype=torch.float32), scene=i, seed=seed,
                            camera=name, s=s) for qa in qas]
     return items
+
+
+def train_medians(scene_cfg, tasks, n_scenes=512) -> dict:
+    """{task: median target} over training scenes, for the number-valued one-number tasks (depth,
+    size, distance), questions drawn as build_eval_items draws them: the constant answer a model
+    that ignores the image would learn. Its MRA on the evaluated items is the baseline to beat."""
+    targets = defaultdict(list)
+    for i in range(n_scenes):
+        seed = data.scene_seed('train', i)
+        objects = data.scene_objects(scenes.sample_scene(seed, scene_cfg))
+        for t in tasks:
+            if t in ('depth', 'size', 'distance') and data.feasible(objects, t):
+                qa = data.make_qa(objects, t, np.random.default_rng([seed, data.TASKS.index(t)]))
+                targets[t].append(qa['target'])
+    return {t: float(np.median(v)) for t, v in targets.items()}
 
 
 def build_real_items(dataset, sweep, image_hw, n=None):
@@ -161,9 +176,10 @@ METRICS = dict(depth=_REL, size=_REL, distance=_REL, center=('center_err',),
                box=('iou', 'acc25', 'acc50', 'center_err'), closer=('acc',), detect=('f1',))
 
 
-def summarize(records):
+def summarize(records, constants=None):
     """{'cameras': {camera: {'s', 'tasks': {task: metrics}}}, 'unparsed' (fraction of all answers),
-    'shortcut_slope' (depth, zoom_* cameras), 'depth_gain' (depth, s = 1)}."""
+    'shortcut_slope' (depth, zoom_* cameras), 'depth_gain' (depth, s = 1)}. constants {task: value}
+    (train_medians) adds 'mra_const', the MRA of always answering that value on the same items."""
     groups = defaultdict(list)
     for r in records:
         groups[r['camera'], r['task']].append(r)
@@ -176,6 +192,8 @@ def summarize(records):
         if task == 'detect':  # VG-LLM: TP/FP/FN per category over all answers; and pooled
             m['f1@0.25'] = category_f1([r['counts'] for r in rs])
             m['f1@0.25_pooled'] = f1_score(*(sum(r[k] for r in rs) for k in ('tp', 'n_pred', 'n_gt')))
+        if task in (constants or {}):
+            m['mra_const'] = float(np.mean([mra(constants[task], r['target']) for r in rs]))
         if task == 'depth':   # the shortcut per camera: mean log(Z_pred/Z), −log s if K is ignored
             logs = [safe_log(r['pred'] / r['target']) for r in rs if r['pred'] is not None]
             m['log_ratio'] = float(np.nanmean(logs)) if np.isfinite(logs).any() else None
@@ -200,6 +218,9 @@ def markdown_table(results):
     lines = [f"cells: depth MRA{' / detect F1@0.25 / detect F1@0.25 pooled' * detect}", '',
              row('camera', 's', results), '|---|---|' + '---|' * len(summ)]
     lines += [row(c, f'{s:.2f}', [cell(sm, c) for sm in summ]) for c, s in cams.items()]
+    const = [next((v['tasks']['depth'].get('mra_const') for v in sm['cameras'].values() if 'depth' in v['tasks']), None)
+             for sm in summ]          # the same items through every camera: one number per checkpoint
+    lines += [row('depth MRA of a constant answer', '', [fmt(c) for c in const])] if any(c is not None for c in const) else []
     lines += [row('shortcut slope', '', [fmt(sm['shortcut_slope']) for sm in summ]),
               row('depth gain at s=1', '', [fmt(sm['depth_gain']) for sm in summ]),
               row('unparsed answers', '', [f"{sm['unparsed']:.1%}" for sm in summ]), '',
@@ -209,7 +230,8 @@ def markdown_table(results):
                   'same-category box of highest IoU (TP if IoU > 0.25); F1 per category over the answers, '
                   'mean over the categories present in predictions or ground truth;',
                   'detect F1@0.25 pooled: one F1 over all categories, pairs matched greedily by highest IoU;']
-    lines += ['shortcut slope: d log(Z_pred/Z) / d log s over the zooms (−1 ignores the camera, 0 reads it);',
+    lines += ['constant answer: the median depth of 512 training scenes, always; what reading the image adds is the gap to it;',
+              'shortcut slope: d log(Z_pred/Z) / d log s over the zooms (−1 ignores the camera, 0 reads it);',
               'depth gain: d log Z_pred / d log Z at s = 1 (1 tracks depth; 0, a constant answer, also has slope 0)']
     return '\n'.join(lines) + '\n'
 
@@ -314,7 +336,7 @@ def main(argv=None):
     zooms, shifts = (args.zooms, SHIFTS) if args.camera_shift else ([1.0], ())
     keep = [c for c in args.cameras.split(',') if c]
     os.makedirs(args.out, exist_ok=True)
-    results, cache = {}, {}
+    results, cache, constants = {}, {}, {}
     for path in args.ckpt:
         model, train_cfg = load_checkpoint(path, device)
         scene_cfg = eval_scene_config(train_cfg, args.camera, args.image_size or getattr(model, 'image_size', 128),
@@ -332,12 +354,14 @@ def main(argv=None):
                 raise SystemExit(f'{args.data}: no image to evaluate ({left_out} left out)')
         elif key not in cache:
             cache[key] = build_eval_items(scene_cfg, sweep, args.n_scenes, tasks)
+        if key not in constants:   # real data has no training scenes to take a median of
+            constants[key] = {} if args.data else train_medians(scene_cfg, tasks)
         records = evaluate(model, cache[key], args.batch_size, args.max_new_tokens)
         parts = os.path.normpath(path).split(os.sep)   # runs/rgb_only(/ckpt) -> 'rgb_only', unique
         label = parts[-2] if parts[-1] in ('ckpt', 'ckpt.old') and len(parts) > 1 else parts[-1]
         label = f'{label}#{len(results)}' if label in results else label
         results[label] = dict(ckpt=path, train_config=train_cfg, scene_config=asdict(scene_cfg),
-                              summary=summarize(records))
+                              summary=summarize(records, constants[key]))
         with open(os.path.join(args.out, f'records_{label}.jsonl'), 'w') as f:
             f.writelines(json.dumps(r, default=lambda x: x.tolist()) + '\n' for r in records)
         del model

@@ -73,7 +73,7 @@ class TrainConfig:
     distill_weight: float = 1.0
     # the recipe (README: what makes a tiny model learn metric answers on a CPU)
     digit_loss: float = 0.0          # ordinal loss on answer digits (model.digit_wasserstein)
-    geometry_fourier: int = 0        # Fourier frequencies of the geometry embedding's input
+    geometry_periods: str = ''       # comma-separated metres, e.g. '10,1': sin/cos features of predicted depths
     patch_size: int = 16             # tiny vision encoder's patch (pixels)
     pixel_shuffle: int = 1           # r×r visual tokens -> one LLM token
     tokenizer: str = 'char'          # tiny LLM's tokenizer: 'char' (one per character) or 'bpe' (words)
@@ -155,7 +155,7 @@ def model_config(cfg: TrainConfig) -> ModelConfig:
     return ModelConfig(vision=cfg.vision or None, llm=cfg.llm or None, gguf_file=cfg.gguf_file or None,
                        image_size=cfg.image_size, camera_embed=cfg.camera_embed, geometry=cfg.distill,
                        distill_weight=cfg.distill_weight, digit_loss=cfg.digit_loss,
-                       geometry_fourier=cfg.geometry_fourier, patch_size=cfg.patch_size,
+                       geometry_periods=periods(cfg.geometry_periods), patch_size=cfg.patch_size,
                        pixel_shuffle=cfg.pixel_shuffle, freeze_vision=cfg.freeze_vision,
                        freeze_llm=cfg.freeze_llm)
 
@@ -193,6 +193,17 @@ def datasets(cfg: TrainConfig, dcfg: DataConfig):
         AugmentConfig(p_identity=1.0, resize_hw=hw)
     return (Omni3DDataset(full.records[:-v], dcfg.tasks, dcfg.task_weights, aug, length=n),
             Omni3DDataset(full.records[-v:], dcfg.tasks, dcfg.task_weights, AugmentConfig(p_identity=1.0, resize_hw=hw)))
+
+
+def periods(text: str) -> tuple:
+    """'10,1' -> (10.0, 1.0); each must be a positive number of metres."""
+    try:
+        out = tuple(float(p) for p in text.split(',') if p.strip())
+    except ValueError:
+        out = (-1.0,)
+    if not all(p > 0 and math.isfinite(p) for p in out):
+        raise ValueError(f'--geometry-periods must be comma-separated positive metres, e.g. 10,1; got {text!r}')
+    return out
 
 
 def tiny_tokenizer(cfg: TrainConfig):
@@ -445,8 +456,7 @@ def check_config(cfg: TrainConfig):
            ('batch_size', 'max_steps', 'log_every', 'eval_every', 'save_every', 'val_samples', 'image_size',
             'max_objects', 'patch_size', 'pixel_shuffle') if not getattr(cfg, k) >= 1]
     bad += [f"--{k.replace('_', '-')} {getattr(cfg, k)} (must be >= 0)" for k in
-            ('micro_batch', 'warmup_steps', 'min_lr', 'weight_decay', 'grad_clip', 'distill_weight', 'digit_loss',
-             'geometry_fourier')
+            ('micro_batch', 'warmup_steps', 'min_lr', 'weight_decay', 'grad_clip', 'distill_weight', 'digit_loss')
             if not getattr(cfg, k) >= 0]
     bad += [f'--lr {cfg.lr} (must be > 0)'] if not cfg.lr > 0 else []
     bad += [f'--dtype {cfg.dtype!r} (float32 or bfloat16)'] if cfg.dtype not in ('float32', 'bfloat16') else []
@@ -457,6 +467,10 @@ def check_config(cfg: TrainConfig):
             'images have no rendered geometry; or use --no-distill'] if cfg.data and cfg.distill and not cfg.teacher else []
     bad += ['--teacher needs --distill'] if cfg.teacher and not cfg.distill else []
     bad += [f"--tokenizer {cfg.tokenizer!r} (char or bpe)"] if cfg.tokenizer not in ('char', 'bpe') else []
+    try:
+        periods(cfg.geometry_periods)
+    except ValueError as e:
+        bad.append(str(e))
     if bad:
         raise ValueError('invalid settings: ' + '; '.join(bad))
 

@@ -82,6 +82,8 @@ def test_end_to_end_sweep_of_a_tiny_untrained_model(tmp_path):
         assert 0.0 <= cam['tasks']['detect']['f1@0.25_pooled'] <= 1.0
     table = (out / 'table.md').read_text()
     assert 'zoom_2.00' in table and '| shortcut slope |' in table and '| depth gain at s=1 |' in table
+    assert '| depth MRA of a constant answer |' in table
+    assert 0.0 <= summary['cameras']['zoom_1.00']['tasks']['depth']['mra_const'] <= 1.0
     saved = json.loads((out / 'results.json').read_text())
     assert saved['results']['tiny']['summary'] == json.loads(json.dumps(summary))
     records = [json.loads(line) for line in (out / 'records_tiny.jsonl').read_text().splitlines()]
@@ -124,6 +126,22 @@ def test_scoring_chain_on_data_answers_perfect_and_camera_blind_oracles():
     assert summary['shortcut_slope'] == pytest.approx(-1.0, abs=0.02)
     mra = {c: v['tasks']['depth']['mra'] for c, v in summary['cameras'].items()}
     assert mra['zoom_1.00'] == 1.0 and mra['zoom_2.00'] <= 0.1 and mra['zoom_0.50'] == 0.0  # rel 0.5, 1
+
+
+def test_constant_answer_baseline_is_the_training_median_scored_on_the_same_items():
+    cfg = scenes.SceneConfig(image_hw=(32, 32), n_objects=(1, 2), visible_zoom=(0.5, 2.0))
+    med = E.train_medians(cfg, ('depth', 'size', 'closer'), n_scenes=64)
+    assert set(med) == {'depth', 'size'}                       # numbers only; closer answers a name
+    depths = [data.make_qa(data.scene_objects(scenes.sample_scene(data.scene_seed('train', i), cfg)), 'depth',
+                           np.random.default_rng([data.scene_seed('train', i), data.TASKS.index('depth')]))['target']
+              for i in range(64)]
+    assert med['depth'] == pytest.approx(float(np.median(depths)))
+    items = E.build_eval_items(cfg, [c for c in E.camera_sweep(cfg, profiles=False) if c[0] == 'zoom_1.00'], 8,
+                               ('depth',))
+    const = [E.make_record(it, data.fmt(med['depth'])) for it in items]   # a model answering the median
+    summary = E.summarize(const, med)
+    t = summary['cameras']['zoom_1.00']['tasks']['depth']
+    assert t['mra_const'] == pytest.approx(t['mra'], abs=0.02)           # up to the 2-decimal rounding
 
 
 def test_zoom_plot_is_written_with_matplotlib(tmp_path):

@@ -107,6 +107,22 @@ def test_bpe_tokenizer_is_word_level_on_questions_digit_level_on_numbers_and_exa
     assert AutoTokenizer.from_pretrained(tmp_path)(q).input_ids == tok(q).input_ids
 
 
+def test_geometry_features_make_decimal_digits_linearly_separable():
+    from model import geometry_features
+    g = torch.randn(3, 7, GEO_DIM)
+    assert torch.equal(geometry_features(g, ()), g)
+    z = torch.rand(4000) * 8.9 + 1.05                                  # metres, leading digit 1..9
+    g = torch.zeros(4000, 1, GEO_DIM)
+    g[..., 0] = g[..., 2] = z.log()[:, None]
+    f = geometry_features(g, (10.0, 1.0))[:, 0]                        # (n, 3 + 8)
+    assert f.shape == (4000, GEO_DIM + 8) and torch.equal(f[:, :GEO_DIM], g[:, 0])
+    sin, cos = f[:, GEO_DIM:GEO_DIM + 4], f[:, GEO_DIM + 4:]           # phases of z/10, z/10, z/1, z/1
+    centres = 2 * torch.pi * (torch.arange(10) + 0.5) / 10             # one linear score per digit
+    for col, digit in ((0, z.floor()), (2, (z * 10).floor() % 10)):    # leading digit, first decimal
+        scores = sin[:, col, None] * centres.sin() + cos[:, col, None] * centres.cos()   # (n, 10)
+        assert (scores.argmax(1) == digit).float().mean() > 0.999
+
+
 def test_camera_embedding_off_ignores_K_on_uses_it_and_starts_as_a_no_op():
     batch, K2 = make_batch(), intrinsics(5, 32, 32, seed=7)
     off, on = tiny(camera_embed=False), tiny(camera_embed=True)
