@@ -82,7 +82,7 @@ def build_eval_items(scene_cfg, sweep, n_scenes, tasks=None):
             K = K_fn(scene.K)                                                  # (3, 3)
             image = torch.from_numpy(scenes.render(scene, K=K)['image']).permute(2, 0, 1)  # (3, H, W)
             items += [dict(qa, image=image, K=torch.tensor(K, dtype=torch.float32), scene=i, seed=seed,
-                           camera=name, s=s) for qa in qas]
+                           camera=name, s=s, c2w=torch.tensor(scene.c2w, dtype=torch.float32)) for qa in qas]
     return items
 
 
@@ -158,7 +158,9 @@ def evaluate(model, items, batch_size=32, max_new_tokens=None, progress=True):
     for budget, idx in tqdm(batches, desc='eval', disable=not progress):
         batch = [items[i] for i in idx]
         image, K = (torch.stack([it[k] for it in batch]).to(device) for k in ('image', 'K'))  # (B, 3, H, W), (B, 3, 3)
-        texts = model.generate(image, K, [it['question'] for it in batch], max_new_tokens=max_new_tokens or budget)
+        c2w = torch.stack([it['c2w'] for it in batch]) if all('c2w' in it for it in batch) else None  # (B, 4, 4)
+        texts = model.generate(image, K, [it['question'] for it in batch], max_new_tokens=max_new_tokens or budget,
+                               c2w=c2w)
         for i, text in zip(idx, texts):
             records[i] = make_record(items[i], text)
     return records
@@ -286,7 +288,8 @@ def eval_scene_config(train_cfg, camera='standard', image_size=128, zooms=ZOOMS,
     """Scenes of the training camera and image size (train_config.json, else the CLI defaults),
     every object fully in view through every zoom and shift of the sweep (visible_range)."""
     hw = train_cfg.get('image_hw') or [train_cfg.get('image_size', image_size)] * 2
-    return scenes.SceneConfig(image_hw=tuple(hw), camera=train_cfg.get('camera', camera),
+    pitch = tuple(float(p) for p in str(train_cfg.get('pitch_range', '0,0')).split(','))   # degrees, as trained
+    return scenes.SceneConfig(image_hw=tuple(hw), camera=train_cfg.get('camera', camera), pitch_range=pitch,
                               n_objects=(1, train_cfg.get('max_objects', 4)), visible_zoom=visible_range(zooms, shifts))
 
 

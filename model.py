@@ -76,6 +76,8 @@ class ModelConfig:
     geometry_hidden: int = 0      # 0: linear geometry head and embedding; > 0: one GELU layer this wide
     geometry_periods: tuple = ()  # metres: E_geo also reads sin/cos(2π z / P) of the predicted depths (geometry_features)
     digit_loss: float = 0.0       # weight of the ordinal loss on answer digits (digit_wasserstein)
+    zero_init: bool = True        # E_cam and E_geo start at 0 (keeps a pretrained VLM unchanged); False
+                                  # for backbones trained from scratch, where it only delays the signal
     distill_weight: float = 1.0
     freeze_vision: bool = False   # for pretrained backbones: train projector + camera/geometry parts only
     freeze_llm: bool = False
@@ -286,15 +288,18 @@ class CameraAwareMLLM(nn.Module):
         self.projector = nn.Sequential(nn.Linear(r * r * Dv, D), nn.GELU(), nn.Linear(D, D))
         # built last, so that with one seed the camera-free model gets the same backbone weights
         self.camera = CameraEmbedding(Dv, CameraEmbedConfig(**cfg.camera)) if cfg.camera_embed else None
+        if self.camera is not None and not cfg.zero_init:
+            self.camera.proj.reset_parameters()     # from scratch: nothing to preserve, a signal from step 0
         if cfg.geometry:
             # linear both ways: log z = log f + log H − log h is additive, so a linear read-out of
             # F + E_cam can add the camera's log f to the image's size cue; the cost stays ~1% of a step
             self.geo_head = mlp(Dv, cfg.geometry_hidden, GEO_DIM)                      # (B, N, GEO_DIM)
             n_geo = GEO_DIM + 2 * len(LOG_DEPTH_CHANNELS) * len(cfg.geometry_periods)
             self.geo_embed = mlp(n_geo, cfg.geometry_hidden, Dv)                       # (B, N, Dv)
-            last = self.geo_embed if cfg.geometry_hidden == 0 else self.geo_embed[-1]
-            nn.init.zeros_(last.weight)             # E_geo = 0 at init: a pretrained VLM starts unchanged
-            nn.init.zeros_(last.bias)
+            if cfg.zero_init:                       # E_geo = 0 at init: a pretrained VLM starts unchanged
+                last = self.geo_embed if cfg.geometry_hidden == 0 else self.geo_embed[-1]
+                nn.init.zeros_(last.weight)
+                nn.init.zeros_(last.bias)
         self.vision.requires_grad_(not cfg.freeze_vision)
         self.llm.requires_grad_(not cfg.freeze_llm)
 

@@ -60,6 +60,7 @@ class TrainConfig:
     camera: str = 'standard'
     image_size: int = 128
     max_objects: int = 1             # objects per scene: 1..max_objects (README: why 1 on a CPU)
+    pitch_range: str = '0,0'         # camera pitch, degrees down, uniform in 'lo,hi' (pose given to the model)
     tasks: str = 'depth'             # any of data.TASKS, comma-separated, e.g. depth,closer,detect
     task_weights: str = ''           # comma-separated, same order as tasks; '' = uniform
     data: str = ''                   # an Omni3D-format JSON to train on ('' = synthetic scenes); its
@@ -157,6 +158,7 @@ def model_config(cfg: TrainConfig) -> ModelConfig:
                        distill_weight=cfg.distill_weight, digit_loss=cfg.digit_loss,
                        geometry_periods=periods(cfg.geometry_periods), patch_size=cfg.patch_size,
                        pixel_shuffle=cfg.pixel_shuffle, freeze_vision=cfg.freeze_vision,
+                       zero_init=bool(cfg.vision or cfg.llm),   # only pretrained weights need keeping
                        freeze_llm=cfg.freeze_llm)
 
 
@@ -170,7 +172,8 @@ def data_config(cfg: TrainConfig) -> DataConfig:
         raise ValueError(f'--task-weights has {len(weights)} values for {len(tasks)} tasks')
     aug = AugmentConfig()
     scene = SceneConfig(image_hw=(cfg.image_size, cfg.image_size), camera=cfg.camera,
-                        n_objects=(1, cfg.max_objects), visible_zoom=tuple(aug.zoom_range))
+                        n_objects=(1, cfg.max_objects), visible_zoom=tuple(aug.zoom_range),
+                        pitch_range=pitch_range(cfg.pitch_range))
     return DataConfig(scene=scene, tasks=tasks, task_weights=weights)
 
 
@@ -204,6 +207,17 @@ def periods(text: str) -> tuple:
     if not all(p > 0 and math.isfinite(p) for p in out):
         raise ValueError(f'--geometry-periods must be comma-separated positive metres, e.g. 10,1; got {text!r}')
     return out
+
+
+def pitch_range(text: str) -> tuple:
+    """'5,15' -> (5.0, 15.0): degrees, lo <= hi, |θ| < 90."""
+    try:
+        lo, hi = (float(p) for p in text.split(','))
+    except ValueError:
+        lo, hi = 1.0, 0.0
+    if not (-90 < lo <= hi < 90):
+        raise ValueError(f'--pitch-range must be two angles lo,hi in degrees with -90 < lo <= hi < 90; got {text!r}')
+    return lo, hi
 
 
 def tiny_tokenizer(cfg: TrainConfig):
@@ -467,10 +481,11 @@ def check_config(cfg: TrainConfig):
             'images have no rendered geometry; or use --no-distill'] if cfg.data and cfg.distill and not cfg.teacher else []
     bad += ['--teacher needs --distill'] if cfg.teacher and not cfg.distill else []
     bad += [f"--tokenizer {cfg.tokenizer!r} (char or bpe)"] if cfg.tokenizer not in ('char', 'bpe') else []
-    try:
-        periods(cfg.geometry_periods)
-    except ValueError as e:
-        bad.append(str(e))
+    for parse, text in ((periods, cfg.geometry_periods), (pitch_range, cfg.pitch_range)):
+        try:
+            parse(text)
+        except ValueError as e:
+            bad.append(str(e))
     if bad:
         raise ValueError('invalid settings: ' + '; '.join(bad))
 

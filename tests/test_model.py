@@ -143,6 +143,17 @@ def test_camera_embedding_off_ignores_K_on_uses_it_and_starts_as_a_no_op():
     assert g1.shape == (5, 16, GEO_DIM) and not torch.allclose(g1, g2)
 
 
+def test_without_zero_init_the_new_parts_speak_from_the_first_step():
+    # zero_init=False (backbones trained from scratch): E_cam and E_geo are not 0 at step 0, so the
+    # tokens already depend on K and on the geometry prediction
+    batch, K2 = make_batch(), intrinsics(5, 32, 32, seed=7)
+    model, blind = tiny(zero_init=False), tiny(camera_embed=False, geometry=False)
+    v = model.visual_tokens(batch['images'], batch['K'])[0]
+    assert not torch.allclose(v, model.visual_tokens(batch['images'], K2)[0])
+    assert not torch.allclose(v, blind.visual_tokens(batch['images'], batch['K'])[0])
+    assert model.camera.proj.weight.abs().sum() > 0 and model.geo_embed.weight.abs().sum() > 0
+
+
 def test_the_pose_reaches_the_camera_embedding():
     # forward reads batch['c2w'] and generate takes c2w=; both hand it to E_cam. The identity pose
     # of a level camera is the same as none; a tilted one changes the tokens once E_cam is trained
