@@ -39,7 +39,7 @@ def depth_items(dcfg, split: str, n: int) -> list[dict]:
         out, objects = scenes.render(sc), data.scene_objects(sc)
         qa = data.make_qa(objects, 'depth', np.random.default_rng([seed, data.TASKS.index('depth')]))
         k = next(j for j, o in enumerate(objects) if o['name'] in qa['question'])   # names are unique
-        items.append(dict(qa, image=torch.from_numpy(out['image']).permute(2, 0, 1),
+        items.append(dict(qa, image=torch.from_numpy(out['image']).permute(2, 0, 1), c2w=torch.tensor(sc.c2w).float(),
                           K=torch.tensor(sc.K, dtype=torch.float32), mask=torch.from_numpy(out['instance'] == k)))
     return items
 
@@ -50,7 +50,7 @@ def object_features(model, items) -> np.ndarray:
     feats = []
     for s in range(0, len(items), 32):
         b = items[s:s + 32]
-        vis, _ = model.visual_tokens(torch.stack([it['image'] for it in b]), torch.stack([it['K'] for it in b]))
+        vis, _ = model.visual_tokens(*(torch.stack([it[k] for it in b]) for k in ('image', 'K', 'c2w')))
         h, w = model.grid_hw
         m = torch.stack([it['mask'] for it in b]).float()[:, None]                   # (B, 1, H, W)
         cover = F.adaptive_max_pool2d(m, (h, w)).flatten(1)                          # (B, N)
@@ -73,8 +73,9 @@ def answer_diagnostics(model, items) -> tuple[np.ndarray, np.ndarray]:
     """Per-position answer cross-entropy (P,) and per-layer attention mass on image tokens (layers,)."""
     model.llm.set_attn_implementation('eager')              # sdpa returns no attention weights
     batch = dict(images=torch.stack([it['image'] for it in items]), K=torch.stack([it['K'] for it in items]),
+                 c2w=torch.stack([it['c2w'] for it in items]),
                  question=[it['question'] for it in items], answer=[it['answer'] for it in items])
-    vis, _ = model.visual_tokens(batch['images'], batch['K'])
+    vis, _ = model.visual_tokens(batch['images'], batch['K'], batch['c2w'])
     emb, labels, attn, pos = model._inputs(batch['question'], batch['answer'], vis, left=False)
     out = model.llm(inputs_embeds=emb, attention_mask=attn, position_ids=pos, output_attentions=True)
     model.llm.set_attn_implementation(model.cfg.attn_implementation)
