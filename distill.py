@@ -89,13 +89,12 @@ def geometry_targets(depth: torch.Tensor, points: torch.Tensor, grid_hw, min_val
 
 
 def matching_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """L1 over the masked entries, averaged per sample, then over the samples that have any
-    (0 if none has). pred, target, mask (B, N, GEO_DIM); mask (B, N) applies to every channel."""
+    """L1 over the masked entries, averaged per sample (0 for a sample with none), then over all
+    the samples: a batch split into micro-batches gives the same mean. pred, target, mask
+    (B, N, GEO_DIM); a mask (B, N) applies to every channel."""
     m = (mask if mask.dim() == 3 else mask[..., None].expand_as(pred)).to(pred.dtype)
     per_sample = ((pred - target).abs() * m).flatten(1).sum(1)           # (B,)
-    count = m.flatten(1).sum(1)
-    has = count > 0
-    return (per_sample / count.clamp(min=1) * has).sum() / has.sum().clamp(min=1)
+    return (per_sample / m.flatten(1).sum(1).clamp(min=1)).mean()
 
 
 class RenderedTeacher:

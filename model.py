@@ -83,6 +83,9 @@ class ModelConfig:
     freeze_llm: bool = False
     attn_implementation: str = 'sdpa'
 
+    def __post_init__(self):
+        self.geometry_periods = tuple(float(p) for p in self.geometry_periods)   # a JSON list on load
+
 
 # ----------------------------------------------------------------------------- backbones
 
@@ -229,7 +232,8 @@ def digit_wasserstein(logits: torch.Tensor, target: torch.Tensor, digit_ids: tor
     between the predicted distribution over the ten digits p (renormalised) and the true digit d,
         W1 = Σ_k |P(k) − 1[k ≥ d]|,   P = cumsum(p),
     is |E − d|-like and rewards being close. logits (B, L, V) predict target (B, L) (−100: no loss).
-    Mean over each sample's digit positions, then over the samples that have any."""
+    Mean over each sample's digit positions (0 for a sample without digits), then over all the
+    samples, so that, as every loss here, it does not depend on how a batch is split."""
     lut = torch.full((logits.shape[-1],), -1, dtype=torch.long, device=target.device)
     lut[digit_ids] = torch.arange(10, device=target.device)
     d = torch.where(target >= 0, lut[target.clamp(min=0)], -1)          # (B, L) the digit or −1
@@ -239,7 +243,7 @@ def digit_wasserstein(logits: torch.Tensor, target: torch.Tensor, digit_ids: tor
     is_digit = (d >= 0).float()
     n = is_digit.sum(1)
     per_sample = (w1 * is_digit).sum(1) / n.clamp(min=1)                 # (B,)
-    return (per_sample * (n > 0)).sum() / (n > 0).sum().clamp(min=1)
+    return per_sample.mean()
 
 
 def prompt_ids(tok, question: str, n_image: int) -> list[int]:

@@ -60,7 +60,7 @@ class TrainConfig:
     camera: str = 'standard'
     image_size: int = 128
     max_objects: int = 1             # objects per scene: 1..max_objects (README: why 1 on a CPU)
-    pitch_range: str = '0,0'         # camera pitch, degrees down, uniform in 'lo,hi' (pose given to the model)
+    pitch_range: str = '5,15'        # camera pitch, degrees down, uniform in 'lo,hi' (pose given to the model)
     tasks: str = 'depth'             # any of data.TASKS, comma-separated, e.g. depth,closer,detect
     task_weights: str = ''           # comma-separated, same order as tasks; '' = uniform
     data: str = ''                   # an Omni3D-format JSON to train on ('' = synthetic scenes); its
@@ -73,11 +73,12 @@ class TrainConfig:
     distill: bool = True
     distill_weight: float = 1.0
     # the recipe (README: what makes a tiny model learn metric answers on a CPU)
-    digit_loss: float = 0.0          # ordinal loss on answer digits (model.digit_wasserstein)
-    geometry_periods: str = ''       # comma-separated metres, e.g. '10,1': sin/cos features of predicted depths
+    digit_loss: float = 1.0          # ordinal loss on answer digits (model.digit_wasserstein)
+    geometry_periods: str = '10,1'   # metres, comma-separated: sin/cos of predicted depths for E_geo ('': none)
     patch_size: int = 16             # tiny vision encoder's patch (pixels)
+    geometry_hidden: int = 128       # geometry head and embedding: 0 linear, > 0 one GELU layer this wide
     pixel_shuffle: int = 1           # r×r visual tokens -> one LLM token
-    tokenizer: str = 'char'          # tiny LLM's tokenizer: 'char' (one per character) or 'bpe' (words)
+    tokenizer: str = 'bpe'           # tiny LLM's tokenizer: 'bpe' (words, digits one by one) or 'char'
     # backbones ('' = tiny from configs); see model.py for names, folders and GGUF files
     vision: str = ''
     llm: str = ''
@@ -87,7 +88,7 @@ class TrainConfig:
     # optimisation: grad_accum = batch_size // (micro_batch * world_size)
     batch_size: int = 16
     micro_batch: int = 0             # per process and micro-step; 0: batch_size // world_size
-    max_steps: int = 1000
+    max_steps: int = 2000
     lr: float = 1e-3
     min_lr: float = 1e-4
     warmup_steps: int = 100
@@ -156,7 +157,8 @@ def model_config(cfg: TrainConfig) -> ModelConfig:
     return ModelConfig(vision=cfg.vision or None, llm=cfg.llm or None, gguf_file=cfg.gguf_file or None,
                        image_size=cfg.image_size, camera_embed=cfg.camera_embed, geometry=cfg.distill,
                        distill_weight=cfg.distill_weight, digit_loss=cfg.digit_loss,
-                       geometry_periods=periods(cfg.geometry_periods), patch_size=cfg.patch_size,
+                       geometry_periods=periods(cfg.geometry_periods), geometry_hidden=cfg.geometry_hidden,
+                       patch_size=cfg.patch_size,
                        pixel_shuffle=cfg.pixel_shuffle, freeze_vision=cfg.freeze_vision,
                        zero_init=bool(cfg.vision or cfg.llm),   # only pretrained weights need keeping
                        freeze_llm=cfg.freeze_llm)
@@ -470,7 +472,8 @@ def check_config(cfg: TrainConfig):
            ('batch_size', 'max_steps', 'log_every', 'eval_every', 'save_every', 'val_samples', 'image_size',
             'max_objects', 'patch_size', 'pixel_shuffle') if not getattr(cfg, k) >= 1]
     bad += [f"--{k.replace('_', '-')} {getattr(cfg, k)} (must be >= 0)" for k in
-            ('micro_batch', 'warmup_steps', 'min_lr', 'weight_decay', 'grad_clip', 'distill_weight', 'digit_loss')
+            ('micro_batch', 'warmup_steps', 'min_lr', 'weight_decay', 'grad_clip', 'distill_weight', 'digit_loss',
+             'geometry_hidden')
             if not getattr(cfg, k) >= 0]
     bad += [f'--lr {cfg.lr} (must be > 0)'] if not cfg.lr > 0 else []
     bad += [f'--dtype {cfg.dtype!r} (float32 or bfloat16)'] if cfg.dtype not in ('float32', 'bfloat16') else []

@@ -123,6 +123,26 @@ def test_geometry_features_make_decimal_digits_linearly_separable():
         assert (scores.argmax(1) == digit).float().mean() > 0.999
 
 
+def test_digit_wasserstein_is_ordinal_and_reads_only_digits():
+    from model import digit_wasserstein
+    tok = char_tokenizer()
+    digit_ids = torch.tensor(tok.convert_tokens_to_ids(list('0123456789')))
+    V = len(tok)
+    target = torch.tensor([tok.convert_tokens_to_ids(list('7.4')) + [-100]])         # (1, 4)
+    def logits_for(digits):                                                        # confident guesses
+        x = torch.zeros(1, 4, V)
+        for pos, d in digits.items():
+            x[0, pos, digit_ids[d]] = 30.0
+        return x
+    exact = digit_wasserstein(logits_for({0: 7, 2: 4}), target, digit_ids)
+    near, far = (digit_wasserstein(logits_for({0: d, 2: 4}), target, digit_ids) for d in (6, 1))
+    assert exact < 1e-6 and near == pytest.approx(0.5, abs=1e-4) and far == pytest.approx(3.0, abs=1e-4)
+    # '.' and padding carry no loss; a sample without digits counts 0 in the mean over samples
+    both = torch.cat([target, torch.tensor([tok.convert_tokens_to_ids(list('ab')) + [-100, -100]])])
+    two = digit_wasserstein(torch.cat([logits_for({0: 6, 2: 4})] * 2), both, digit_ids)
+    assert two == pytest.approx(near / 2, abs=1e-4)
+
+
 def test_camera_embedding_off_ignores_K_on_uses_it_and_starts_as_a_no_op():
     batch, K2 = make_batch(), intrinsics(5, 32, 32, seed=7)
     off, on = tiny(camera_embed=False), tiny(camera_embed=True)
