@@ -486,14 +486,19 @@ def unique_state_dict(model: nn.Module) -> dict:
     return out
 
 
-def load_weights(model: nn.Module, file: str):
-    """Load file into model; raise naming the file and the missing / unexpected / mis-shaped keys."""
+def read_safetensors(file: str) -> dict:
+    """load_file, with errors that name the file (missing, or not a safetensors file)."""
     if not os.path.isfile(file):
         raise FileNotFoundError(f'missing {file}')
     try:
-        sd = load_file(file)
+        return load_file(file)
     except (SafetensorError, OSError, ValueError) as e:
         raise ValueError(f'corrupted {file}: {e}') from e
+
+
+def load_weights(model: nn.Module, file: str):
+    """Load file into model; raise naming the file and the missing / unexpected / mis-shaped keys."""
+    sd = read_safetensors(file)
     expected = unique_state_dict(model)
     missing, unexpected = sorted(set(expected) - set(sd)), sorted(set(sd) - set(expected))
     shapes = [f'{k}: file {tuple(sd[k].shape)} vs model {tuple(v.shape)}'

@@ -40,15 +40,14 @@ from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.distributed as dist
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
 from augment import AugmentConfig
 from data import TASKS, DataConfig, Omni3DDataset, SyntheticDataset, collate, load_omni3d, tokenizer_corpus
 from distill import DepthModelTeacher, RenderedTeacher
-from model import CameraAwareMLLM, ModelConfig, bpe_tokenizer, load_weights, read_json
+from model import CameraAwareMLLM, ModelConfig, bpe_tokenizer, load_weights, read_json, read_safetensors
 from scenes import CAMERAS, SceneConfig
 
 
@@ -285,13 +284,8 @@ def find_checkpoint(out: str) -> str | None:
 
 
 def load_train_state(path: str, opt) -> int:
-    state, file = read_json(os.path.join(path, 'train_state.json')), os.path.join(path, 'train_state.safetensors')
-    if not os.path.isfile(file):
-        raise FileNotFoundError(f'missing {file}')
-    try:
-        tensors = load_file(file)
-    except (SafetensorError, OSError, ValueError) as e:
-        raise ValueError(f'corrupted {file}: {e}') from e
+    state = read_json(os.path.join(path, 'train_state.json'))
+    tensors = read_safetensors(os.path.join(path, 'train_state.safetensors'))
     opt_state = {}
     for key, v in tensors.items():
         if key.startswith('opt.'):

@@ -6,9 +6,7 @@ per-sample mean, and both teachers, the second on a tiny random Depth Anything s
     python -m pytest tests/test_distill.py -q
 """
 import numpy as np
-import pytest
 import torch
-from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config
 
 from distill import (GEO_DIM, DepthModelTeacher, RenderedTeacher, backproject, geometry_targets,
                      matching_loss)
@@ -120,20 +118,6 @@ def test_rendered_teacher_matches_the_renderer_convention():
             on = inst[b] == i
             assert torch.allclose(target[b, on, 2], torch.tensor(o.center[2]).log().float())
     assert torch.equal(mask[..., 2], inst >= 0) and torch.equal(target[..., 1] > 0, inst >= 0)
-
-
-@pytest.fixture(scope='module')
-def tiny_depth_model(tmp_path_factory):
-    torch.manual_seed(0)
-    backbone = Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                            image_size=56, patch_size=14, out_features=['stage1', 'stage2'],
-                            reshape_hidden_states=False)
-    cfg = DepthAnythingConfig(backbone_config=backbone, reassemble_hidden_size=32, neck_hidden_sizes=[16, 32],
-                              reassemble_factors=[2, 1], fusion_hidden_size=16, head_hidden_size=8,
-                              depth_estimation_type='metric', max_depth=10)
-    path = tmp_path_factory.mktemp('depth_anything')
-    DepthAnythingForDepthEstimation(cfg).save_pretrained(path)
-    return str(path)
 
 
 def test_depth_model_teacher_loads_by_path_and_backprojects(tiny_depth_model):

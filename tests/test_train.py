@@ -219,24 +219,6 @@ def test_the_micro_batch_does_not_change_the_step(tmp_path):
 
 # ----------------------------------------------------------------------------- real data
 @pytest.fixture(scope='module')
-def tiny_depth_model(tmp_path_factory):
-    """A random 2-layer Depth Anything with its image processor (56 px input), saved offline."""
-    from transformers import (DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config,
-                              DPTImageProcessor)
-    torch.manual_seed(0)
-    backbone = Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                            image_size=56, patch_size=14, out_features=['stage1', 'stage2'],
-                            reshape_hidden_states=False)
-    cfg = DepthAnythingConfig(backbone_config=backbone, reassemble_hidden_size=32, neck_hidden_sizes=[16, 32],
-                              reassemble_factors=[2, 1], fusion_hidden_size=16, head_hidden_size=8,
-                              depth_estimation_type='metric', max_depth=10)
-    path = str(tmp_path_factory.mktemp('depth_anything'))
-    DepthAnythingForDepthEstimation(cfg).save_pretrained(path)
-    DPTImageProcessor(size={'height': 56, 'width': 56}).save_pretrained(path)
-    return path
-
-
-@pytest.fixture(scope='module')
 def omni3d_export(tmp_path_factory):
     """Six synthetic scenes (48x80: not the model's size nor square) written as an Omni3D file."""
     import data
