@@ -1,5 +1,5 @@
 """
-Time one training step of the tiny default model (the target: <= 0.3 s at batch 8 on 2 CPU cores)
+Time one training step of train.py's default model (the target: <= 0.3 s at batch 8 on 2 CPU cores)
 and the cost of the camera-aware parts (full step / RGB-only step <= 1.05).
 
     python bench_model.py                       # 2 threads, batch 8, prints medians and the ratio
@@ -26,7 +26,8 @@ import torch
 from augment import AugmentConfig
 from data import DataConfig, SyntheticDataset, collate
 from distill import RenderedTeacher, matching_loss
-from model import CameraAwareMLLM, ModelConfig
+from model import CameraAwareMLLM, geometry_features
+from train import TrainConfig, model_config, tiny_tokenizer
 
 
 def make_batches(n_batches: int, batch_size: int) -> list:
@@ -37,7 +38,10 @@ def make_batches(n_batches: int, batch_size: int) -> list:
 def make_step(full: bool):
     """A closure running one training step of a fresh tiny model on a batch; returns seconds."""
     torch.manual_seed(0)
-    model = CameraAwareMLLM(ModelConfig(camera_embed=full, geometry=full))
+    cfg = TrainConfig()                             # the default recipe; RGB-only drops the camera parts
+    mcfg = model_config(cfg)
+    mcfg.camera_embed = mcfg.geometry = full
+    model = CameraAwareMLLM(mcfg, tokenizer=tiny_tokenizer(cfg))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     teacher = RenderedTeacher() if full else None
 
@@ -75,7 +79,8 @@ def extras_ms(model, batch) -> dict:
     def geometry():
         f = feats.clone().requires_grad_()
         g = model.geo_head(f)
-        ((f + model.geo_embed(g)).sum() + matching_loss(g, *target)).backward()
+        e = model.geo_embed(geometry_features(g, model.cfg.geometry_periods))
+        ((f + e).sum() + matching_loss(g, *target)).backward()
     return dict(teacher=best_ms(lambda: teacher(batch, model.grid_hw)),
                 camera=best_ms(lambda: model.camera(batch['K'], (S, S), grid).sum().backward()),
                 geometry=best_ms(geometry))
@@ -97,7 +102,7 @@ def main(threads=2, batch_size=8, rounds=30, n_batches=4, warmup=2):
     best = {name: per_step(name, min) for name in ('full', 'rgb')}
     n = sum(p.numel() for p in model.parameters())
     lengths = [len(a) for b in batches for a in b['answer']]
-    print(f'tiny default: {n / 1e6:.2f}M params, grid {model.grid_hw}, batch {batch_size}, {threads} threads, '
+    print(f'train.py default model: {n / 1e6:.2f}M params, grid {model.grid_hw}, batch {batch_size}, {threads} threads, '
           f'answers {min(lengths)}-{max(lengths)} chars, load average {os.getloadavg()[0]:.2f}')
     print(f'training step, full camera-aware (teacher on): median {1000 * med["full"]:.1f} ms, best {1000 * best["full"]:.1f} ms')
     print(f'training step, RGB-only:                       median {1000 * med["rgb"]:.1f} ms, best {1000 * best["rgb"]:.1f} ms')
