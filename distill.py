@@ -69,8 +69,9 @@ def pool(x: torch.Tensor, grid_hw) -> torch.Tensor:
 def geometry_targets(depth: torch.Tensor, points: torch.Tensor, grid_hw, min_valid: float = 0.5,
                      object_depth: torch.Tensor | None = None):
     """Pool dense geometry to the token grid. depth (B,H,W) metric, 0 = invalid; points (B,H,W,3)
-    (unused: kept so every teacher returns the same pair); object_depth (B,H,W): z of the centre
-    of the object each pixel sees, 0 = no object, None = unknown (the object channels get no loss).
+    is accepted but not read (given K, a point map adds nothing to the depth); object_depth
+    (B,H,W): z of the centre of the object each pixel sees, 0 = no object, None = unknown (the
+    object channels then get no loss).
     Returns target (B, N, GEO_DIM) and mask (B, N, GEO_DIM) bool: which entries to match."""
     depth = depth.float()
     v = (depth > 0).float()                                              # (B, H, W) valid pixels

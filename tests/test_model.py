@@ -136,11 +136,11 @@ def test_digit_wasserstein_is_ordinal_and_reads_only_digits():
         return x
     exact = digit_wasserstein(logits_for({0: 7, 2: 4}), target, digit_ids)
     near, far = (digit_wasserstein(logits_for({0: d, 2: 4}), target, digit_ids) for d in (6, 1))
-    assert exact < 1e-6 and near == pytest.approx(0.5, abs=1e-4) and far == pytest.approx(3.0, abs=1e-4)
+    assert exact < 1e-6 and float(near) == pytest.approx(0.5, abs=1e-4) and float(far) == pytest.approx(3.0, abs=1e-4)
     # '.' and padding carry no loss; a sample without digits counts 0 in the mean over samples
     both = torch.cat([target, torch.tensor([tok.convert_tokens_to_ids(list('ab')) + [-100, -100]])])
     two = digit_wasserstein(torch.cat([logits_for({0: 6, 2: 4})] * 2), both, digit_ids)
-    assert two == pytest.approx(near / 2, abs=1e-4)
+    assert float(two) == pytest.approx(float(near) / 2, abs=1e-4)
 
 
 def test_camera_embedding_off_ignores_K_on_uses_it_and_starts_as_a_no_op():
