@@ -22,7 +22,7 @@ Frames. Every answer is in the camera frame (depth: the camera's z), except the 
 and `detect`: seven numbers with a yaw about the vertical describe a box only in a frame whose y
 axis is vertical, so their x y z are in the gravity-aligned camera frame (scenes.py's world frame:
 origin at the camera, y down along gravity, z the camera's horizontal heading; X = R·X_cam with
-c2w = [R | 0]), where 3D IoU of yawed boxes is exact. For a level camera (the default) the two
+c2w = [R | 0]), where 3D IoU of yawed boxes is exact. For a level camera (SceneConfig's default) the two
 frames are one. Pitched 10° down, a centre at camera (0, 0.12, 5.10) answers depth "5.10", center
 "0.00 0.12 5.10" and box "0.00 1.00 5.00 w h l yaw". Omni3D records carry no pose: their boxes stay
 in the camera frame with the yaw about the camera's y axis (yaw_from_R).

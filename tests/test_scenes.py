@@ -21,7 +21,7 @@ import scenes
 CFG = scenes.SceneConfig(image_hw=(64, 64))
 
 
-def rot(yaw):  # R_y(yaw) of DESIGN.md, written out again
+def rot(yaw):  # R_y(yaw) of the box convention, written out again
     return np.array([[math.cos(yaw), 0, math.sin(yaw)], [0, 1, 0], [-math.sin(yaw), 0, math.cos(yaw)]])
 
 
