@@ -87,8 +87,9 @@ def build_eval_items(scene_cfg, sweep, n_scenes, tasks=None):
 
 
 def train_medians(scene_cfg, tasks, n_scenes=512) -> dict:
-    """{task: median target} over training scenes, for the number-valued one-number tasks (depth,
-    size, distance), questions drawn as build_eval_items draws them: the constant answer a model
+    """{task: median target} over training-split scenes drawn with the evaluated scene config (the
+    training world, its visibility widened to the sweep), for the one-number tasks (depth, size,
+    distance), questions drawn as build_eval_items draws them: the constant answer a model
     that ignores the image would learn. Its MRA on the evaluated items is the baseline to beat."""
     targets = defaultdict(list)
     for i in range(n_scenes):
