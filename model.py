@@ -229,6 +229,15 @@ def geometry_features(g: torch.Tensor, periods=()) -> torch.Tensor:
     return torch.cat([g, phase.sin().to(g.dtype), phase.cos().to(g.dtype)], -1)
 
 
+def digit_token_ids(tok) -> torch.Tensor:
+    """Token ids of '0'..'9' (10,): single tokens in the character and BPE tokenizers here and in
+    Llama-style ones; anything else cannot carry the digit loss."""
+    ids = tok.convert_tokens_to_ids(list(string.digits))
+    if len(set(ids)) != 10 or tok.unk_token_id in ids:
+        raise ValueError(f'digit_loss needs the ten digits as single tokens; the tokenizer gives {ids}')
+    return torch.tensor(ids)
+
+
 def digit_wasserstein(logits: torch.Tensor, target: torch.Tensor, digit_ids: torch.Tensor) -> torch.Tensor:
     """An ordinal loss on the digits of numeric answers ("Regress, don't guess", Zausinger et al.
     2025): cross-entropy scores a '6' for a true '7' as wrong as a '1'; the Wasserstein-1 distance
@@ -309,6 +318,8 @@ class CameraAwareMLLM(nn.Module):
                 nn.init.zeros_(last.bias)
         self.vision.requires_grad_(not cfg.freeze_vision)
         self.llm.requires_grad_(not cfg.freeze_llm)
+        if cfg.digit_loss > 0:  # token ids of '0'..'9', checked once; a buffer so it follows .to(device)
+            self.register_buffer('digit_ids', digit_token_ids(self.tokenizer), persistent=False)
 
     @property
     def grid_hw(self) -> tuple[int, int]:
@@ -392,18 +403,10 @@ class CameraAwareMLLM(nn.Module):
         loss = answer + self.cfg.distill_weight * distill
         parts = dict(answer=answer.detach(), distill=distill.detach())
         if self.cfg.digit_loss > 0:
-            digit = digit_wasserstein(logits[:, :-1], target, self.digit_ids.to(target.device))
+            digit = digit_wasserstein(logits[:, :-1], target, self.digit_ids)
             loss = loss + self.cfg.digit_loss * digit
             parts['digit'] = digit.detach()
         return logits, loss, parts
-
-    @property
-    def digit_ids(self) -> torch.Tensor:
-        """Token ids of '0'..'9' (single tokens in the character tokenizer and in Llama-style BPEs)."""
-        ids = self.tokenizer.convert_tokens_to_ids(list(string.digits))
-        if len(set(ids)) != 10 or self.tokenizer.unk_token_id in ids:
-            raise ValueError(f'digit_loss needs the ten digits as single tokens; the tokenizer gives {ids}')
-        return torch.tensor(ids)
 
     @torch.no_grad()
     def generate(self, images, K, questions: list[str], max_new_tokens: int = 64, use_cache=True,

@@ -124,9 +124,9 @@ def test_geometry_features_make_decimal_digits_linearly_separable():
 
 
 def test_digit_wasserstein_is_ordinal_and_reads_only_digits():
-    from model import digit_wasserstein
+    from model import digit_token_ids, digit_wasserstein
     tok = char_tokenizer()
-    digit_ids = torch.tensor(tok.convert_tokens_to_ids(list('0123456789')))
+    digit_ids = digit_token_ids(tok)
     V = len(tok)
     target = torch.tensor([tok.convert_tokens_to_ids(list('7.4')) + [-100]])         # (1, 4)
     def logits_for(digits):                                                        # confident guesses
