@@ -203,3 +203,14 @@ class CameraEmbedding(nn.Module):
             feats = feats[..., :6]                                       # (B, N, 6)
         x = fourier_features(feats, self.cfg.num_freqs).to(self.fc.weight.dtype)  # (B, N, C·(1+2L))
         return self.proj(F.silu(self.fc(x)))                             # (B, N, out_dim)
+
+
+# ----------------------------------------------------------------------------- the text baseline
+
+def camera_text(K) -> str:
+    """The intrinsics written into the question, as an MLLM user would first try (no embedding):
+    K of a 128 px, 60° camera -> 'Camera: fx 110.9 fy 110.9 cx 64.0 cy 64.0 px. ' (one decimal,
+    the pixels of the image the model reads)."""
+    K = validate_K(K)[0]
+    fx, fy, cx, cy = (float(v) for v in (K[0, 0], K[1, 1], K[0, 2], K[1, 2]))
+    return f'Camera: fx {fx:.1f} fy {fy:.1f} cx {cx:.1f} cy {cy:.1f} px. '

@@ -45,6 +45,7 @@ import torch
 from PIL import Image
 
 import augment
+import camera_embed
 import scenes
 
 TASKS = ('depth', 'center', 'box', 'size', 'distance', 'closer', 'detect')
@@ -79,13 +80,18 @@ PHRASES = {
 }
 
 
-def tokenizer_corpus() -> list[str]:
+def tokenizer_corpus(camera_text: bool = False) -> list[str]:
     """Every phrase with the synthetic world's names, and the names alone (answers of closer and
-    detect): the text a tiny BPE tokenizer (model.bpe_tokenizer) is trained on."""
+    detect): the text a tiny BPE tokenizer (model.bpe_tokenizer) is trained on. camera_text: and
+    the intrinsics as text (camera_embed.camera_text) of a few cameras, for the text baseline."""
     kinds = list(scenes.CATEGORIES) + list(scenes.SHAPES)
     names = [f'{c} {k}' for c in scenes.COLORS for k in kinds]
     pairs = list(zip(names, names[1:] + names[:1]))
-    return names + [p.format(a=a, b=b) for ps in PHRASES.values() for p in ps for a, b in pairs]
+    corpus = names + [p.format(a=a, b=b) for ps in PHRASES.values() for p in ps for a, b in pairs]
+    if camera_text:
+        corpus += [camera_embed.camera_text(scenes.zoom_K(scenes.camera_K(c, (128, 128)), s))
+                   for c in scenes.CAMERAS for s in (0.5, 1.0, 2.0)]
+    return corpus
 
 
 def fmt(x: float) -> str:
@@ -141,10 +147,8 @@ def make_qa(objects: list, task: str, rng: np.random.Generator) -> dict:
                          f" (2 for distance/closer); got names {[o['name'] for o in objects]}")
     phrase = PHRASES[task][rng.integers(len(PHRASES[task]))]
     if task == 'detect':
-        objs = sorted(objects, key=lambda o: float(o['center'][2]))
-        target = [(o['name'], _box(o)) for o in objs]
-        answer = '\n'.join(name + ' ' + ' '.join(map(fmt, box)) for name, box in target)
-        return dict(question=phrase, answer=answer, task=task, target=target)
+        target = [(o['name'], _box(o)) for o in sorted(objects, key=lambda o: float(o['center'][2]))]
+        return dict(question=phrase, answer=answer_text(task, target), task=task, target=target)
     cand = _unique(objects)
     if task in ('distance', 'closer'):
         pairs = [(p, q) for i, p in enumerate(cand) for q in cand[i + 1:]]
@@ -162,8 +166,60 @@ def make_qa(objects: list, task: str, rng: np.random.Generator) -> dict:
     o = cand[rng.integers(len(cand))]
     box, center = _box(o), [float(v) for v in o['center']]                # box: gravity-aligned frame
     target = dict(depth=center[2], center=center, box=box, size=box[4])[task]
-    answer = ' '.join(map(fmt, target)) if isinstance(target, list) else fmt(target)
-    return dict(question=phrase.format(a=o['name']), answer=answer, task=task, target=target)
+    return dict(question=phrase.format(a=o['name']), answer=answer_text(task, target), task=task, target=target)
+
+
+def answer_text(task: str, target) -> str:
+    """The answer format of the docstring: '3.27', '0.41 1.12 3.27', names, detect lines."""
+    if task == 'detect':
+        return '\n'.join(name + ' ' + ' '.join(map(fmt, box)) for name, box in target)
+    if task == 'closer':
+        return target
+    return ' '.join(map(fmt, target)) if isinstance(target, list) else fmt(target)
+
+
+# ----------------------------------------------------------------------------- canonical focal
+# A baseline from the depth literature (Metric3D, Yin et al. 2023), not the paper's method: train
+# depth-like answers in the label space of one canonical focal length f_c, and map them back with
+# the test camera's fx. Pixels fix a point only up to (x, y, z) -> (x, y, λz) with f -> λf (u =
+# fx·x/z + cx is unchanged, and so is x = (u − cx)·z/fx), so the canonical label of a camera-frame
+# point is (x, y, z·f_c/fx): z scales, sizes and x, y do not. 128 px at 60°: fx = 110.9 = f_c, so
+# the training camera's labels are unchanged; zoomed ×2 (fx = 221.7) a depth of 4.00 m is taught
+# as 2.00. Box centres (gravity-aligned, c2w = [R | 0]) go to the camera frame and back.
+def canonical_target(task: str, target, K, c2w, f_c: float, inverse: bool = False):
+    """target in metres -> the canonical label space of f_c (inverse: back to metres), for the
+    camera K (3, 3) with pose c2w (4, 4). Sizes, names and yaw are unchanged; distance, which
+    mixes two points' depths and lateral offsets, has no canonical form here."""
+    fx = float(np.asarray(K)[0, 0])
+    k = fx / f_c if inverse else f_c / fx                                   # z -> k·z
+    R = np.asarray(c2w, dtype=np.float64)[:3, :3]
+
+    def scale_box(box):                                                     # (7,) gravity-aligned centre
+        p = R.T @ np.asarray(box[:3], dtype=np.float64)                     # camera frame
+        return [float(v) for v in R @ (p * [1.0, 1.0, k])] + list(box[3:])
+
+    if task == 'depth':
+        return float(target) * k
+    if task == 'center':
+        return [float(target[0]), float(target[1]), float(target[2]) * k]
+    if task == 'box':
+        return scale_box(target)
+    if task == 'detect':
+        return [(name, scale_box(box)) for name, box in target]
+    if task in ('size', 'closer'):
+        return target
+    raise ValueError(f"task {task!r} has no canonical-focal label space (depth, center, box, detect, size, closer do)")
+
+
+def canonical_focal(camera: str, image_size: int) -> float:
+    """f_c of train.py --canonical-focal: the training camera's fx at its image size (pixels)."""
+    return float(scenes.camera_K(camera, (image_size, image_size))[0, 0])
+
+
+def to_canonical(item: dict, f_c: float) -> dict:
+    """An item (make_item) with its answer and target in f_c's label space, for its own K and c2w."""
+    target = canonical_target(item['task'], item['target'], item['K'], item['c2w'], f_c)
+    return dict(item, target=target, answer=answer_text(item['task'], target))
 
 
 def _weighted(tasks, task_weights):
@@ -187,6 +243,7 @@ class DataConfig:
     scene: scenes.SceneConfig = field(default_factory=scenes.SceneConfig)
     tasks: tuple = TASKS
     task_weights: tuple | None = None   # one weight per task in `tasks`; None: uniform
+    canonical_focal: float = 0.0        # > 0: answers in this focal length's label space (canonical_target)
 
 
 def check_tasks(tasks, task_weights):
@@ -251,8 +308,9 @@ class SyntheticDataset(torch.utils.data.Dataset):
         out = scenes.render(scene)
         objects = scene_objects(scene)
         qa = sample_qa(objects, seed, self.cfg.tasks, self.cfg.task_weights)
-        return make_item(out['image'], scene.K, out['depth'], out['points'], qa, seed, self.augment,
+        item = make_item(out['image'], scene.K, out['depth'], out['points'], qa, seed, self.augment,
                          object_depth_map(out['instance'], objects), scene.c2w)
+        return to_canonical(item, self.cfg.canonical_focal) if self.cfg.canonical_focal > 0 else item
 
 
 def collate(items: list) -> dict:

@@ -35,6 +35,8 @@ import argparse
 import json
 import math
 import os
+import re
+import warnings
 from collections import defaultdict
 from dataclasses import asdict
 from functools import partial
@@ -46,7 +48,8 @@ from tqdm import tqdm
 import augment
 import data
 import scenes
-from metrics import category_f1, depth_gain, f1_score, mra, safe_log, score, shortcut_slope
+from metrics import (bootstrap, category_f1, depth_gain, f1_score, fit_slope, interval, mra, parse_answer, safe_log,
+                     score, shortcut_slope)
 
 ZOOMS = (0.5, 0.67, 0.8, 1.0, 1.25, 1.5, 2.0)
 SHIFTS = (('shift_x+10%', 0.1, 0.0), ('shift_x-10%', -0.1, 0.0), ('shift_y+10%', 0.0, 0.1))
@@ -147,10 +150,12 @@ def box_in_view(obj, K, image_hw) -> bool:
 
 # ----------------------------------------------------------------------------- generation
 @torch.no_grad()
-def evaluate(model, items, batch_size=32, max_new_tokens=None, progress=True):
+def evaluate(model, items, batch_size=32, max_new_tokens=None, progress=True, canonical_f=0.0):
     """Answer every item with model.generate (batched, one task per batch) and score it -> one
     record per item. The default token budget is 1.25x the task's longest reference answer in
-    characters (>= tokens for ASCII) + 8: per task, so no answer leaks."""
+    characters (>= tokens for ASCII) + 8: per task, so no answer leaks. canonical_f > 0: the
+    model answers in that focal length's label space (train.py --canonical-focal), and each
+    answer is mapped back to metres with its item's K (data.canonical_target) before scoring."""
     device, records, batches = next(model.parameters()).device, [None] * len(items), []
     for task in dict.fromkeys(it['task'] for it in items):
         idx = [i for i, it in enumerate(items) if it['task'] == task]
@@ -163,14 +168,33 @@ def evaluate(model, items, batch_size=32, max_new_tokens=None, progress=True):
         texts = model.generate(image, K, [it['question'] for it in batch], max_new_tokens=max_new_tokens or budget,
                                c2w=c2w)
         for i, text in zip(idx, texts):
-            records[i] = make_record(items[i], text)
+            records[i] = make_record(items[i], from_canonical(items[i], text, canonical_f) if canonical_f else text)
+            if canonical_f:
+                records[i]['canonical_text'] = text
     return records
 
 
+def from_canonical(item, text, f_c):
+    """An answer in f_c's label space -> the same answer in metres for the item's K and pose (an
+    answer that does not parse stays as it is, and scores zero)."""
+    value = parse_answer(item['task'], text)
+    if value is None:
+        return text
+    c2w = item.get('c2w', torch.eye(4))
+    return data.answer_text(item['task'], data.canonical_target(item['task'], value, item['K'], c2w, f_c, inverse=True))
+
+
 def make_record(item, text):
-    """The JSON record of one answer: the item without pixels, the text, its score."""
+    """The JSON record of one answer: the item without pixels, the text, its score; a box answer
+    also carries the camera-frame depth of its centre, predicted and true (z_pred, z_target), for
+    the box-centre shortcut slope."""
     meta = {k: item[k] for k in ('scene', 'seed', 'camera', 's', 'task', 'question', 'answer', 'target')}
-    return dict(meta, pred_text=text, **score(item['task'], text, item['target']))
+    rec = dict(meta, pred_text=text, **score(item['task'], text, item['target']))
+    if item['task'] == 'box':
+        R = np.asarray(item.get('c2w', torch.eye(4)), np.float64)[:3, :3]       # gravity-aligned -> camera: R.T
+        depth = lambda box: None if box is None else float((R.T @ np.asarray(box[:3], np.float64))[2])
+        rec.update(z_pred=depth(rec['pred']), z_target=depth(item['target']))
+    return rec
 
 
 # ----------------------------------------------------------------------------- summaries
@@ -274,6 +298,173 @@ def plot_zoom(results, path):
     return path
 
 
+# ----------------------------------------------------------------------------- seeds and intervals
+# Runs of one configuration trained with several seeds are named NAME_s0, NAME_s1, ... (or
+# NAME-seed0, ...): they are pooled into one row, NAME. Every statistic of a row is a mean over
+# its runs and scenes, with a 95 % interval from the paired bootstrap over runs and scenes
+# (metrics.bootstrap): the same resampled scenes for every camera and every row, so differences
+# between cameras or rows have intervals too.
+SEED_SUFFIX = re.compile(r'[_-](?:s|seed)\d+$')
+MIN_GAIN = 0.1   # below it a row has not learnt depth, and slope / gain means nothing: no index
+FIELDS = ('depth_mra', 'depth_logp', 'depth_logt', 'box_acc25', 'box_acc50', 'box_logp', 'box_logt')
+
+
+def group_runs(labels) -> dict:
+    """{NAME: [labels]} by the seed suffix; a label without one is a group of its own."""
+    groups = defaultdict(list)
+    for label in labels:
+        groups[SEED_SUFFIX.sub('', label)].append(label)
+    return dict(groups)
+
+
+def run_arrays(runs, cameras) -> dict:
+    """runs: each run's records over the same items -> {field: (R, S, C) array}, R runs, S scenes,
+    C cameras; nan where a field has no value (an unparsed answer's log, a task not asked)."""
+    scenes = sorted({rec['scene'] for records in runs for rec in records})
+    row, col = {s: i for i, s in enumerate(scenes)}, {c: j for j, c in enumerate(cameras)}
+    A = {k: np.full((len(runs), len(scenes), len(cameras)), np.nan) for k in FIELDS}
+    for r, records in enumerate(runs):
+        for rec in records:
+            at = (r, row[rec['scene']], col[rec['camera']])
+            if rec['task'] == 'depth':
+                A['depth_mra'][at], A['depth_logp'][at] = rec['mra'], safe_log(rec['pred'])
+                A['depth_logt'][at] = safe_log(rec['target'])
+            elif rec['task'] == 'box':
+                A['box_acc25'][at], A['box_acc50'][at] = rec['acc25'], rec['acc50']
+                A['box_logp'][at], A['box_logt'][at] = safe_log(rec['z_pred']), safe_log(rec['z_target'])
+    return A
+
+
+def _mean(a):
+    with np.errstate(all='ignore'), warnings.catch_warnings():
+        warnings.simplefilter('ignore', RuntimeWarning)
+        return float(np.nanmean(a)) if np.isfinite(a).any() else math.nan
+
+
+def row_statistics(A, cameras, s) -> tuple[list, callable]:
+    """(names, stat): stat(runs, scenes) -> the vector of a row's statistics on those resampled
+    runs and scenes: per camera c, depth_mra@c, box_acc25@c, box_acc50@c; the worst ratio over the
+    zooms of depth MRA and box Acc@0.25 to their s = 1 values; and for depth and for the box
+    centre's camera-frame depth, the shortcut slope (over the zoom_* cameras), the gain (at s = 1)
+    and the shortcut index = slope / gain (−1: the training focal read from the pixels; 0: K read;
+    none for a gain below MIN_GAIN)."""
+    zoom = [j for j, c in enumerate(cameras) if c.startswith('zoom_')]
+    base = [j for j in zoom if s[j] == 1.0][:1]
+    x = np.log(np.asarray(s, float)[zoom])                                 # (Z,)
+    names = [f'{k}@{c}' for c in cameras for k in ('depth_mra', 'box_acc25', 'box_acc50')]
+    names += ['depth_mra_worst_ratio', 'box_acc25_worst_ratio']
+    names += [f'{t}_{k}' for t in ('depth', 'box') for k in ('slope', 'gain', 'index')]
+
+    def stat(runs, scenes):
+        sub = {k: v[runs][:, scenes] for k, v in A.items()}                # (R, S, C)
+        out = [_mean(sub[k][..., j]) for j in range(len(cameras)) for k in ('depth_mra', 'box_acc25', 'box_acc50')]
+        for k in ('depth_mra', 'box_acc25'):
+            means = [_mean(sub[k][..., j]) for j in zoom]
+            at1 = _mean(sub[k][..., base[0]]) if base else math.nan
+            out.append(min(means) / at1 if means and at1 > 0 else math.nan)
+        for t in ('depth', 'box'):
+            logp, logt = sub[f'{t}_logp'], sub[f'{t}_logt']
+            slope = fit_slope(x, (logp - logt)[..., zoom]) if zoom else None
+            gain = fit_slope(logt[..., base[0]], logp[..., base[0]]) if base else None
+            out += [math.nan if v is None else v for v in (slope, gain)]
+            out.append(out[-2] / out[-1] if out[-1] >= MIN_GAIN else math.nan)
+        return out
+    return names, stat
+
+
+def seed_summary(groups, records, n_boot=1000) -> tuple[dict, dict]:
+    """{row: {statistic: {mean, lo, hi}}} over each group's runs, and the bootstrap draws
+    {row: (names, (n_boot, k) array)} (paired: one resampling of scenes for every row)."""
+    summary, draws = {}, {}
+    for row, labels in groups.items():
+        runs = [records[label] for label in labels]
+        cams = list(dict.fromkeys(r['camera'] for r in runs[0]))
+        s = [next(r['s'] for r in runs[0] if r['camera'] == c) for c in cams]
+        A = run_arrays(runs, cams)
+        names, stat = row_statistics(A, cams, s)
+        point = stat(np.arange(len(runs)), np.arange(A['depth_mra'].shape[1]))
+        d = bootstrap(stat, len(runs), A['depth_mra'].shape[1], n_boot)
+        lo, hi = interval(d)
+        summary[row] = dict(runs=labels, **{n: dict(mean=v, lo=float(a), hi=float(b))
+                                          for n, v, a, b in zip(names, point, lo, hi)})
+        draws[row] = (names, d)
+    return summary, draws
+
+
+def differences(draws, reference) -> dict:
+    """{row: {statistic: {mean, lo, hi}}}: row − reference, per bootstrap draw (paired), for the
+    rows sharing the reference's statistics."""
+    ref_names, ref = draws[reference]
+    out = {}
+    for row, (names, d) in draws.items():
+        if row != reference and names == ref_names and d.shape == ref.shape:
+            lo, hi = interval(d - ref)
+            out[row] = {n: dict(mean=_mean(d[:, k] - ref[:, k]), lo=float(lo[k]), hi=float(hi[k]))
+                        for k, n in enumerate(names)}
+    return out
+
+
+def seed_tables(summary, diffs=None, reference='full') -> str:
+    """Markdown: depth MRA, box Acc@0.25 and Acc@0.5 per zoom, the shortcut statistics, and the
+    differences to the reference row; every cell a mean [95 % interval]."""
+    cell = lambda m: '–' if m is None or not math.isfinite(m['mean']) else f"{m['mean']:.2f} [{m['lo']:.2f}, {m['hi']:.2f}]"
+    rows = list(summary)
+    cams = list(dict.fromkeys(n.split('@')[1] for r in rows for n in summary[r] if '@' in n and n.startswith('depth_mra@')))
+    zooms = [c for c in cams if c.startswith('zoom_')]
+    lines = []
+    for key, title in (('depth_mra', 'depth MRA'), ('box_acc25', 'box Acc@0.25'), ('box_acc50', 'box Acc@0.5')):
+        if not any(math.isfinite(summary[r].get(f'{key}@{c}', {}).get('mean', math.nan)) for r in rows for c in cams):
+            continue
+        lines += [f'**{title}** per camera (mean over seeds and scenes [95 % paired bootstrap interval])', '',
+                  '| row | seeds | ' + ' | '.join(zooms) + ' |', '|---|---|' + '---|' * len(zooms)]
+        lines += [f"| {r} | {len(summary[r]['runs'])} | " + ' | '.join(cell(summary[r].get(f'{key}@{c}')) for c in zooms) + ' |'
+                  for r in rows]
+        lines.append('')
+    keys = ['depth_slope', 'depth_gain', 'depth_index', 'box_slope', 'box_gain', 'box_index',
+            'depth_mra_worst_ratio', 'box_acc25_worst_ratio']
+    lines += ['**Shortcut** (slope: d log(ẑ/z) / d log s over the zooms; gain: d log ẑ / d log z at s = 1; '
+              'index = slope / gain: −1 reads the focal from the pixels, 0 reads K; worst ratio: the lowest '
+              'value over the zooms / the value at s = 1)', '',
+              '| row | ' + ' | '.join(keys) + ' |', '|---|' + '---|' * len(keys)]
+    lines += [f'| {r} | ' + ' | '.join(cell(summary[r].get(k)) for k in keys) + ' |' for r in rows]
+    if diffs:
+        dkeys = [f'depth_mra@{c}' for c in zooms[:1] + zooms[-1:]] + ['depth_mra@zoom_1.00', 'box_acc25@zoom_1.00',
+                                                                     'depth_index', 'box_index']
+        lines += ['', f'**Difference to {reference}** (row − {reference}, paired draws)', '',
+                  '| row | ' + ' | '.join(dkeys) + ' |', '|---|' + '---|' * len(dkeys)]
+        lines += [f'| {r} | ' + ' | '.join(cell(diffs[r].get(k)) for k in dkeys) + ' |' for r in diffs]
+    return '\n'.join(lines) + '\n'
+
+
+def plot_seeds(summary, path):
+    """Depth MRA and box Acc@0.25 against zoom s with 95 % interval bars, one line per row."""
+    try:
+        import matplotlib
+        matplotlib.use('Agg')
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        print(f'plot skipped: matplotlib is not installed ({e}); pip install matplotlib')
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, (key, title) in zip(axes, (('depth_mra', 'depth MRA'), ('box_acc25', 'box Acc@0.25'))):
+        for row, stats in summary.items():
+            pts = []
+            for name, m in stats.items():
+                if name.startswith(f'{key}@zoom_') and math.isfinite(m['mean']):
+                    pts.append((float(name.split('_')[-1]), m['mean'], m['mean'] - m['lo'], m['hi'] - m['mean']))
+            if pts:
+                s, y, lo, hi = zip(*sorted(pts))
+                ax.errorbar(s, y, yerr=[lo, hi], marker='o', capsize=3, label=row)
+        ax.set(xscale='log', xlabel="zoom s (f' = s·f)", title=title, ylim=(0, 1.02))
+        ax.minorticks_off()
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 # ----------------------------------------------------------------------------- checkpoints, CLI
 def load_checkpoint(path, device='cpu'):
     """(model, train_config dict) from a model.save folder or a train.py run folder (its ckpt/)."""
@@ -319,6 +510,9 @@ def parse_args(argv=None):
                    help="image size if the checkpoint has no train_config.json (default: the model's)")
     p.add_argument('--data', default=None, help='Omni3D-format JSON (real data) instead of synthetic scenes')
     p.add_argument('--image-root', default=None, help='image folder for --data')
+    p.add_argument('--n-boot', type=int, default=1000,
+                   help='bootstrap draws for the intervals of seeds.md (runs NAME_s0, NAME_s1, ... pooled); 0: none')
+    p.add_argument('--reference', default='full', help='seeds.md: the row the others are compared with')
     p.add_argument('--device', default='auto')
     p.add_argument('--out', default='out/eval')
     args = p.parse_args(argv)
@@ -340,7 +534,7 @@ def main(argv=None):
     zooms, shifts = (args.zooms, SHIFTS) if args.camera_shift else ([1.0], ())
     keep = [c for c in args.cameras.split(',') if c]
     os.makedirs(args.out, exist_ok=True)
-    results, cache, constants = {}, {}, {}
+    results, cache, constants, all_records, item_keys = {}, {}, {}, {}, {}
     for path in args.ckpt:
         model, train_cfg = load_checkpoint(path, device)
         scene_cfg = eval_scene_config(train_cfg, args.camera, args.image_size or getattr(model, 'image_size', 128),
@@ -360,21 +554,39 @@ def main(argv=None):
             cache[key] = build_eval_items(scene_cfg, sweep, args.n_scenes, tasks)
         if key not in constants:   # real data has no training scenes to take a median of
             constants[key] = {} if args.data else train_medians(scene_cfg, tasks)
-        records = evaluate(model, cache[key], args.batch_size, args.max_new_tokens)
+        f_c = data.canonical_focal(train_cfg['camera'], train_cfg['image_size']) if train_cfg.get('canonical_focal') else 0.0
+        records = evaluate(model, cache[key], args.batch_size, args.max_new_tokens, canonical_f=f_c)
         parts = os.path.normpath(path).split(os.sep)   # runs/rgb_only(/ckpt) -> 'rgb_only', unique
         label = parts[-2] if parts[-1] in ('ckpt', 'ckpt.old') and len(parts) > 1 else parts[-1]
         label = f'{label}#{len(results)}' if label in results else label
         results[label] = dict(ckpt=path, train_config=train_cfg, scene_config=asdict(scene_cfg),
                               summary=summarize(records, constants[key]))
+        all_records[label], item_keys[label] = records, key
         with open(os.path.join(args.out, f'records_{label}.jsonl'), 'w') as f:
             f.writelines(json.dumps(r, default=lambda x: x.tolist()) + '\n' for r in records)
         del model
+    seeds = {}
+    if args.n_boot > 0:   # rows pooled over seeds, with paired-bootstrap intervals
+        groups = group_runs(results)
+        for row, labels in groups.items():
+            if len({item_keys[label] for label in labels}) > 1:
+                raise SystemExit(f'{row}: runs {labels} were evaluated on different items (scene config, tasks or '
+                                 f'cameras differ), so their seeds cannot be pooled; rename them')
+        summary, draws = seed_summary(groups, all_records, args.n_boot)
+        reference = args.reference if args.reference in summary else None
+        diffs = differences(draws, reference) if reference else {}
+        seeds = dict(rows=summary, reference=reference, differences=diffs)
+        with open(os.path.join(args.out, 'seeds.md'), 'w') as f:
+            f.write(seed_table := seed_tables(summary, diffs, reference))
+        plot_seeds(summary, os.path.join(args.out, 'seeds.png'))
     with open(os.path.join(args.out, 'results.json'), 'w') as f:
-        json.dump(dict(args=vars(args), results=results), f, indent=1, default=lambda x: x.tolist())
+        json.dump(dict(args=vars(args), results=results, seeds=seeds), f, indent=1, default=lambda x: x.tolist())
     with open(os.path.join(args.out, 'table.md'), 'w') as f:
         f.write(table := markdown_table(results))
     plot_zoom(results, os.path.join(args.out, 'zoom.png'))
     print(table)
+    if seeds:
+        print(seed_table)
     return results
 
 

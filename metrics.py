@@ -237,8 +237,11 @@ def score(task, pred_text, target):
 
 # ----------------------------------------------------------------------------- camera shortcut
 def fit_slope(x, y):
-    """Least-squares slope of y on x over the finite pairs; None without two distinct x."""
-    x, y = (np.asarray([np.nan if v is None else v for v in a], float) for a in (x, y))
+    """Least-squares slope of y on x over the finite pairs; None without two distinct x.
+    x, y: sequences (None counts as missing) or float arrays of one shape."""
+    x, y = (np.asarray(a, float) if isinstance(a, np.ndarray) else
+            np.asarray([np.nan if v is None else v for v in a], float) for a in (x, y))
+    x, y = np.broadcast_arrays(x, y)
     keep = np.isfinite(x) & np.isfinite(y)
     if len(np.unique(x[keep])) < 2:
         return None
@@ -260,3 +263,26 @@ def depth_gain(pred, gt):
     """Slope of log pred against log gt at one camera: 1 tracks depth, 0 a constant answer.
     Read the shortcut slope next to it: a model that ignores the image has slope 0 too."""
     return fit_slope([safe_log(g) for g in gt], [safe_log(p) for p in pred])
+
+
+# ----------------------------------------------------------------------------- confidence intervals
+def bootstrap(stat, n_runs, n_scenes, n_boot=1000, seed=0):
+    """The paired bootstrap over training seeds and test scenes: n_boot times, draw n_runs run
+    indices and n_scenes scene indices with replacement and evaluate stat(runs, scenes) (a number
+    or a vector) -> (n_boot, ...) draws. The draws depend only on (n_runs, n_scenes, n_boot,
+    seed), so statistics of two cameras or two configurations computed with the same arguments
+    see the same resampled scenes: the draws of a difference are the differences of the draws.
+    Resampling scenes keeps each scene's answers through every camera together (paired)."""
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n_boot):
+        runs, scenes = rng.integers(n_runs, size=n_runs), rng.integers(n_scenes, size=n_scenes)
+        draws.append(stat(runs, scenes))
+    return np.asarray(draws, float)
+
+
+def interval(draws, level=0.95):
+    """The percentile interval (lo, hi) of bootstrap draws along axis 0 (nan draws left out)."""
+    tail = 50 * (1 - level)
+    with np.errstate(all='ignore'):
+        return np.nanpercentile(draws, tail, axis=0), np.nanpercentile(draws, 100 - tail, axis=0)

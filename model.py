@@ -46,7 +46,7 @@ from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, Llama
                           PreTrainedTokenizerFast, SiglipVisionConfig, SiglipVisionModel)
 
 from augment import resize
-from camera_embed import CameraEmbedConfig, CameraEmbedding
+from camera_embed import CameraEmbedConfig, CameraEmbedding, camera_text
 from distill import GEO_DIM, LOG_DEPTH_CHANNELS, matching_loss
 
 IMAGE = '<image>'                 # placeholder in the prompt text; its positions get the visual tokens
@@ -79,6 +79,8 @@ class ModelConfig:
     geometry_hidden: int = 0      # 0: linear geometry head and embedding; > 0: one GELU layer this wide
     geometry_periods: tuple = ()  # metres: E_geo also reads sin/cos(2π z / P) of the predicted depths (geometry_features)
     digit_loss: float = 0.0       # weight of the ordinal loss on answer digits (digit_wasserstein)
+    camera_text: bool = False     # a baseline: K written before each question (camera_embed.camera_text)
+    pose: bool = True             # E_cam reads the pose c2w when given (False: as if level, a control)
     zero_init: bool = True        # E_cam and E_geo start at 0 (keeps a pretrained VLM unchanged); False
                                   # for backbones trained from scratch, where it only delays the signal
     distill_weight: float = 1.0
@@ -345,13 +347,22 @@ class CameraAwareMLLM(nn.Module):
         x = ((x / 255 - PIXEL_MEAN) / PIXEL_STD).to(dtype)
         feats = self.vision(pixel_values=x).last_hidden_state              # (B, N, Dv)
         if self.camera is not None:
-            c2w = None if c2w is None else torch.as_tensor(c2w, dtype=torch.float32, device=self.device)
+            c2w = None if c2w is None or not self.cfg.pose else torch.as_tensor(c2w, dtype=torch.float32, device=self.device)
             feats = feats + self.camera(K, (S, S), self.enc_grid_hw, c2w).to(feats.dtype)  # F + E_cam
         geo = None
         if self.cfg.geometry:
             geo = self.geo_head(feats)                                      # (B, N, GEO_DIM)
             feats = feats + self.geo_embed(geometry_features(geo, self.cfg.geometry_periods))  # F + E_cam + E_geo
         return self.projector(pixel_shuffle(feats, self.enc_grid_hw, self.cfg.pixel_shuffle)), geo
+
+    def with_camera_text(self, questions, K, image_hw):
+        """The questions, each after its camera as text (cfg.camera_text; K of image_hw pixels,
+        written for the image_size² pixels the model reads), else unchanged."""
+        if not self.cfg.camera_text:
+            return list(questions)
+        (H, W), S = image_hw, self.image_size
+        K = torch.diag(torch.tensor([S / W, S / H, 1.0])) @ torch.as_tensor(K, dtype=torch.float32).cpu()   # (B, 3, 3)
+        return [camera_text(k) + q for k, q in zip(K, questions)]
 
     def _inputs(self, questions, answers, vis, left: bool):
         """Tokenise, pad, and put the visual tokens at the placeholder positions:
@@ -392,7 +403,8 @@ class CameraAwareMLLM(nn.Module):
         """batch: data.collate output (images, K, question, answer, c2w if any). Returns logits (B, L, V),
         loss = answer + distill_weight·distill, parts = dict(answer, distill) detached."""
         vis, geo = self.visual_tokens(batch['images'], batch['K'], batch.get('c2w'))
-        emb, labels, attn, pos = self._inputs(batch['question'], batch['answer'], vis, left=False)
+        questions = self.with_camera_text(batch['question'], batch['K'], batch['images'].shape[-2:])
+        emb, labels, attn, pos = self._inputs(questions, batch['answer'], vis, left=False)
         logits = self.llm(inputs_embeds=emb, attention_mask=attn, position_ids=pos, use_cache=False).logits
         # mean over each answer's tokens, then over samples: a 5-token depth answer weighs as much as
         # a 200-token detect answer (a pooled per-token mean would train mostly on detect)
@@ -415,7 +427,7 @@ class CameraAwareMLLM(nn.Module):
         was_training = self.training
         self.eval()
         vis, _ = self.visual_tokens(images, K, c2w)
-        emb, _, attn, pos = self._inputs(questions, None, vis, left=True)
+        emb, _, attn, pos = self._inputs(self.with_camera_text(questions, K, images.shape[-2:]), None, vis, left=True)
         eos, embed = self.tokenizer.eos_token_id, self.llm.get_input_embeddings()
         done = torch.zeros(len(questions), dtype=torch.bool, device=self.device)
         out, cache, x, x_pos = [], None, emb, pos                         # x: what the LLM reads next

@@ -45,7 +45,8 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
 from augment import AugmentConfig
-from data import TASKS, DataConfig, Omni3DDataset, SyntheticDataset, collate, load_omni3d, tokenizer_corpus
+from data import (TASKS, DataConfig, Omni3DDataset, SyntheticDataset, canonical_focal, collate, load_omni3d,
+                  tokenizer_corpus)
 from distill import DepthModelTeacher, RenderedTeacher
 from model import CameraAwareMLLM, ModelConfig, bpe_tokenizer, load_weights, read_json, read_safetensors
 from scenes import CAMERAS, SceneConfig
@@ -71,6 +72,11 @@ class TrainConfig:
     augment: bool = True
     distill: bool = True
     distill_weight: float = 1.0
+    # two baselines that need no new architecture (README: the ablation)
+    camera_text: bool = False        # K written into every question, e.g. 'Camera: fx 110.9 fy 110.9 cx 64.0 cy 64.0 px.'
+    pose: bool = True                # the camera embedding reads the pose (--no-pose: a control, README)
+    canonical_focal: bool = False    # depth-like answers trained as z·f_c/fx (Metric3D), f_c the training
+                                     # camera's fx; eval.py maps them back with the test K
     # the recipe (README: what makes a tiny model learn metric answers on a CPU)
     digit_loss: float = 1.0          # ordinal loss on answer digits (model.digit_wasserstein)
     geometry_periods: str = '10,1'   # metres, comma-separated: sin/cos of predicted depths for E_geo ('': none)
@@ -156,6 +162,7 @@ def model_config(cfg: TrainConfig) -> ModelConfig:
     return ModelConfig(vision=cfg.vision or None, llm=cfg.llm or None, gguf_file=cfg.gguf_file or None,
                        image_size=cfg.image_size, camera_embed=cfg.camera_embed, geometry=cfg.distill,
                        distill_weight=cfg.distill_weight, digit_loss=cfg.digit_loss,
+                       camera_text=cfg.camera_text, pose=cfg.pose,
                        geometry_periods=periods(cfg.geometry_periods), geometry_hidden=cfg.geometry_hidden,
                        patch_size=cfg.patch_size,
                        pixel_shuffle=cfg.pixel_shuffle, freeze_vision=cfg.freeze_vision,
@@ -175,7 +182,8 @@ def data_config(cfg: TrainConfig) -> DataConfig:
     scene = SceneConfig(image_hw=(cfg.image_size, cfg.image_size), camera=cfg.camera,
                         n_objects=(1, cfg.max_objects), visible_zoom=tuple(aug.zoom_range),
                         pitch_range=pitch_range(cfg.pitch_range))
-    return DataConfig(scene=scene, tasks=tasks, task_weights=weights)
+    return DataConfig(scene=scene, tasks=tasks, task_weights=weights,
+                      canonical_focal=canonical_focal(cfg.camera, cfg.image_size) if cfg.canonical_focal else 0.0)
 
 
 def datasets(cfg: TrainConfig, dcfg: DataConfig):
@@ -223,7 +231,7 @@ def pitch_range(text: str) -> tuple:
 
 def tiny_tokenizer(cfg: TrainConfig):
     """The tiny LLM's tokenizer (None: model.py's default, the character one, or the real LLM's own)."""
-    return None if cfg.llm or cfg.tokenizer == 'char' else bpe_tokenizer(tokenizer_corpus())
+    return None if cfg.llm or cfg.tokenizer == 'char' else bpe_tokenizer(tokenizer_corpus(cfg.camera_text))
 
 
 def get_lr(step: int, cfg: TrainConfig) -> float:
@@ -477,6 +485,9 @@ def check_config(cfg: TrainConfig):
     bad += ['--data with --distill needs --teacher NAME_OR_FOLDER (a transformers depth model): real '
             'images have no rendered geometry; or use --no-distill'] if cfg.data and cfg.distill and not cfg.teacher else []
     bad += ['--teacher needs --distill'] if cfg.teacher and not cfg.distill else []
+    bad += ['--canonical-focal maps synthetic answers only; leave it out with --data'] if cfg.data and cfg.canonical_focal else []
+    bad += ['--canonical-focal has no label space for the distance task (it mixes two points); leave one '
+            'of them out'] if cfg.canonical_focal and 'distance' in cfg.tasks.split(',') else []
     bad += [f"--tokenizer {cfg.tokenizer!r} (char or bpe)"] if cfg.tokenizer not in ('char', 'bpe') else []
     for parse, text in ((periods, cfg.geometry_periods), (pitch_range, cfg.pitch_range)):
         try:
