@@ -43,6 +43,7 @@ Shapes: a box (7,) = (x, y, z, w, h, l, yaw); a footprint (4, 2) corners (x, z);
 """
 import math
 import re
+import warnings
 from collections import defaultdict
 
 import numpy as np
@@ -284,5 +285,6 @@ def bootstrap(stat, n_runs, n_scenes, n_boot=1000, seed=0):
 def interval(draws, level=0.95):
     """The percentile interval (lo, hi) of bootstrap draws along axis 0 (nan draws left out)."""
     tail = 50 * (1 - level)
-    with np.errstate(all='ignore'):
+    with warnings.catch_warnings():                    # a statistic that is nan in every draw: nan
+        warnings.simplefilter('ignore', RuntimeWarning)
         return np.nanpercentile(draws, tail, axis=0), np.nanpercentile(draws, 100 - tail, axis=0)
