@@ -1,8 +1,8 @@
 """
 Renderer benchmark: scenes per CPU-second on one core (target >= 300 at 128x128 with 4 objects).
 
-    python bench_render.py                 # sample, render, and both, 128x128, 4 objects; level, tilted
-    python bench_render.py --stats         # + object depths under visible_zoom=(0.5, 2.0)
+    python -m bench.render                 # sample, render, and both, 128x128, 4 objects; level, tilted
+    python -m bench.render --stats         # + object depths under visible_zoom=(0.5, 2.0)
 
 The sweep over scenes is what SyntheticDataset does per item (sample_scene + render), so
 "sample+render" is the figure that bounds data loading; the dataset line adds the question,

@@ -2,8 +2,8 @@
 Time CameraEmbedding forward + backward at the tiny model's sizes (batch 8, 8×8 = 64 tokens,
 out_dim 128, 128×128 images), to compare with one training step (the target: < 2 % of it).
 
-    python bench_camera_embed.py                 # defaults below, CPU, prints the median in ms
-    python bench_camera_embed.py --threads 1 --batch 8 --grid 8 --out-dim 128
+    python -m bench.camera                 # defaults below, CPU, prints the median in ms
+    python -m bench.camera --threads 1 --batch 8 --grid 8 --out-dim 128
 
 Median over --iters timed runs after --warmup untimed ones; the K differ per sample and per run,
 as with augmented batches, so nothing can be cached.

@@ -2,8 +2,8 @@
 Time one training step of train.py's default model (the target: <= 0.3 s at batch 8 on 2 CPU cores)
 and the cost of the camera-aware parts (full step / RGB-only step <= 1.05).
 
-    python bench_model.py                       # 2 threads, batch 8, prints medians and the ratio
-    python bench_model.py --threads 1 --rounds 40
+    python -m bench.step                       # 2 threads, batch 8, prints medians and the ratio
+    python -m bench.step --threads 1 --rounds 40
 
 A step is forward + backward + AdamW on a real batch (SyntheticDataset, all tasks, augmented).
 "full": camera embedding + geometry branch + RenderedTeacher targets (computed inside the step);

@@ -1,0 +1,1 @@
+"""Benchmarks: each prints its figures (run from the repository root as python -m bench.NAME)."""
