@@ -10,9 +10,10 @@ scene; a metric depth network has learned object sizes and its training cameras.
 output is a per-pixel depth Z(u, v) and, from a 3D detector or the renderer, the depth Z°(u, v)
 of the centre of the object a pixel belongs to (0 where the pixel sees no object).
 
-Feature matching. Instead of asking the LLM to output depth maps, the student matches the
-teacher's *features* at the visual-token grid (h×w): for token n with pixels P_n, valid ones V_n
-(Z > 0) and object pixels O_n (Z° > 0),
+Pooled-geometry matching. Instead of asking the LLM to output depth maps, the student matches
+the teacher's dense *output* pooled to the visual-token grid (h×w); not the teacher's hidden
+features, which a renderer does not have, but three numbers per token that any 3D teacher can
+give. For token n with pixels P_n, valid ones V_n (Z > 0) and object pixels O_n (Z° > 0),
 
     t_n = [ mean_{V_n} log Z ,  |O_n| / |P_n| ,  mean_{O_n} log Z° ]          (GEO_DIM = 3)
     m_n = [ |V_n|/|P_n| ≥ min_valid ,  1 ,  |O_n|/|P_n| ≥ min_object ]       (which channels count)
