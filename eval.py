@@ -48,8 +48,8 @@ from tqdm import tqdm
 import augment
 import data
 import scenes
-from metrics import (bootstrap, category_f1, depth_gain, f1_score, fit_slope, interval, mra, parse_answer, safe_log,
-                     score, shortcut_slope)
+from metrics import (category_f1, depth_gain, differences, f1_score, mra, parse_answer, safe_log, score,
+                     seed_summary, shortcut_slope)
 
 ZOOMS = (0.5, 0.67, 0.8, 1.0, 1.25, 1.5, 2.0)
 SHIFTS = (('shift_x+10%', 0.1, 0.0), ('shift_x-10%', -0.1, 0.0), ('shift_y+10%', 0.0, 0.1))
@@ -300,13 +300,9 @@ def plot_zoom(results, path):
 
 # ----------------------------------------------------------------------------- seeds and intervals
 # Runs of one configuration trained with several seeds are named NAME_s0, NAME_s1, ... (or
-# NAME-seed0, ...): they are pooled into one row, NAME. Every statistic of a row is a mean over
-# its runs and scenes, with a 95 % interval from the paired bootstrap over runs and scenes
-# (metrics.bootstrap): the same resampled scenes for every camera and every row, so differences
-# between cameras or rows have intervals too.
+# NAME-seed0, ...): they are pooled into one row, NAME, whose statistics and paired-bootstrap
+# intervals metrics.seed_summary computes; here they become tables and a plot.
 SEED_SUFFIX = re.compile(r'[_-](?:s|seed)\d+$')
-MIN_GAIN = 0.1   # below it a row has not learnt depth, and slope / gain means nothing: no index
-FIELDS = ('depth_mra', 'depth_logp', 'depth_logt', 'box_acc25', 'box_acc50', 'box_logp', 'box_logt')
 
 
 def group_runs(labels) -> dict:
@@ -315,93 +311,6 @@ def group_runs(labels) -> dict:
     for label in labels:
         groups[SEED_SUFFIX.sub('', label)].append(label)
     return dict(groups)
-
-
-def run_arrays(runs, cameras) -> dict:
-    """runs: each run's records over the same items -> {field: (R, S, C) array}, R runs, S scenes,
-    C cameras; nan where a field has no value (an unparsed answer's log, a task not asked)."""
-    scenes = sorted({rec['scene'] for records in runs for rec in records})
-    row, col = {s: i for i, s in enumerate(scenes)}, {c: j for j, c in enumerate(cameras)}
-    A = {k: np.full((len(runs), len(scenes), len(cameras)), np.nan) for k in FIELDS}
-    for r, records in enumerate(runs):
-        for rec in records:
-            at = (r, row[rec['scene']], col[rec['camera']])
-            if rec['task'] == 'depth':
-                A['depth_mra'][at], A['depth_logp'][at] = rec['mra'], safe_log(rec['pred'])
-                A['depth_logt'][at] = safe_log(rec['target'])
-            elif rec['task'] == 'box':
-                A['box_acc25'][at], A['box_acc50'][at] = rec['acc25'], rec['acc50']
-                A['box_logp'][at], A['box_logt'][at] = safe_log(rec['z_pred']), safe_log(rec['z_target'])
-    return A
-
-
-def _mean(a):
-    with np.errstate(all='ignore'), warnings.catch_warnings():
-        warnings.simplefilter('ignore', RuntimeWarning)
-        return float(np.nanmean(a)) if np.isfinite(a).any() else math.nan
-
-
-def row_statistics(A, cameras, s) -> tuple[list, callable]:
-    """(names, stat): stat(runs, scenes) -> the vector of a row's statistics on those resampled
-    runs and scenes: per camera c, depth_mra@c, box_acc25@c, box_acc50@c; the worst ratio over the
-    zooms of depth MRA and box Acc@0.25 to their s = 1 values; and for depth and for the box
-    centre's camera-frame depth, the shortcut slope (over the zoom_* cameras), the gain (at s = 1)
-    and the shortcut index = slope / gain (−1: the training focal read from the pixels; 0: K read;
-    none for a gain below MIN_GAIN)."""
-    zoom = [j for j, c in enumerate(cameras) if c.startswith('zoom_')]
-    base = [j for j in zoom if s[j] == 1.0][:1]
-    x = np.log(np.asarray(s, float)[zoom])                                 # (Z,)
-    names = [f'{k}@{c}' for c in cameras for k in ('depth_mra', 'box_acc25', 'box_acc50')]
-    names += ['depth_mra_worst_ratio', 'box_acc25_worst_ratio']
-    names += [f'{t}_{k}' for t in ('depth', 'box') for k in ('slope', 'gain', 'index')]
-
-    def stat(runs, scenes):
-        sub = {k: v[runs][:, scenes] for k, v in A.items()}                # (R, S, C)
-        out = [_mean(sub[k][..., j]) for j in range(len(cameras)) for k in ('depth_mra', 'box_acc25', 'box_acc50')]
-        for k in ('depth_mra', 'box_acc25'):
-            means = [_mean(sub[k][..., j]) for j in zoom]
-            at1 = _mean(sub[k][..., base[0]]) if base else math.nan
-            out.append(min(means) / at1 if means and at1 > 0 else math.nan)
-        for t in ('depth', 'box'):
-            logp, logt = sub[f'{t}_logp'], sub[f'{t}_logt']
-            slope = fit_slope(x, (logp - logt)[..., zoom]) if zoom else None
-            gain = fit_slope(logt[..., base[0]], logp[..., base[0]]) if base else None
-            out += [math.nan if v is None else v for v in (slope, gain)]
-            out.append(out[-2] / out[-1] if out[-1] >= MIN_GAIN else math.nan)
-        return out
-    return names, stat
-
-
-def seed_summary(groups, records, n_boot=1000) -> tuple[dict, dict]:
-    """{row: {statistic: {mean, lo, hi}}} over each group's runs, and the bootstrap draws
-    {row: (names, (n_boot, k) array)} (paired: one resampling of scenes for every row)."""
-    summary, draws = {}, {}
-    for row, labels in groups.items():
-        runs = [records[label] for label in labels]
-        cams = list(dict.fromkeys(r['camera'] for r in runs[0]))
-        s = [next(r['s'] for r in runs[0] if r['camera'] == c) for c in cams]
-        A = run_arrays(runs, cams)
-        names, stat = row_statistics(A, cams, s)
-        point = stat(np.arange(len(runs)), np.arange(A['depth_mra'].shape[1]))
-        d = bootstrap(stat, len(runs), A['depth_mra'].shape[1], n_boot)
-        lo, hi = interval(d)
-        summary[row] = dict(runs=labels, **{n: dict(mean=v, lo=float(a), hi=float(b))
-                                          for n, v, a, b in zip(names, point, lo, hi)})
-        draws[row] = (names, d)
-    return summary, draws
-
-
-def differences(draws, reference) -> dict:
-    """{row: {statistic: {mean, lo, hi}}}: row − reference, per bootstrap draw (paired), for the
-    rows sharing the reference's statistics."""
-    ref_names, ref = draws[reference]
-    out = {}
-    for row, (names, d) in draws.items():
-        if row != reference and names == ref_names and d.shape == ref.shape:
-            lo, hi = interval(d - ref)
-            out[row] = {n: dict(mean=_mean(d[:, k] - ref[:, k]), lo=float(lo[k]), hi=float(hi[k]))
-                        for k, n in enumerate(names)}
-    return out
 
 
 def seed_tables(summary, diffs=None, reference='full') -> str:

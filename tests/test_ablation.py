@@ -151,12 +151,12 @@ def _records(blind: bool, n=40, noise=0.0, seed=0):
 def test_seed_summary_gives_the_shortcut_index_of_known_models():
     records = {'blind_s0': _records(True), 'blind_s1': _records(True, seed=1),
                'reads_s0': _records(False, noise=0.05), 'reads_s1': _records(False, noise=0.05, seed=1)}
-    summary, draws = E.seed_summary(E.group_runs(records), records, n_boot=200)
+    summary, draws = metrics.seed_summary(E.group_runs(records), records, n_boot=200)
     blind, reads = summary['blind'], summary['reads']
     assert blind['depth_index']['mean'] == pytest.approx(-1.0) and blind['box_index']['mean'] == pytest.approx(-1.0)
     assert abs(reads['depth_index']['mean']) < 0.05 and reads['depth_gain']['lo'] > 0.8
     assert blind['box_acc25_worst_ratio']['mean'] == 0.0 and reads['box_acc25@zoom_2.00']['mean'] == 1.0
-    diff = E.differences(draws, 'reads')['blind']
+    diff = metrics.differences(draws, 'reads')['blind']
     assert diff['depth_index']['hi'] < -0.8                                # an interval that separates
     table = E.seed_tables(summary, {'blind': diff}, 'reads')
     assert '| blind | 2 |' in table and 'Difference to reads' in table
