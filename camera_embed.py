@@ -123,10 +123,10 @@ def _rays(K: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
     return torch.stack([x, y, torch.ones_like(x)], dim=-1)               # (B, N, 3)
 
 
-def plucker(dirs, c2w=None) -> torch.Tensor:
+def plucker(dirs, c2w=None, check: bool = True) -> torch.Tensor:
     """Plücker coordinates (d̂, o × d̂) of rays with camera-frame directions dirs (B, N, 3) from a
     camera with camera-to-world pose c2w (B,4,4) or (4,4) (identity if None: zero moment).
-    Returns (B, N, 6)."""
+    Returns (B, N, 6). check=False skips the finiteness test (a host sync; done where data enters)."""
     dirs = torch.as_tensor(dirs)
     if dirs.ndim != 3 or dirs.shape[-1] != 3:
         raise ValueError(f"dirs must have shape (B, N, 3), got {tuple(dirs.shape)}")
@@ -138,7 +138,7 @@ def plucker(dirs, c2w=None) -> torch.Tensor:
         c2w = c2w.unsqueeze(0)
     if c2w.ndim != 3 or c2w.shape[-2:] != (4, 4) or c2w.shape[0] not in (1, d.shape[0]):
         raise ValueError(f"c2w must have shape (4, 4) or (B, 4, 4) with B = {d.shape[0]}, got {tuple(c2w.shape)}")
-    if not torch.isfinite(c2w).all():
+    if check and not torch.isfinite(c2w).all():
         raise ValueError("c2w contains non-finite values")
     R, o = c2w[:, :3, :3], c2w[:, :3, 3]                                 # (B, 3, 3), (B, 3)
     d = d @ R.transpose(1, 2)                                            # (B, N, 3) = R d per row
@@ -146,16 +146,18 @@ def plucker(dirs, c2w=None) -> torch.Tensor:
     return torch.cat([d, m], dim=-1)                                     # (B, N, 6)
 
 
-def camera_features(K, image_hw, grid_hw, c2w=None) -> torch.Tensor:
+def camera_features(K, image_hw, grid_hw, c2w=None, check: bool = True) -> torch.Tensor:
     """Dense per-token camera description (B, N, FEATURE_DIM):
-    [d̂ (3), o × d̂ (3), (u−cx)/fx, (v−cy)/fy, log(fx/W), log(fy/H)] at the patch centres."""
-    K = validate_K(K)
+    [d̂ (3), o × d̂ (3), (u−cx)/fx, (v−cy)/fy, log(fx/W), log(fy/H)] at the patch centres.
+    check=False: K (B, 3, 3) and c2w were validated where they entered (their checks sync with the
+    host, which a training step on a GPU should not wait for)."""
+    K = validate_K(K) if check else K
     if K.dtype not in (torch.float32, torch.float64):
         K = K.float()                                                    # geometry in full precision
     (H, W), (h, w) = check_sizes(image_hw, grid_hw)
     uv = patch_centers((H, W), (h, w), dtype=K.dtype, device=K.device)  # (N, 2)
     rays = _rays(K, uv[None])                                            # (B, N, 3)
-    pl = plucker(rays, c2w)                                              # (B, N, 6)
+    pl = plucker(rays, c2w, check)                                       # (B, N, 6)
     logf = torch.stack([torch.log(K[:, 0, 0] / W), torch.log(K[:, 1, 1] / H)], dim=-1)  # (B, 2)
     logf = logf[:, None, :].expand(-1, rays.shape[1], -1)                # (B, N, 2)
     return torch.cat([pl, rays[..., :2], logf], dim=-1)                  # (B, N, 10)
@@ -195,10 +197,10 @@ class CameraEmbedding(nn.Module):
         nn.init.zeros_(self.proj.weight)
         nn.init.zeros_(self.proj.bias)
 
-    def forward(self, K, image_hw, grid_hw, c2w=None) -> torch.Tensor:
+    def forward(self, K, image_hw, grid_hw, c2w=None, check: bool = True) -> torch.Tensor:
         # geometry in float32 (or K's float64) on the module's device; the MLP in the module's dtype
         K = torch.as_tensor(K, device=self.fc.weight.device)
-        feats = camera_features(K, image_hw, grid_hw, c2w)              # (B, N, 10)
+        feats = camera_features(K, image_hw, grid_hw, c2w, check)       # (B, N, 10)
         if not self.cfg.use_features:
             feats = feats[..., :6]                                       # (B, N, 6)
         x = fourier_features(feats, self.cfg.num_freqs).to(self.fc.weight.dtype)  # (B, N, C·(1+2L))

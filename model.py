@@ -35,6 +35,7 @@ import os
 import string
 import sys
 from dataclasses import asdict, dataclass, field, fields
+from functools import partial
 
 import torch
 import torch.nn as nn
@@ -46,7 +47,7 @@ from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, Llama
                           PreTrainedTokenizerFast, SiglipVisionConfig, SiglipVisionModel)
 
 from augment import resize
-from camera_embed import CameraEmbedConfig, CameraEmbedding, camera_text
+from camera_embed import CameraEmbedConfig, CameraEmbedding, camera_text, validate_K
 from distill import GEO_DIM, LOG_DEPTH_CHANNELS, matching_loss
 
 IMAGE = '<image>'                 # placeholder in the prompt text; its positions get the visual tokens
@@ -273,16 +274,76 @@ def prompt_ids(tok, question: str, n_image: int) -> list[int]:
     return enc(pre) + [-1] * n_image + enc(post)
 
 
-def pad_batch(seqs: list[list[int]], labels: list[list[int]], pad_id: int, left: bool):
-    """Pad to the longest sequence (left for generation, right for training). Returns
-    ids (B, L), labels (B, L) with -100 where no loss, attention mask (B, L), position ids (B, L)."""
-    L = max(len(s) for s in seqs)
+def pad_batch(seqs: list[list[int]], labels: list[list[int]], pad_id: int, left: bool, length: int = 0):
+    """Pad to `length` (at least the longest sequence; left for generation, right for training).
+    Returns ids (B, L), labels (B, L) with -100 where no loss, attention mask (B, L), position ids (B, L)."""
+    L = max(length, max(len(s) for s in seqs))
     pad = lambda s, v: [v] * (L - len(s)) + s if left else s + [v] * (L - len(s))
     ids = torch.tensor([pad(s, pad_id) for s in seqs])
     lab = torch.tensor([pad(s, -100) for s in labels])
     attn = torch.tensor([pad([1] * len(s), 0) for s in seqs])
     pos = (attn.cumsum(1) - 1).clamp(min=0)       # positions count real tokens only
     return ids, lab, attn, pos
+
+
+def round_up(n: int, m: int) -> int:
+    return -(-n // m) * m
+
+
+def questions_with_camera(questions, K, image_hw, size: int) -> list[str]:
+    """Each question after its camera as text (camera_embed.camera_text), K (B, 3, 3) of image_hw
+    pixels written for the size×size pixels the model reads (the camera-as-text baseline)."""
+    (H, W), S = image_hw, size
+    K = torch.diag(torch.tensor([S / W, S / H, 1.0])) @ torch.as_tensor(K, dtype=torch.float32).cpu()   # (B, 3, 3)
+    return [camera_text(k) + q for k, q in zip(K, questions)]
+
+
+ANSWER_BUCKET = 8   # with bucketed lengths, answer positions are padded to a multiple of this too
+
+
+def encode_batch(tok, batch: dict, n_image: int, camera_text_size: int = 0, left: bool = False,
+                 pad_to: int = 1) -> dict:
+    """Tokenise a batch where data enters (a DataLoader worker, or generate), so that forward reads
+    tensors only and never waits on the host. batch: data.collate's (images, K, question [, answer,
+    c2w]). K and c2w are validated here, once (camera_embed.validate_K), not in every forward.
+      input_ids (B, L)       prompt [+ answer + eos]; -1 at the n_image visual positions; L rounded
+                             up to a multiple of pad_to (a few fixed lengths: one compiled graph each)
+      attention_mask, position_ids (B, L)
+      answer_pos (B, A)      with answers: the positions whose next token is an answer token or eos,
+      answer_ids (B, A)      and those tokens (-100 where a shorter answer is padded; its position 0)
+    camera_text_size > 0: the questions get their camera as text first (questions_with_camera)."""
+    images, questions, answers = batch['images'], list(batch['question']), batch.get('answer')
+    K = validate_K(batch['K'])
+    if images.dim() != 4 or images.shape[1] != 3 or tuple(batch['K'].shape) != (images.shape[0], 3, 3):
+        raise ValueError(f'need images (B, 3, H, W) and K (B, 3, 3) of one batch size B, got images '
+                         f'{tuple(images.shape)} and K {tuple(batch["K"].shape)}')
+    if batch.get('c2w') is not None and not torch.isfinite(torch.as_tensor(batch['c2w'])).all():
+        raise ValueError('c2w contains non-finite values')
+    if len(questions) != images.shape[0] or (answers is not None and len(answers) != len(questions)):
+        raise ValueError(f'{images.shape[0]} images, {len(questions)} questions'
+                         + ('' if answers is None else f' and {len(answers)} answers') + ': need one each')
+    if camera_text_size:
+        questions = questions_with_camera(questions, K, images.shape[-2:], camera_text_size)
+    prompts = [prompt_ids(tok, q, n_image) for q in questions]
+    if answers is None:
+        seqs, labels = prompts, [[-100] * len(p) for p in prompts]
+    else:
+        ans = [a + [tok.eos_token_id] for a in tok(list(answers), add_special_tokens=False).input_ids]
+        seqs = [p + a for p, a in zip(prompts, ans)]
+        labels = [[-100] * len(p) + a for p, a in zip(prompts, ans)]  # loss on answer + eos only
+    L = round_up(max(len(s) for s in seqs), pad_to)
+    ids, labels, attn, pos = pad_batch(seqs, labels, tok.pad_token_id, left, L)
+    out = dict(input_ids=ids, attention_mask=attn, position_ids=pos)
+    if answers is not None:
+        A = round_up(max(len(a) for a in ans), ANSWER_BUCKET if pad_to > 1 else 1)
+        at = torch.zeros(len(seqs), A, dtype=torch.long)                  # (B, A)
+        target = torch.full((len(seqs), A), -100, dtype=torch.long)       # (B, A)
+        for b, a in enumerate(ans):
+            first = (L - len(seqs[b]) if left else 0) + len(prompts[b])   # position of the answer's 1st token
+            at[b, :len(a)] = torch.arange(first - 1, first - 1 + len(a))  # hidden state at t predicts t + 1
+            target[b, :len(a)] = torch.tensor(a)
+        out.update(answer_pos=at, answer_ids=target)
+    return out
 
 
 # ----------------------------------------------------------------------------- the model
@@ -333,22 +394,25 @@ class CameraAwareMLLM(nn.Module):
     def device(self) -> torch.device:
         return self.projector[0].weight.device
 
-    def visual_tokens(self, images: torch.Tensor, K: torch.Tensor, c2w: torch.Tensor | None = None):
+    def visual_tokens(self, images: torch.Tensor, K: torch.Tensor, c2w: torch.Tensor | None = None,
+                      check: bool = True):
         """images uint8 (B,3,H,W), K (B,3,3) of those pixels, c2w (B,4,4) camera-to-world pose or None
         (resizing does not change it) -> LLM tokens (B, N/r², D) and the geometry prediction
-        (B, N, GEO_DIM) (None without the geometry branch)."""
+        (B, N, GEO_DIM) (None without the geometry branch). check=False: K and c2w were validated
+        where they entered (encode_batch), so the camera embedding skips its host-side checks."""
         if images.dim() != 4 or images.shape[1] != 3 or K.shape != (images.shape[0], 3, 3):
             raise ValueError(f'need images (B, 3, H, W) and K (B, 3, 3) of one batch size B, got images '
                              f'{tuple(images.shape)} and K {tuple(K.shape)}')
         S, dtype = self.image_size, self.projector[0].weight.dtype
-        x, K = images.to(self.device, torch.float32), K.to(self.device, torch.float32)
+        x = images.to(self.device, non_blocking=True).to(torch.float32)                # (B, 3, H, W)
+        K = K.to(self.device, torch.float32, non_blocking=True)
         if x.shape[-2:] != (S, S):
             x, K = resize(x, K, (S, S))                                    # K' for the S×S pixels
         x = ((x / 255 - PIXEL_MEAN) / PIXEL_STD).to(dtype)
         feats = self.vision(pixel_values=x).last_hidden_state              # (B, N, Dv)
         if self.camera is not None:
-            c2w = None if c2w is None or not self.cfg.pose else torch.as_tensor(c2w, dtype=torch.float32, device=self.device)
-            feats = feats + self.camera(K, (S, S), self.enc_grid_hw, c2w).to(feats.dtype)  # F + E_cam
+            c2w = None if c2w is None or not self.cfg.pose else torch.as_tensor(c2w).to(self.device, torch.float32, non_blocking=True)
+            feats = feats + self.camera(K, (S, S), self.enc_grid_hw, c2w, check=check).to(feats.dtype)  # F + E_cam
         geo = None
         if self.cfg.geometry:
             geo = self.geo_head(feats)                                      # (B, N, GEO_DIM)
@@ -360,29 +424,20 @@ class CameraAwareMLLM(nn.Module):
         written for the image_size² pixels the model reads), else unchanged."""
         if not self.cfg.camera_text:
             return list(questions)
-        (H, W), S = image_hw, self.image_size
-        K = torch.diag(torch.tensor([S / W, S / H, 1.0])) @ torch.as_tensor(K, dtype=torch.float32).cpu()   # (B, 3, 3)
-        return [camera_text(k) + q for k, q in zip(K, questions)]
+        return questions_with_camera(questions, K, image_hw, self.image_size)
 
-    def _inputs(self, questions, answers, vis, left: bool):
-        """Tokenise, pad, and put the visual tokens at the placeholder positions:
-        inputs_embeds (B, L, D), labels (B, L), attention mask (B, L), position ids (B, L)."""
-        tok, n = self.tokenizer, vis.shape[1]
-        if len(questions) != vis.shape[0] or (answers is not None and len(answers) != len(questions)):
-            raise ValueError(f'{vis.shape[0]} images, {len(questions)} questions'
-                             + ('' if answers is None else f' and {len(answers)} answers') + ': need one each')
-        prompts = [prompt_ids(tok, q, n) for q in questions]
-        if answers is None:
-            seqs, labels = prompts, [[-100] * len(p) for p in prompts]
-        else:
-            ans = [a + [tok.eos_token_id] for a in tok(list(answers), add_special_tokens=False).input_ids]
-            seqs = [p + a for p, a in zip(prompts, ans)]
-            labels = [[-100] * len(p) + a for p, a in zip(prompts, ans)]  # loss on answer + eos only
-        ids, labels, attn, pos = (t.to(self.device) for t in pad_batch(seqs, labels, tok.pad_token_id, left))
+    def encoder(self, pad_to: int = 1, left: bool = False):
+        """encode_batch for this model (its tokenizer, visual token count, camera-text baseline):
+        a picklable function of a batch, for DataLoader workers."""
+        n = self.grid_hw[0] * self.grid_hw[1]
+        return partial(encode_batch, self.tokenizer, n_image=n, left=left, pad_to=pad_to,
+                       camera_text_size=self.image_size if self.cfg.camera_text else 0)
+
+    def embed_inputs(self, ids: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
+        """Token embeddings (B, L, D) with the visual tokens vis (B, n, D) at the -1 positions of ids."""
         is_img = ids == -1                                                   # (B, L)
         emb = self.llm.get_input_embeddings()(ids.clamp(min=0))              # (B, L, D)
-        emb = emb.masked_scatter(is_img[..., None], vis.to(emb.dtype))       # row-major, n per row
-        return emb, labels, attn, pos
+        return emb.masked_scatter(is_img[..., None], vis.to(emb.dtype))      # row-major, n per row
 
     def _distill(self, geo, teacher, batch):
         """Teacher matching on the geometry prediction; teacher is (target, mask) or a callable
@@ -400,25 +455,40 @@ class CameraAwareMLLM(nn.Module):
         return matching_loss(geo.float(), target.float(), mask)
 
     def forward(self, batch: dict, teacher=None):
-        """batch: data.collate output (images, K, question, answer, c2w if any). Returns logits (B, L, V),
-        loss = answer + distill_weight·distill, parts = dict(answer, distill) detached."""
-        vis, geo = self.visual_tokens(batch['images'], batch['K'], batch.get('c2w'))
-        questions = self.with_camera_text(batch['question'], batch['K'], batch['images'].shape[-2:])
-        emb, labels, attn, pos = self._inputs(questions, batch['answer'], vis, left=False)
-        logits = self.llm(inputs_embeds=emb, attention_mask=attn, position_ids=pos, use_cache=False).logits
+        """batch: data.collate output (images, K, question, answer, c2w if any), tokenised by
+        encode_batch (else here). Returns logits (B, A, V) at the A answer positions only,
+        loss = answer + distill_weight·distill (+ digit_loss·digit), parts = the terms, detached.
+
+        The LM head reads only the hidden states that predict an answer token (gathered first):
+        full-vocabulary logits of every position, image tokens included, would cost B·L·V floats
+        (about 1 GB for 8 samples of SmolLM2 at 224 px) for a handful of answer tokens; float32
+        only for the loss. (An LLM that scales or soft-caps its logits inside its own forward would
+        need that step here too; Llama-style models do not.)"""
+        enc = batch if 'input_ids' in batch else self.encode(batch)
+        vis, geo = self.visual_tokens(batch['images'], batch['K'], batch.get('c2w'), check=False)
+        ids, attn, pos, at, target = (enc[k].to(self.device, non_blocking=True) for k in
+                                      ('input_ids', 'attention_mask', 'position_ids', 'answer_pos', 'answer_ids'))
+        emb = self.embed_inputs(ids, vis)                                     # (B, L, D)
+        hidden = self.llm.base_model(inputs_embeds=emb, attention_mask=attn, position_ids=pos,
+                                     use_cache=False).last_hidden_state       # (B, L, D)
+        hidden = hidden.gather(1, at[..., None].expand(-1, -1, hidden.shape[-1]))   # (B, A, D)
+        logits = self.llm.get_output_embeddings()(hidden)                     # (B, A, V)
         # mean over each answer's tokens, then over samples: a 5-token depth answer weighs as much as
         # a 200-token detect answer (a pooled per-token mean would train mostly on detect)
-        target = labels[:, 1:]                                                # (B, L-1), -100 ignored
-        nll = F.cross_entropy(logits[:, :-1].transpose(1, 2).float(), target, reduction='none')
+        nll = F.cross_entropy(logits.float().transpose(1, 2), target, reduction='none')   # (B, A)
         answer = (nll.sum(1) / (target != -100).sum(1).clamp(min=1)).mean()
         distill = self._distill(geo, teacher, batch)
         loss = answer + self.cfg.distill_weight * distill
         parts = dict(answer=answer.detach(), distill=distill.detach())
         if self.cfg.digit_loss > 0:
-            digit = digit_wasserstein(logits[:, :-1], target, self.digit_ids)
+            digit = digit_wasserstein(logits, target, self.digit_ids)
             loss = loss + self.cfg.digit_loss * digit
             parts['digit'] = digit.detach()
         return logits, loss, parts
+
+    def encode(self, batch: dict, left: bool = False, pad_to: int = 1) -> dict:
+        """encode_batch with this model's settings (see encoder)."""
+        return self.encoder(pad_to, left)(batch)
 
     @torch.no_grad()
     def generate(self, images, K, questions: list[str], max_new_tokens: int = 64, use_cache=True,
@@ -427,7 +497,9 @@ class CameraAwareMLLM(nn.Module):
         was_training = self.training
         self.eval()
         vis, _ = self.visual_tokens(images, K, c2w)
-        emb, _, attn, pos = self._inputs(self.with_camera_text(questions, K, images.shape[-2:]), None, vis, left=True)
+        enc = self.encode(dict(images=images, K=K, question=questions, c2w=c2w), left=True)
+        emb = self.embed_inputs(enc['input_ids'].to(self.device), vis)
+        attn, pos = enc['attention_mask'].to(self.device), enc['position_ids'].to(self.device)
         eos, embed = self.tokenizer.eos_token_id, self.llm.get_input_embeddings()
         done = torch.zeros(len(questions), dtype=torch.bool, device=self.device)
         out, cache, x, x_pos = [], None, emb, pos                         # x: what the LLM reads next

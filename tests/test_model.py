@@ -16,12 +16,13 @@ import re
 
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from transformers import LlamaConfig, LlamaForCausalLM, SiglipVisionConfig, SiglipVisionModel
 
 from distill import GEO_DIM
-from model import (CameraAwareMLLM, ModelConfig, bpe_tokenizer, char_tokenizer, export_llm, prompt_ids,
-                   smollm2_gguf)
+from model import (CameraAwareMLLM, ModelConfig, bpe_tokenizer, char_tokenizer, digit_wasserstein, export_llm,
+                   prompt_ids, smollm2_gguf)
 
 TINY = dict(image_size=32, patch_size=8, vision_width=32, vision_layers=2, vision_heads=2, llm_width=32,
             llm_layers=2, llm_heads=2, camera={'hidden': 32})
@@ -197,15 +198,42 @@ def test_loss_scores_exactly_the_answer_tokens_and_eos():
     model, batch = tiny(), make_batch()
     logits, loss, parts = model(batch)
     assert parts['distill'] == 0 and torch.allclose(loss, parts['answer'])
-    grad, = torch.autograd.grad(loss, logits)                                 # (B, L, V)
-    scored = grad.abs().sum(-1) > 0                                           # positions that predict a label
+    enc = model.encode(batch)
+    A = max(len(a) for a in batch['answer']) + 1                              # chars + eos
+    assert logits.shape[:2] == enc['answer_pos'].shape == (5, A)               # logits at answer positions only
     for i, (q, a) in enumerate(zip(batch['question'], batch['answer'])):
         P = len(prompt_ids(model.tokenizer, q, 16))                          # prompt incl. 16 visual tokens
-        expected = torch.zeros(logits.shape[1], dtype=torch.bool)
-        expected[P - 1:P + len(a)] = True                                     # len(a) chars + eos, shifted by one
-        assert torch.equal(scored[i], expected), i
-    assert logits.shape[1] == max(len(prompt_ids(model.tokenizer, q, 16)) + len(a) + 1
-                                  for q, a in zip(batch['question'], batch['answer']))  # padded to the longest
+        ids = enc['input_ids'][i]
+        assert enc['answer_pos'][i, :len(a) + 1].tolist() == list(range(P - 1, P + len(a)))   # shifted by one
+        assert enc['answer_ids'][i, :len(a) + 1].tolist() == ids[P:P + len(a) + 1].tolist()
+        assert ids[P + len(a)] == model.tokenizer.eos_token_id and (enc['answer_ids'][i, len(a) + 1:] == -100).all()
+    assert enc['input_ids'].shape[1] == max(len(prompt_ids(model.tokenizer, q, 16)) + len(a) + 1
+                                            for q, a in zip(batch['question'], batch['answer']))  # padded to the longest
+
+
+def full_logits_loss(model, batch):
+    """The loss as it is usually written: the LM head over every position, labels shifted by one."""
+    enc = model.encode(batch)
+    vis, _ = model.visual_tokens(batch['images'], batch['K'])
+    logits = model.llm(inputs_embeds=model.embed_inputs(enc['input_ids'], vis), attention_mask=enc['attention_mask'],
+                       position_ids=enc['position_ids']).logits                # (B, L, V)
+    labels = torch.full_like(enc['input_ids'], -100)
+    for i, (at, ids) in enumerate(zip(enc['answer_pos'], enc['answer_ids'])):
+        labels[i, at[ids != -100] + 1] = ids[ids != -100]
+    target = labels[:, 1:]
+    nll = F.cross_entropy(logits[:, :-1].transpose(1, 2).float(), target, reduction='none')
+    answer = (nll.sum(1) / (target != -100).sum(1)).mean()
+    return answer + model.cfg.digit_loss * digit_wasserstein(logits[:, :-1], target, model.digit_ids)
+
+
+@pytest.mark.parametrize('pad_to', [1, 32])
+def test_answer_only_logits_give_the_full_logits_loss(pad_to):
+    model, batch = tiny(seed=4, digit_loss=1.0), make_batch()
+    _, loss, _ = model(dict(batch, **model.encode(batch, pad_to=pad_to)))  # bucketed lengths too
+    torch.testing.assert_close(loss, full_logits_loss(model, batch), rtol=1e-5, atol=1e-6)
+    grads = torch.autograd.grad(loss, model.projector[0].weight)[0], \
+        torch.autograd.grad(full_logits_loss(model, batch), model.projector[0].weight)[0]
+    torch.testing.assert_close(*grads, rtol=1e-4, atol=1e-7)
 
 
 @pytest.mark.parametrize('pixel_shuffle', [1, 2])

@@ -76,8 +76,12 @@ def answer_diagnostics(model, items) -> tuple[np.ndarray, np.ndarray]:
                  c2w=torch.stack([it['c2w'] for it in items]),
                  question=[it['question'] for it in items], answer=[it['answer'] for it in items])
     vis, _ = model.visual_tokens(batch['images'], batch['K'], batch['c2w'])
-    emb, labels, attn, pos = model._inputs(batch['question'], batch['answer'], vis, left=False)
-    out = model.llm(inputs_embeds=emb, attention_mask=attn, position_ids=pos, output_attentions=True)
+    enc = model.encode(batch)
+    labels = torch.full_like(enc['input_ids'], -100)                              # (B, L): the answer tokens
+    for i, (at, ids) in enumerate(zip(enc['answer_pos'], enc['answer_ids'])):
+        labels[i, at[ids != -100] + 1] = ids[ids != -100]
+    out = model.llm(inputs_embeds=model.embed_inputs(enc['input_ids'], vis), attention_mask=enc['attention_mask'],
+                    position_ids=enc['position_ids'], output_attentions=True)
     model.llm.set_attn_implementation(model.cfg.attn_implementation)
     tok, n_img = model.tokenizer, vis.shape[1]
     prompt_len = [len(prompt_ids(tok, q, n_img)) for q in batch['question']]
