@@ -51,6 +51,7 @@ from camera_embed import CameraEmbedConfig, CameraEmbedding, camera_text, valida
 from distill import GEO_DIM, LOG_DEPTH_CHANNELS, matching_loss
 
 IMAGE = '<image>'                 # placeholder in the prompt text; its positions get the visual tokens
+FRAME = 'Frame {}:'                # before each frame's visual tokens when a sample has several
 SPECIALS = ['<pad>', '<bos>', '<eos>', '<unk>', IMAGE]
 CHARS = string.digits + string.ascii_letters + string.punctuation + ' \n'
 PIXEL_MEAN, PIXEL_STD = 0.5, 0.5  # SigLIP's normalisation: pixels to [-1, 1]
@@ -261,9 +262,11 @@ def digit_wasserstein(logits: torch.Tensor, target: torch.Tensor, digit_ids: tor
     return per_sample.mean()
 
 
-def prompt_ids(tok, question: str, n_image: int) -> list[int]:
+def prompt_ids(tok, question: str, n_image: int, frames: int = 1) -> list[int]:
     """Token ids of one prompt; -1 marks the n_image visual positions. A chat model gets its own
-    template (user turn = image + question); the tiny one '<bos><image>question\\n'."""
+    template (user turn = image + question); the tiny one '<bos><image>question\\n'. frames > 1:
+    n_image is the visual tokens of one frame, and each frame's run follows its marker FRAME
+    ('Frame 1:', 'Frame 2:', ...; frame_marker)."""
     if tok.chat_template:
         text = tok.apply_chat_template([{'role': 'user', 'content': IMAGE + question}],
                                        tokenize=False, add_generation_prompt=True)
@@ -271,7 +274,16 @@ def prompt_ids(tok, question: str, n_image: int) -> list[int]:
         text = tok.bos_token + IMAGE + question + '\n'
     pre, post = text.split(IMAGE, 1)
     enc = lambda s: tok(s, add_special_tokens=False).input_ids
+    if frames > 1:
+        return enc(pre) + [i for k in range(frames) for i in enc(frame_marker(k)) + [-1] * n_image] + enc(post)
     return enc(pre) + [-1] * n_image + enc(post)
+
+
+def frame_marker(k: int) -> str:
+    """The text before frame k's visual tokens: 'Frame 1:' (then ' Frame 2:', ...). Text, not a learned
+    index embedding: no new weights, any number of frames, and a pretrained LLM reads it as it is;
+    the camera-blind baseline gets the same separation, so the comparison is about the pose alone."""
+    return ('' if k == 0 else ' ') + FRAME.format(k + 1)
 
 
 def pad_batch(seqs: list[list[int]], labels: list[list[int]], pad_id: int, left: bool, length: int = 0):
@@ -312,19 +324,23 @@ def encode_batch(tok, batch: dict, n_image: int, camera_text_size: int = 0, left
       answer_pos (B, A)      with answers: the positions whose next token is an answer token or eos,
       answer_ids (B, A)      and those tokens (-100 where a shorter answer is padded; its position 0)
     camera_text_size > 0: the questions get their camera as text first (questions_with_camera)."""
-    images, questions, answers = batch['images'], list(batch['question']), batch.get('answer')
-    K = validate_K(batch['K'])
-    if images.dim() != 4 or images.shape[1] != 3 or tuple(batch['K'].shape) != (images.shape[0], 3, 3):
-        raise ValueError(f'need images (B, 3, H, W) and K (B, 3, 3) of one batch size B, got images '
-                         f'{tuple(images.shape)} and K {tuple(batch["K"].shape)}')
+    images, questions, answers, K = batch['images'], list(batch['question']), batch.get('answer'), batch['K']
+    frames = images.shape[1] if images.dim() == 5 else 1         # (B, F, 3, H, W): F posed frames each
+    if images.dim() == 5 and K.dim() == 4 and not camera_text_size:   # checked as B·F images, one prompt each
+        images, K = images.flatten(0, 1), K.flatten(0, 1)                # (B·F, 3, H, W), (B·F, 3, 3)
+    if images.dim() != 4 or images.shape[1] != 3 or tuple(K.shape) != (images.shape[0], 3, 3):
+        raise ValueError(f'need images (B, 3, H, W) and K (B, 3, 3) of one batch size B (or (B, F, 3, H, W) and '
+                         f'(B, F, 3, 3) without camera text), got images {tuple(batch["images"].shape)} and K '
+                         f'{tuple(batch["K"].shape)}')
+    K = validate_K(K)
     if batch.get('c2w') is not None and not torch.isfinite(torch.as_tensor(batch['c2w'])).all():
         raise ValueError('c2w contains non-finite values')
-    if len(questions) != images.shape[0] or (answers is not None and len(answers) != len(questions)):
-        raise ValueError(f'{images.shape[0]} images, {len(questions)} questions'
+    if len(questions) != images.shape[0] // frames or (answers is not None and len(answers) != len(questions)):
+        raise ValueError(f'{images.shape[0] // frames} images, {len(questions)} questions'
                          + ('' if answers is None else f' and {len(answers)} answers') + ': need one each')
     if camera_text_size:
         questions = questions_with_camera(questions, K, images.shape[-2:], camera_text_size)
-    prompts = [prompt_ids(tok, q, n_image) for q in questions]
+    prompts = [prompt_ids(tok, q, n_image, frames) for q in questions]
     if answers is None:
         seqs, labels = prompts, [[-100] * len(p) for p in prompts]
     else:
@@ -399,7 +415,14 @@ class CameraAwareMLLM(nn.Module):
         """images uint8 (B,3,H,W), K (B,3,3) of those pixels, c2w (B,4,4) camera-to-world pose or None
         (resizing does not change it) -> LLM tokens (B, N/r², D) and the geometry prediction
         (B, N, GEO_DIM) (None without the geometry branch). check=False: K and c2w were validated
-        where they entered (encode_batch), so the camera embedding skips its host-side checks."""
+        where they entered (encode_batch), so the camera embedding skips its host-side checks.
+        Several frames per sample, (B,F,3,H,W), (B,F,3,3), (B,F,4,4): each frame is encoded on its
+        own, with its own E_cam (Plücker rays in the shared world frame); tokens follow frame by frame."""
+        if images.dim() == 5:   # (B, F, 3, H, W): F posed frames, each with its own K and pose (views.py)
+            B, n_frames = images.shape[:2]
+            vis, geo = self.visual_tokens(images.flatten(0, 1), K.flatten(0, 1),
+                                          None if c2w is None else torch.as_tensor(c2w).flatten(0, 1), check)
+            return vis.unflatten(0, (B, n_frames)).flatten(1, 2), geo          # (B, F·N/r², D), (B·F, N, GEO_DIM)
         if images.dim() != 4 or images.shape[1] != 3 or K.shape != (images.shape[0], 3, 3):
             raise ValueError(f'need images (B, 3, H, W) and K (B, 3, 3) of one batch size B, got images '
                              f'{tuple(images.shape)} and K {tuple(K.shape)}')

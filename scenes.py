@@ -139,6 +139,7 @@ class Scene:
     camera_height: float     # metres above the floor (the floor is y = +camera_height, world frame)
     seed: int = 0
     room: dict = field(default_factory=dict)   # walls/back/left/right/height/tile/colours/light
+                                               # (+ tile_offset: the camera's floor x, z in views.py's world)
     c2w: np.ndarray = field(default_factory=lambda: np.eye(4))   # (4, 4) camera-to-world, no translation
 
 
@@ -517,9 +518,14 @@ def render(scene: Scene, K=None, image_hw=None) -> dict:
             t_back = np.where(d[2] > 0, room['back'] / d[2], np.inf)
             sid_wall = np.where(t_back < t_wall, 3, np.where(d[0] < 0, 4, 5))
             t_wall = np.minimum(t_wall, t_back)
-    # checker parity of the floor point t·d: floor(x/tile) + floor(z/tile), 0 off the floor
+    # checker parity of the floor point t·d: floor(x/tile) + floor(z/tile), 0 off the floor; a camera
+    # moved to (x0, ·, z0) of a larger world (views.py) keeps that world's tiles: room['tile_offset']
     t_floor = np.where(sid_flat == 0, t_flat, 0.0) / tile                      # level (H, 1)
-    parity = (np.floor(t_floor * d[0]).astype(np.int32) + np.floor(t_floor * d[2]).astype(np.int32)) & 1  # (H, W)
+    tx, tz = t_floor * d[0], t_floor * d[2]                                   # in tiles
+    if 'tile_offset' in room:
+        on_floor = sid_flat == 0                                                 # elsewhere parity stays 0
+        tx, tz = tx + on_floor * room['tile_offset'][0] / tile, tz + on_floor * room['tile_offset'][1] / tile
+    parity = (np.floor(tx).astype(np.int32) + np.floor(tz).astype(np.int32)) & 1  # (H, W)
     sid = np.where(t_flat <= t_wall, parity + sid_flat.astype(np.int32), sid_wall.astype(np.int32))   # (H, W)
     depth = np.minimum(t_flat, t_wall).astype(np.float32)                     # (H, W), inf: nothing
     shade = SHADE_NORMALS @ L                                                 # (8,) n·L per surface

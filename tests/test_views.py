@@ -1,0 +1,141 @@
+"""
+Guards views.py (posed multi-frame rooms) and the multi-frame path of model.py: the pose convention,
+Plücker lines through points seen in two frames, world-frame point maps that agree across frames,
+exact questions, and frame markers in the prompt.  Run alone: python -m pytest -q tests/test_views.py
+"""
+import numpy as np
+import pytest
+import torch
+
+import camera_embed
+import data
+import scenes
+import views
+from model import CameraAwareMLLM, ModelConfig, char_tokenizer, prompt_ids
+
+CFG = views.ViewsConfig(frames=3, image_hw=(48, 48))
+
+
+def test_world_origin_is_on_the_floor_under_the_first_camera_and_rooms_repeat():
+    v, frames = views.sample_views(5, CFG)
+    assert np.allclose(v.c2w[0, :3, 3], [0, -v.camera_height, 0])
+    assert np.allclose(v.c2w[:, 1, 3], -v.camera_height)                 # a hand-held camera at one height
+    for R in v.c2w[:, :3, :3]:
+        assert np.allclose(R.T @ R, np.eye(3)) and np.isclose(np.linalg.det(R), 1)
+    again, frames2 = views.sample_views(5, CFG)
+    assert np.array_equal(frames['image'], frames2['image']) and np.array_equal(v.seen, again.seen)
+    assert all(o.center[1] == -o.size[1] / 2 for o in v.objects)          # resting on the floor y = 0
+
+
+def test_pose_round_trip_world_camera_pixel_ray_world():
+    v, _ = views.sample_views(7, CFG)
+    rng = np.random.default_rng(0)
+    for k in range(len(v.c2w)):
+        R, o = v.c2w[k, :3, :3], v.c2w[k, :3, 3]
+        X = o + np.column_stack([rng.uniform(-1, 1, (20, 2)), rng.uniform(1, 8, 20)]) @ R.T   # (20, 3) ahead
+        X_cam = (X - o) @ R                                                # world -> camera: Rᵀ(X − o)
+        uv = scenes.project(v.K, X_cam)                                    # -> pixel
+        r = camera_embed.camera_rays(torch.tensor(v.K), torch.tensor(uv))[0].double().numpy()   # K⁻¹[u, v, 1]
+        back = o + (r * X_cam[:, 2:]) @ R.T                                # ray · depth -> world
+        assert np.allclose(back, X, atol=1e-9)
+
+
+def test_a_point_seen_in_two_frames_lies_on_both_pluecker_lines():
+    v, _ = views.sample_views(3, CFG)
+    i = int(np.nonzero(v.seen.sum(0) >= 2)[0][0])                         # an object seen in two frames
+    X = v.objects[i].center
+    moments = []
+    for k in np.nonzero(v.seen[:, i])[0]:
+        R, o = v.c2w[k, :3, :3], v.c2w[k, :3, 3]
+        uv = scenes.project(v.K, ((X - o) @ R)[None])                      # (1, 2)
+        dirs = camera_embed.camera_rays(torch.tensor(v.K), torch.tensor(uv)).double()
+        d, m = camera_embed.plucker(dirs, torch.tensor(v.c2w[k])).numpy()[0, 0].reshape(2, 3)
+        assert np.allclose(m, np.cross(X, d), atol=1e-9)                   # moment = p × d̂ for any p on the line
+        assert np.allclose(np.cross(X - o, d), 0, atol=1e-9)               # d̂ points from o to X
+        moments.append(m)
+    assert np.linalg.norm(moments[0]) > 0.1 and not np.allclose(moments[0], moments[1])   # poses: moments carry them
+
+
+def test_world_point_maps_of_two_frames_agree_on_the_same_surface():
+    """A pixel of frame 0 sees X; frame k is rendered with its principal point moved so X falls on a
+    pixel centre exactly; where frame k sees X too (its depth there is X's), its world point is X."""
+    v, frames = views.sample_views(11, CFG)
+    world0 = views.world_points(frames['points'], v.c2w)[0]               # (H, W, 3)
+    rng, checked = np.random.default_rng(1), 0
+    for _ in range(60):
+        row, col = rng.integers(0, 48, 2)
+        if not np.isfinite(frames['depth'][0, row, col]):
+            continue
+        X, k = world0[row, col].astype(np.float64), int(rng.integers(1, 3))
+        R, o = v.c2w[k, :3, :3], v.c2w[k, :3, 3]
+        uv = scenes.project(v.K, ((X - o) @ R)[None])[0]
+        if not (1 <= uv[0] < 47 and 1 <= uv[1] < 47):
+            continue
+        K = v.K.copy()
+        K[:2, 2] += np.floor(uv) + 0.5 - uv                                 # X now projects to a pixel centre
+        out = scenes.render(views.frame_scene(v, k), K=K)
+        c, r = np.floor(uv).astype(int)
+        if abs(out['depth'][r, c] - ((X - o) @ R)[2]) > 1e-3:               # frame k sees something nearer
+            continue
+        Xk = views.world_points(out['points'][None], v.c2w[k:k + 1])[0, r, c]
+        assert np.allclose(Xk, X, atol=2e-3), (X, Xk)
+        checked += 1
+    assert checked >= 10
+
+
+def test_scaled_room_gives_the_same_pixels_and_scaled_answers():
+    v, frames = views.sample_views(2, CFG)
+    big = views.scale_views(v, 2.0)
+    frames2 = views.render_views(big)
+    assert (np.abs(frames2['image'].astype(int) - frames['image']).max(-1) > 8).mean() < 0.01   # rounding at edges only
+    rng = lambda: np.random.default_rng(0)
+    for task, power in (('abs_distance', 1), ('object_size', 1), ('room_size', 2)):
+        a, b = views.make_view_qa(v, task, rng()), views.make_view_qa(big, task, rng())
+        assert b['question'] == a['question'] and np.isclose(b['target'], a['target'] * 2 ** power)
+
+
+def test_questions_are_exact():
+    v, _ = views.sample_views(4, CFG)
+    seen = views.seen_objects(v)
+    count = views.make_view_qa(v, 'object_count', np.random.default_rng(0))
+    assert count['answer'] == str(len(seen)) == str(int(v.seen.any(0).sum()))
+    assert views.side_of(np.zeros(3), np.array([0, 0, 1.0]), np.array([1.0, 0, 1])) > 0   # +x is right facing +z
+    assert views.side_of(np.zeros(3), np.array([1.0, 0, 0]), np.array([1.0, 0, 1])) < 0   # facing +x, +z is left
+    for task in views.VIEW_TASKS:
+        if views.feasible(v, task):
+            qa = views.make_view_qa(v, task, np.random.default_rng(3))
+            assert views.score_view(task, qa['answer'], qa['target'])[
+                'mra' if task in views.NUMBER_TASKS else 'acc'] == 1.0
+    order = views.make_view_qa(v, 'appearance_order', np.random.default_rng(0))
+    first = {o.name: k for o, k in seen}
+    assert first[order['answer']] < first[next(n for n in order['options'] if n != order['answer'])]
+
+
+def test_augmented_items_keep_exact_K_per_frame_and_the_model_reads_several_frames():
+    import augment
+    ds = views.ViewsDataset(CFG, 'train', 8, augment.AugmentConfig(p_identity=0.0))
+    items = [ds[i] for i in range(2)]
+    assert items[0]['image'].shape == (3, 3, 48, 48) and items[0]['K'].shape == (3, 3, 3)
+    assert len({float(K[0, 0]) for K in items[0]['K']}) == 3                 # a zoom per frame
+    batch = data.collate(items)
+    model = CameraAwareMLLM(ModelConfig(image_size=32, patch_size=8, vision_width=32, llm_width=32,
+                                        vision_layers=1, llm_layers=1, geometry=False, zero_init=False))
+    vis, _ = model.visual_tokens(batch['images'], batch['K'], batch['c2w'])
+    assert vis.shape[:2] == (2, 3 * 16)                                     # frames one after another
+    _, loss, _ = model(batch)
+    assert torch.isfinite(loss)
+    first = model.visual_tokens(batch['images'][:, :1], batch['K'][:, :1], batch['c2w'][:, :1])[0]
+    assert torch.allclose(vis[:, :16], first, atol=1e-5)                    # frame 1 is encoded on its own
+
+
+def test_frame_markers_separate_the_frames_and_one_frame_is_unchanged():
+    tok = char_tokenizer()
+    one, two = prompt_ids(tok, 'Q?', 4), prompt_ids(tok, 'Q?', 4, frames=2)
+    assert prompt_ids(tok, 'Q?', 4, frames=1) == one
+    assert two.count(-1) == 8 and tok.decode([t for t in two if t >= 0]) == '<bos>Frame 1: Frame 2:Q?\n'
+
+
+@pytest.mark.parametrize('bad', [dict(frames=0), dict(pan=70.0), dict(walk=3.0)])
+def test_bad_configs_are_named(bad):
+    with pytest.raises(ValueError, match='ViewsConfig'):
+        views.sample_views(0, views.ViewsConfig(**bad))
