@@ -6,6 +6,7 @@ data, on one CPU or many GPUs.
     python train.py --no-camera-embed --no-augment --no-distill --out runs/rgb_only
     torchrun --standalone --nproc_per_node=2 train.py  # DDP: gloo on CPU, nccl on GPU
     torchrun --standalone --nproc_per_node=8 train.py --preset real   # SigLIP-B/16 + SmolLM2, bf16
+    python train.py --llm smollm2/ --freeze-llm --llm-train-layers 2 --pixel-shuffle 2 ...   # README: the real LLM
     python train.py --out runs/x --resume              # continue a run from its last checkpoint
     python train.py --data OMNI3D.json --image-root DIR --teacher depth-anything/Depth-Anything-V2-Metric-Indoor-Small-hf
 
@@ -17,6 +18,15 @@ Data is a pure function of the sample index (data.py seeds item i by i alone), s
 laid out by index: optimiser step k consumes global samples [k*B, (k+1)*B), and rank r's j-th
 micro-batch of that step is the slice starting at k*B + (j*world + r)*micro. One process and
 N processes therefore see the same global batches, and a resumed run needs only the step.
+A DataLoader reads that layout from a sampler (StepSampler); --workers processes render, augment,
+stack and tokenise each micro-batch (collate_encode, with the renderer's teacher targets), so the
+step receives tensors (pinned on CUDA), padded to --seq-bucket lengths (one compiled graph each).
+
+Learning rates: pretrained backbones follow --lr, the new parts (camera embedding, geometry
+branch, projector, and backbones built from configs) --new-lr; --projector-steps N trains only
+the new parts for the first N steps (LLaVA's stage 1). Under torchrun the device is set before
+the process group starts, rank 0 fetches the backbones' files while the others wait, and DDP
+does not broadcast buffers (they are constants).
 
 --micro-batch 0 (the default) is batch_size // world_size: every launch runs with the defaults,
 and since every loss is a per-sample mean, the micro-batch changes the step only by float rounding.
@@ -35,14 +45,16 @@ import math
 import os
 import shutil
 import time
-from contextlib import nullcontext
-from dataclasses import asdict, dataclass, fields
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict, dataclass, fields, replace
+from functools import partial
 
 import torch
 import torch.distributed as dist
 from safetensors.torch import save_file
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
+from transformers import SiglipVisionConfig
 
 from augment import AugmentConfig
 from data import (TASKS, DataConfig, Omni3DDataset, SyntheticDataset, canonical_focal, collate, load_omni3d,
@@ -50,6 +62,8 @@ from data import (TASKS, DataConfig, Omni3DDataset, SyntheticDataset, canonical_
 from distill import DepthModelTeacher, RenderedTeacher
 from model import CameraAwareMLLM, ModelConfig, bpe_tokenizer, load_weights, read_json, read_safetensors
 from scenes import CAMERAS, SceneConfig
+from views import VIEW_TASKS, ViewsConfig, ViewsDataset
+from views import tokenizer_corpus as views_corpus
 
 
 @dataclass
@@ -62,6 +76,8 @@ class TrainConfig:
     max_objects: int = 1             # objects per scene: 1..max_objects (README: why 1 on a CPU)
     pitch_range: str = '5,15'        # camera pitch, degrees down, uniform in 'lo,hi' (pose given to the model)
     tasks: str = 'depth'             # any of data.TASKS, comma-separated, e.g. depth,closer,detect
+    frames: int = 0                  # > 0: views.py rooms filmed in this many posed frames, with the multi-frame
+                                     # tasks views.VIEW_TASKS (--tasks: a subset; the default 'depth' means all)
     task_weights: str = ''           # comma-separated, same order as tasks; '' = uniform
     data: str = ''                   # an Omni3D-format JSON to train on ('' = synthetic scenes); its
     image_root: str = ''             # images are in image_root; the last val_samples are held out
@@ -90,12 +106,17 @@ class TrainConfig:
     gguf_file: str = ''
     freeze_vision: bool = False
     freeze_llm: bool = False
+    llm_train_layers: int = 0        # with --freeze-llm: the last N decoder layers (and the final norm) still train
     # optimisation: grad_accum = batch_size // (micro_batch * world_size)
     batch_size: int = 16
     micro_batch: int = 0             # per process and micro-step; 0: batch_size // world_size
     max_steps: int = 2000
-    lr: float = 1e-3
+    lr: float = 1e-3                 # peak learning rate of pretrained backbones (and, without --new-lr, of all)
     min_lr: float = 1e-4
+    new_lr: float = 0.0              # the new parts: camera embedding, geometry branch, projector, and backbones
+                                     # built from configs (0: --lr); min_lr scales with it
+    projector_steps: int = 0         # LLaVA's stage 1: only the new parts train for these first steps; the pretrained
+                                     # backbones then warm up (their gradients are still computed: DDP's set is fixed)
     warmup_steps: int = 100
     weight_decay: float = 0.01
     grad_clip: float = 1.0
@@ -105,15 +126,21 @@ class TrainConfig:
     val_samples: int = 64
     save_every: int = 250
     seed: int = 0
+    keep_every: int = 0              # > 0: also keep the model of every N-th step in OUT/step_N (a learning curve)
     device: str = 'auto'             # 'auto', 'cpu', 'cuda'
     dtype: str = 'float32'           # 'float32' or 'bfloat16' (autocast, CUDA)
     compile: bool = False
+    seq_bucket: int = 0              # token sequences padded to a multiple of this (--compile: one graph per
+                                     # length); 0: 64 with --compile, else no padding beyond the longest
+    workers: int = -1                # DataLoader worker processes building the batches; 0: in this process;
+                                     # -1: CUDA: CPU cores per process - 1 (at most 8); CPU: 1 if 2+ threads
+                                     # per process (the step then gets one thread less), else 0
     resume: bool = False
 
 
 PRESETS = {
     'real': dict(vision='google/siglip-base-patch16-224', llm='HuggingFaceTB/SmolLM2-135M-Instruct',
-                 image_size=224, lr=1e-4, min_lr=1e-5, batch_size=64, micro_batch=8,
+                 image_size=224, lr=2e-5, min_lr=2e-6, new_lr=2e-4, projector_steps=500, batch_size=64, micro_batch=8,
                  dtype='bfloat16', device='cuda', max_steps=5000),
 }
 
@@ -122,7 +149,8 @@ PRESETS = {
 # alone defines it, however it is split into micro-batches and processes). A longer --max-steps
 # continues the run, with the cosine schedule stretched to the new end from the current step on.
 RESUMABLE = ('out', 'resume', 'max_steps', 'log_every', 'eval_every', 'save_every', 'val_samples',
-             'micro_batch', 'device', 'compile', 'image_root')   # image_root: the same images, moved
+             'micro_batch', 'device', 'compile', 'image_root',   # image_root: the same images, moved
+             'keep_every', 'workers', 'seq_bucket')
 
 
 def parse_args(argv=None) -> TrainConfig:
@@ -171,6 +199,8 @@ def model_config(cfg: TrainConfig) -> ModelConfig:
 
 
 def data_config(cfg: TrainConfig) -> DataConfig:
+    if cfg.frames:
+        return views_config(cfg)
     tasks = tuple(t.strip() for t in cfg.tasks.split(',') if t.strip())
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
@@ -186,6 +216,16 @@ def data_config(cfg: TrainConfig) -> DataConfig:
                       canonical_focal=canonical_focal(cfg.camera, cfg.image_size) if cfg.canonical_focal else 0.0)
 
 
+def views_config(cfg: TrainConfig) -> ViewsConfig:
+    """--frames: rooms of that many frames at image_size, the training camera, multi-frame tasks."""
+    tasks = VIEW_TASKS if cfg.tasks == 'depth' else tuple(t.strip() for t in cfg.tasks.split(',') if t.strip())
+    if unknown := [t for t in tasks if t not in VIEW_TASKS]:
+        raise ValueError(f'unknown multi-frame task(s) {unknown} in --tasks; known: {VIEW_TASKS}')
+    weights = tuple(float(w) for w in cfg.task_weights.split(',')) if cfg.task_weights else None
+    return ViewsConfig(frames=cfg.frames, image_hw=(cfg.image_size, cfg.image_size), camera=cfg.camera,
+                       tasks=tasks, task_weights=weights)
+
+
 def datasets(cfg: TrainConfig, dcfg: DataConfig):
     """(train, val). Synthetic: scenes laid out by index. Real (--data): the file's last val_samples
     images are held out; the others repeat, a new question each epoch. Real images come in any
@@ -193,6 +233,9 @@ def datasets(cfg: TrainConfig, dcfg: DataConfig):
     only widen the view (s <= 1, no shifts): a crop could cut a queried object out, and unlike a
     rendered scene, a photo has no margin known to keep it in view."""
     n = cfg.max_steps * cfg.batch_size
+    if cfg.frames:   # every frame its own random camera (zoom, shift; K exact)
+        return (ViewsDataset(dcfg, 'train', n, AugmentConfig() if cfg.augment else None),
+                ViewsDataset(dcfg, 'val', cfg.val_samples))
     if not cfg.data:
         aug = AugmentConfig() if cfg.augment else None
         return SyntheticDataset(dcfg, 'train', n, aug), SyntheticDataset(dcfg, 'val', cfg.val_samples)
@@ -231,31 +274,103 @@ def pitch_range(text: str) -> tuple:
 
 def tiny_tokenizer(cfg: TrainConfig):
     """The tiny LLM's tokenizer (None: model.py's default, the character one, or the real LLM's own)."""
-    return None if cfg.llm or cfg.tokenizer == 'char' else bpe_tokenizer(tokenizer_corpus(cfg.camera_text))
+    corpus = tokenizer_corpus(cfg.camera_text) + (views_corpus() if cfg.frames else [])
+    return None if cfg.llm or cfg.tokenizer == 'char' else bpe_tokenizer(corpus)
 
 
-def get_lr(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up, then cosine decay from lr to min_lr at max_steps."""
+def get_lr(step: int, cfg: TrainConfig, start: int = 0, scale: float = 1.0) -> float:
+    """0 before step `start`; then a linear warm-up, and a cosine decay from scale·lr to
+    scale·min_lr at max_steps."""
+    if step < start:
+        return 0.0
+    step, span = step - start, max(1, cfg.max_steps - start - cfg.warmup_steps)
     if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    t = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
-    return cfg.min_lr + 0.5 * (1 + math.cos(math.pi * min(t, 1.0))) * (cfg.lr - cfg.min_lr)
+        return scale * cfg.lr * (step + 1) / cfg.warmup_steps
+    t = (step - cfg.warmup_steps) / span
+    return scale * (cfg.min_lr + 0.5 * (1 + math.cos(math.pi * min(t, 1.0))) * (cfg.lr - cfg.min_lr))
+
+
+def pretrained_parts(cfg: TrainConfig) -> tuple:
+    """CameraAwareMLLM's submodules that start from pretrained weights; the others (camera, geo_*,
+    projector, and a backbone built from a config) are new."""
+    return (('vision',) if cfg.vision else ()) + (('llm',) if cfg.llm else ())
 
 
 def configure_optimizer(model, cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW; weight decay on matrices only (not on norms, biases or embeddings' scales)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    groups = [dict(params=decay, weight_decay=cfg.weight_decay), dict(params=no_decay, weight_decay=0.0)]
+    """AdamW; weight decay on matrices only (not on norms, biases or embeddings' scales). Groups
+    by part: pretrained backbones follow --lr from step --projector-steps on, the new parts
+    --new-lr from step 0 (set_lr)."""
+    groups, pretrained = [], pretrained_parts(cfg)
+    for backbone in (True, False):
+        params = [p for n, p in model.named_parameters() if p.requires_grad and (n.split('.')[0] in pretrained) == backbone]
+        for decay in (True, False):
+            ps = [p for p in params if (p.dim() >= 2) == decay]
+            if ps:
+                groups.append(dict(params=ps, weight_decay=cfg.weight_decay if decay else 0.0, backbone=backbone))
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95))
 
 
+def set_lr(opt, step: int, cfg: TrainConfig) -> float:
+    """Each group's learning rate at `step`; returns the new parts' (the one logged)."""
+    new = get_lr(step, cfg, scale=(cfg.new_lr or cfg.lr) / cfg.lr)
+    for g in opt.param_groups:
+        g['lr'] = get_lr(step, cfg, start=cfg.projector_steps) if g['backbone'] else new
+    return new
+
+
+def train_last_llm_layers(llm, n: int):
+    """Let the last n decoder layers and the final norm of a frozen LLM train (Llama-style layout)."""
+    base = llm.base_model
+    for module in [*base.layers[len(base.layers) - n:], base.norm] if n else []:
+        module.requires_grad_(True)
+
+
+# -----------------------------------------------------------------------------
+# data: the index layout, as a sampler; batches built and tokenised in worker processes
+
+def micro_batch_indices(step: int, j: int, rank: int, world: int, micro: int, batch_size: int) -> range:
+    """Rank `rank`'s j-th micro-batch (of `micro` samples) of optimiser step `step` (the docstring's layout)."""
+    start = step * batch_size + (j * world + rank) * micro
+    return range(start, start + micro)
+
+
+class StepSampler(torch.utils.data.Sampler):
+    """This rank's micro-batches of steps start .. max_steps-1, in order: a batch_sampler that
+    lays the run out by index, so a resumed run only needs the step it starts from."""
+
+    def __init__(self, start: int, max_steps: int, rank: int, world: int, micro: int, batch_size: int):
+        self.start, self.max_steps, self.rank, self.world, self.micro, self.B = start, max_steps, rank, world, micro, batch_size
+        self.grad_accum = batch_size // (micro * world)
+
+    def __len__(self):
+        return (self.max_steps - self.start) * self.grad_accum
+
+    def __iter__(self):
+        for step in range(self.start, self.max_steps):
+            for j in range(self.grad_accum):
+                yield list(micro_batch_indices(step, j, self.rank, self.world, self.micro, self.B))
+
+
+def collate_encode(items: list, encode, teacher=None, grid_hw=None) -> dict:
+    """What a worker hands the step: data.collate, tokenised (model.encode_batch); with a CPU
+    teacher (the renderer's geometry) also its targets, in place of the maps they came from."""
+    batch = collate(items)
+    batch.update(encode(batch))
+    if teacher is not None:
+        batch['teacher'] = teacher(batch, grid_hw)                      # (B, N, GEO_DIM), (B, N)
+        for key in ('depth', 'points', 'object_depth'):
+            batch.pop(key, None)
+    return batch
+
+
+def make_loader(ds, collate_fn, sampler: StepSampler, workers: int, pin: bool):
+    return torch.utils.data.DataLoader(ds, batch_sampler=sampler, collate_fn=collate_fn, num_workers=workers,
+                                       pin_memory=pin, prefetch_factor=4 if workers else None)
+
+
 def micro_batch(ds, cfg: TrainConfig, step: int, j: int, rank: int, world: int, micro: int) -> dict:
-    """Rank `rank`'s j-th micro-batch (of `micro` samples) of optimiser step `step` (see the
-    docstring's layout)."""
-    start = step * cfg.batch_size + (j * world + rank) * micro
-    return collate([ds[i] for i in range(start, start + micro)])
+    """Rank `rank`'s j-th micro-batch of step `step`, built here (no workers, not tokenised)."""
+    return collate([ds[i] for i in micro_batch_indices(step, j, rank, world, micro, cfg.batch_size)])
 
 
 # -----------------------------------------------------------------------------
@@ -281,6 +396,13 @@ def save_checkpoint(out: str, model, opt, cfg: TrainConfig, step: int):
         os.replace(final, old)
     os.replace(tmp, final)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def keep_model(path: str, model, cfg: TrainConfig):
+    """The model alone (no optimiser state) with its train_config.json: eval.py scores the folder."""
+    model.save(path)
+    with open(os.path.join(path, 'train_config.json'), 'w') as f:
+        json.dump(asdict(cfg), f, indent=1)
 
 
 def find_checkpoint(out: str) -> str | None:
@@ -339,22 +461,47 @@ def val_loss(model, val_batches, autocast) -> float:
 
 
 def setup_distributed(cfg: TrainConfig):
-    """Returns (ddp, rank, local_rank, world, device)."""
+    """Returns (ddp, rank, local_rank, world, device, threads). The device is set before the process
+    group starts (nccl then binds each rank to its GPU at once). On the CPU, the local processes
+    share the cores instead of oversubscribing them."""
     ddp = int(os.environ.get('RANK', -1)) != -1
     want_cuda = cfg.device == 'cuda' or (cfg.device == 'auto' and torch.cuda.is_available())
     rank, local_rank, world = 0, 0, 1
     if ddp:
-        dist.init_process_group(backend='nccl' if want_cuda else 'gloo')
-        rank, local_rank, world = dist.get_rank(), int(os.environ['LOCAL_RANK']), dist.get_world_size()
+        rank, local_rank, world = (int(os.environ[k]) for k in ('RANK', 'LOCAL_RANK', 'WORLD_SIZE'))
+    device = torch.device('cuda', local_rank) if want_cuda else torch.device('cpu')
     if want_cuda:
-        device = torch.device('cuda', local_rank)
         torch.cuda.set_device(device)
-    else:
-        device = torch.device('cpu')
-        local_world = int(os.environ.get('LOCAL_WORLD_SIZE', 1))
-        if local_world > 1:  # share the cores between the local processes instead of oversubscribing
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
-    return ddp, rank, local_rank, world, device
+    if ddp:
+        dist.init_process_group(backend='nccl' if want_cuda else 'gloo', device_id=device if want_cuda else None)
+    local_world = int(os.environ.get('LOCAL_WORLD_SIZE', 1))
+    threads = max(1, (os.cpu_count() or 1) // local_world) if local_world > 1 else torch.get_num_threads()
+    return ddp, rank, local_rank, world, device, threads
+
+
+def worker_count(cfg: TrainConfig, device, threads: int) -> tuple[int, int]:
+    """(DataLoader workers, torch threads for the step) for --workers (see TrainConfig)."""
+    if cfg.workers >= 0:
+        return cfg.workers, max(1, threads - cfg.workers) if device.type == 'cpu' else threads
+    if device.type == 'cuda':
+        return min(8, max(1, threads - 1)), threads
+    return (1, threads - 1) if threads >= 2 else (0, threads)
+
+
+@contextmanager
+def rank0_first(ddp: bool, master: bool):
+    """Rank 0 runs the body first (downloads, the hub cache, conversions); the others wait at a
+    barrier and then read what it left, instead of every rank fetching the same files at once."""
+    if ddp and not master:
+        dist.barrier()
+    yield
+    if ddp and master:
+        dist.barrier()
+
+
+def vision_image_size(name: str) -> int:
+    """The image size of a pretrained SigLIP (name or folder): what the renderer must draw."""
+    return SiglipVisionConfig.from_pretrained(name).image_size
 
 
 def main(cfg: TrainConfig):
@@ -364,22 +511,35 @@ def main(cfg: TrainConfig):
         raise FileNotFoundError(f'--resume: no checkpoint in {cfg.out} (looked for ckpt/ and ckpt.old/)')
     if ckpt:
         check_resume(cfg, ckpt)
-    ddp, rank, local_rank, world, device = setup_distributed(cfg)
+    ddp, rank, local_rank, world, device, threads = setup_distributed(cfg)
     master = rank == 0
     micro = cfg.micro_batch or cfg.batch_size // world
     if micro < 1 or cfg.batch_size % (micro * world):
         raise ValueError(f'--batch-size {cfg.batch_size} must be a multiple of --micro-batch {micro} '
                          f'x {world} processes')
     grad_accum = cfg.batch_size // (micro * world)
+    workers, threads = worker_count(cfg, device, threads)
+    torch.set_num_threads(threads)
     torch.manual_seed(cfg.seed)  # same initial weights on every rank
 
+    with rank0_first(ddp, master):   # the backbones' and the teacher's files
+        if cfg.vision and cfg.image_size != (size := vision_image_size(cfg.vision)):
+            if master:
+                print(f'--image-size {cfg.image_size} -> {size}: scenes are rendered at the size {cfg.vision} reads')
+            cfg = replace(cfg, image_size=size)
+        teacher = (None if not cfg.distill else DepthModelTeacher(cfg.teacher, device=device) if cfg.teacher
+                   else RenderedTeacher())
+        model = CameraAwareMLLM(model_config(cfg), tokenizer=tiny_tokenizer(cfg)).to(device)
+    if cfg.freeze_llm:
+        train_last_llm_layers(model.llm, cfg.llm_train_layers)
     train_ds, val_ds = datasets(cfg, data_config(cfg))
-    val_batches = [collate([val_ds[i] for i in range(s, min(s + micro, len(val_ds)))])
+    # batches are built, tokenised (and given the renderer's teacher targets) in the workers
+    bucket = cfg.seq_bucket or (64 if cfg.compile else 1)
+    cpu_teacher = teacher if isinstance(teacher, RenderedTeacher) else None
+    collate_fn = partial(collate_encode, encode=model.encoder(bucket), teacher=cpu_teacher, grid_hw=model.enc_grid_hw)
+    val_batches = [collate_encode([val_ds[i] for i in range(s, min(s + micro, len(val_ds)))], model.encoder(bucket))
                    for s in range(0, len(val_ds), micro)]
-    teacher = (None if not cfg.distill else DepthModelTeacher(cfg.teacher, device=device) if cfg.teacher
-               else RenderedTeacher())
 
-    model = CameraAwareMLLM(model_config(cfg), tokenizer=tiny_tokenizer(cfg)).to(device)
     opt = configure_optimizer(model, cfg)
     if ckpt:
         load_weights(model, os.path.join(ckpt, 'model.safetensors'))  # strict: names what differs
@@ -387,27 +547,31 @@ def main(cfg: TrainConfig):
     raw_model = model  # uncompiled, unwrapped: what we save and evaluate
     if cfg.compile:
         model = torch.compile(model)
-    if ddp:
-        model = DDP(model, device_ids=[local_rank] if device.type == 'cuda' else None)
+    if ddp:  # no buffer broadcast: the only buffers (digit ids, rotary tables) are constants
+        model = DDP(model, device_ids=[local_rank] if device.type == 'cuda' else None, broadcast_buffers=False)
     autocast = (torch.autocast('cuda', dtype=torch.bfloat16) if cfg.dtype == 'bfloat16' and device.type == 'cuda'
                 else nullcontext())
+    loader = make_loader(train_ds, collate_fn, StepSampler(step, cfg.max_steps, rank, world, micro, cfg.batch_size),
+                         workers, pin=device.type == 'cuda')
+    batches = iter(loader)
 
     if master:
         os.makedirs(cfg.out, exist_ok=True)
         n_train = sum(p.numel() for p in raw_model.parameters() if p.requires_grad)
         print(f'{n_train / 1e6:.2f}M trainable parameters, grid {raw_model.grid_hw}, world {world}, '
-              f'grad_accum {grad_accum}, from step {step}')
+              f'grad_accum {grad_accum}, {workers} data workers, {threads} threads, from step {step}')
         log = open_log(os.path.join(cfg.out, 'log.jsonl'), step)
     bar = tqdm(total=cfg.max_steps, initial=step, disable=not master, desc='train')
-    t0, t0_step = time.time(), step
+    t0, t0_step, wait, tokens = time.time(), step, 0.0, 0
     while step < cfg.max_steps:
-        lr = get_lr(step, cfg)
-        for g in opt.param_groups:
-            g['lr'] = lr
+        lr = set_lr(opt, step, cfg)
         sums = torch.zeros(3, device=device)  # loss, answer, distill: this rank's micro-batch mean
         for j in range(grad_accum):
-            batch = micro_batch(train_ds, cfg, step, j, rank, world, micro)
-            target = teacher(batch, raw_model.enc_grid_hw) if teacher else None  # at the encoder's grid
+            t = time.time()
+            batch = next(batches)
+            wait += time.time() - t                                        # the step waiting on data
+            tokens += int(batch['attention_mask'].sum())                   # a CPU tensor: no sync
+            target = batch['teacher'] if 'teacher' in batch else teacher(batch, raw_model.enc_grid_hw) if teacher else None
             if ddp:  # only the last micro-step all-reduces the gradients
                 model.require_backward_grad_sync = j == grad_accum - 1
             with autocast:
@@ -426,16 +590,22 @@ def main(cfg: TrainConfig):
         last = step == cfg.max_steps
         evaluate = step % cfg.eval_every == 0 or last   # whatever log_every is
         if master and (step % cfg.log_every == 0 or evaluate):
+            dt = time.time() - t0
             rec = dict(step=step, loss=sums[0].item(), answer=sums[1].item(), distill=sums[2].item(), lr=lr,
-                       samples_per_s=cfg.batch_size * (step - t0_step) / (time.time() - t0))
+                       samples_per_s=cfg.batch_size * (step - t0_step) / dt,
+                       tokens_per_s=tokens / dt, data_share=wait / dt)            # this rank's tokens, per second
+            if device.type == 'cuda':
+                rec['peak_mem_gb'] = torch.cuda.max_memory_allocated(device) / 2 ** 30
             if evaluate:
                 rec['val_answer'] = val_loss(raw_model, val_batches, autocast)
             bar.set_postfix(loss=f"{rec['loss']:.3f}", **({'val': f"{rec['val_answer']:.3f}"} if 'val_answer' in rec else {}))
             log.write(json.dumps(rec) + '\n')
             log.flush()
-            t0, t0_step = time.time(), step
+            t0, t0_step, wait, tokens = time.time(), step, 0.0, 0
         if master and (step % cfg.save_every == 0 or last):
             save_checkpoint(cfg.out, raw_model, opt, cfg, step)
+        if master and cfg.keep_every and step % cfg.keep_every == 0:
+            keep_model(os.path.join(cfg.out, f'step_{step}'), raw_model, cfg)
     bar.close()
     if master:
         log.close()
@@ -475,9 +645,11 @@ def check_config(cfg: TrainConfig):
             'max_objects', 'patch_size', 'pixel_shuffle') if not getattr(cfg, k) >= 1]
     bad += [f"--{k.replace('_', '-')} {getattr(cfg, k)} (must be >= 0)" for k in
             ('micro_batch', 'warmup_steps', 'min_lr', 'weight_decay', 'grad_clip', 'distill_weight', 'digit_loss',
-             'geometry_hidden')
+             'geometry_hidden', 'new_lr', 'projector_steps', 'keep_every', 'seq_bucket', 'llm_train_layers')
             if not getattr(cfg, k) >= 0]
     bad += [f'--lr {cfg.lr} (must be > 0)'] if not cfg.lr > 0 else []
+    bad += [f'--workers {cfg.workers} (-1: auto, 0: in this process, or a count)'] if cfg.workers < -1 else []
+    bad += ['--llm-train-layers needs --freeze-llm (without it, every layer trains)'] if cfg.llm_train_layers and not cfg.freeze_llm else []
     bad += [f'--dtype {cfg.dtype!r} (float32 or bfloat16)'] if cfg.dtype not in ('float32', 'bfloat16') else []
     bad += [f'--device {cfg.device!r} (auto, cpu or cuda)'] if cfg.device not in ('auto', 'cpu', 'cuda') else []
     bad += [f'--camera {cfg.camera!r} (one of {sorted(CAMERAS)})'] if cfg.camera not in CAMERAS else []
@@ -489,6 +661,10 @@ def check_config(cfg: TrainConfig):
     bad += ['--canonical-focal has no label space for the distance task (it mixes two points); leave one '
             'of them out'] if cfg.canonical_focal and 'distance' in cfg.tasks.split(',') else []
     bad += [f"--tokenizer {cfg.tokenizer!r} (char or bpe)"] if cfg.tokenizer not in ('char', 'bpe') else []
+    bad += [f'--frames {cfg.frames} (0: single images, else 1..16)'] if not 0 <= cfg.frames <= 16 else []
+    bad += ['--frames trains on synthetic rooms without a geometry teacher or camera text: use --no-distill, '
+            'no --data, no --camera-text, no --canonical-focal'] if cfg.frames and (
+        cfg.distill or cfg.data or cfg.camera_text or cfg.canonical_focal) else []
     for parse, text in ((periods, cfg.geometry_periods), (pitch_range, cfg.pitch_range)):
         try:
             parse(text)

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+from functools import partial
 
 import pytest
 import torch
@@ -215,6 +216,91 @@ def test_the_micro_batch_does_not_change_the_step(tmp_path):
         # near-zero gradients into lr-sized steps (see test_two_gloo_processes_match_one_process)
         atol = 2 * 2 * 1e-3 if k.endswith('k_proj.bias') else 1e-4
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=atol, msg=k)
+
+
+# ----------------------------------------------------------------------------- the DataLoader
+class Indices(torch.utils.data.Dataset):
+    """Item i is i: what the sampler lays out, without rendering anything."""
+    def __len__(self):
+        return 10 ** 6
+
+    def __getitem__(self, i):
+        return i
+
+
+def global_batches(world, micro, start=0, B=8, steps=5, workers=2):
+    """Step k's samples as every rank's DataLoader yields them, in the layout's order (j, then rank)."""
+    ranks = [list(train.make_loader(Indices(), torch.tensor, train.StepSampler(start, steps, r, world, micro, B),
+                                    workers, pin=False)) for r in range(world)]
+    accum = B // (micro * world)
+    return [torch.cat([ranks[r][(k - start) * accum + j] for j in range(accum) for r in range(world)]).tolist()
+            for k in range(start, steps)]
+
+
+@pytest.mark.parametrize('world,micro', [(1, 8), (1, 2), (2, 4), (2, 2)])
+def test_the_dataloader_keeps_the_index_layout_for_any_ranks_and_after_resume(world, micro):
+    today = [list(range(k * 8, (k + 1) * 8)) for k in range(5)]               # step k: samples [kB, (k+1)B)
+    assert global_batches(world, micro) == today
+    assert global_batches(world, micro, start=3, workers=0) == today[3:]      # resume: only the step is needed
+    for r in range(world):                                                     # and the docstring's formula
+        for j in range(8 // (micro * world)):
+            assert list(train.micro_batch_indices(2, j, r, world, micro, 8)) == \
+                list(range(16 + (j * world + r) * micro, 16 + (j * world + r + 1) * micro))
+
+
+def test_worker_batches_are_todays_batches_tokenised_with_the_teacher_targets():
+    from distill import RenderedTeacher
+    from model import CameraAwareMLLM
+    cfg = train.parse_args(TINY + ['--max-steps', '3'])
+    ds, _ = train.datasets(cfg, train.data_config(cfg))
+    model = CameraAwareMLLM(train.model_config(cfg), tokenizer=train.tiny_tokenizer(cfg))
+    collate = partial(train.collate_encode, encode=model.encoder(16), teacher=RenderedTeacher(), grid_hw=model.enc_grid_hw)
+    loader = train.make_loader(ds, collate, train.StepSampler(1, 3, 1, 2, 2, 4), workers=1, pin=False)
+    for n, batch in enumerate(loader):                                         # rank 1 of 2, from step 1
+        ref = train.micro_batch(ds, cfg, 1 + n, 0, 1, 2, 2)
+        assert batch['seed'] == ref['seed'] and torch.equal(batch['images'], ref['images'])
+        assert batch['input_ids'].shape[1] % 16 == 0 and 'depth' not in batch
+        for got, want in zip(batch['teacher'], RenderedTeacher()(ref, model.enc_grid_hw)):
+            assert torch.equal(got, want)
+        for key, value in model.encode(ref, pad_to=16).items():
+            assert torch.equal(batch[key], value), key
+    assert n == 1
+
+
+def test_data_workers_train_exactly_as_in_process(tmp_path):
+    args = TINY + ['--max-steps', '2', '--augment', '--distill']
+    runs = [str(tmp_path / w) for w in ('0', '2')]
+    for out, w in zip(runs, ('0', '2')):
+        train.main(train.parse_args(args + ['--workers', w, '--out', out]))
+    a, b = weights(runs[0]), weights(runs[1])
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_new_parts_have_their_own_learning_rate_and_a_projector_only_stage():
+    cfg = train.TrainConfig(llm='x', lr=1e-4, min_lr=1e-5, new_lr=1e-3, projector_steps=10, warmup_steps=5,
+                            max_steps=110)
+    assert train.pretrained_parts(cfg) == ('llm',)                            # a tiny vision built from a config is new
+    model, _ = tiny_model_and_opt(cfg)
+    opt = train.configure_optimizer(model, cfg)
+    names = {id(p): n for n, p in model.named_parameters()}
+    for g in opt.param_groups:
+        assert all(names[id(p)].startswith('llm.') == g['backbone'] for p in g['params'])
+    lrs = []
+    for step in (0, 9, 10, 14, 110):
+        train.set_lr(opt, step, cfg)
+        lrs.append({g['backbone']: g['lr'] for g in opt.param_groups})
+    assert [lr[False] for lr in lrs] == pytest.approx([2e-4, 1e-3 * (1 + math.cos(math.pi * 4 / 105)) / 2 * 0.9 + 1e-4,
+                                                       train.get_lr(10, cfg, scale=10), train.get_lr(14, cfg, scale=10), 1e-4])
+    assert [lr[True] for lr in lrs] == pytest.approx([0, 0, 2e-5, 1e-4, 1e-5])  # stage 1: backbones still
+
+
+def test_scenes_are_rendered_at_the_pretrained_vision_encoders_size(tmp_path):
+    from transformers import SiglipVisionConfig, SiglipVisionModel
+    SiglipVisionModel(SiglipVisionConfig(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64,
+                                         num_hidden_layers=1, num_attention_heads=2)).save_pretrained(tmp_path / 'siglip')
+    out = tmp_path / 'run'
+    train.main(train.parse_args(TINY + ['--vision', str(tmp_path / 'siglip'), '--max-steps', '1', '--out', str(out)]))
+    assert json.load(open(out / 'ckpt' / 'train_config.json'))['image_size'] == 32     # not TINY's 64
 
 
 # ----------------------------------------------------------------------------- real data
