@@ -386,6 +386,21 @@ def load_checkpoint(path, device='cpu'):
     return CameraAwareMLLM.load(path).to(device), train_cfg
 
 
+def run_label(path, results) -> str:
+    """runs/rgb_only(/ckpt) -> 'rgb_only', made unique among the labels in results."""
+    parts = os.path.normpath(path).split(os.sep)
+    label = parts[-2] if parts[-1] in ('ckpt', 'ckpt.old') and len(parts) > 1 else parts[-1]
+    return f'{label}#{len(results)}' if label in results else label
+
+
+def trained_frames(path) -> int:
+    """train.py --frames of a run or checkpoint folder (0: single images, or no train_config.json)."""
+    for p in (os.path.join(path, 'train_config.json'), os.path.join(path, 'ckpt', 'train_config.json')):
+        if os.path.exists(p):
+            return int(json.load(open(p)).get('frames', 0))
+    return 0
+
+
 def eval_scene_config(train_cfg, camera='standard', image_size=128, zooms=ZOOMS, shifts=SHIFTS):
     """Scenes of the training camera and image size (train_config.json, else the CLI defaults),
     every object fully in view through every zoom and shift of the sweep (visible_range)."""
@@ -440,6 +455,9 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    if trained_frames(args.ckpt[0]):   # posed multi-frame rooms (train.py --frames): eval_views.py's protocols
+        import eval_views
+        return eval_views.main(args, evaluate, load_checkpoint, run_label)
     device = ('cuda' if torch.cuda.is_available() else 'cpu') if args.device == 'auto' else args.device
     zooms, shifts = (args.zooms, SHIFTS) if args.camera_shift else ([1.0], ())
     keep = [c for c in args.cameras.split(',') if c]
@@ -466,9 +484,7 @@ def main(argv=None):
             constants[key] = {} if args.data else train_medians(scene_cfg, tasks)
         f_c = data.canonical_focal(train_cfg['camera'], train_cfg['image_size']) if train_cfg.get('canonical_focal') else 0.0
         records = evaluate(model, cache[key], args.batch_size, args.max_new_tokens, canonical_f=f_c)
-        parts = os.path.normpath(path).split(os.sep)   # runs/rgb_only(/ckpt) -> 'rgb_only', unique
-        label = parts[-2] if parts[-1] in ('ckpt', 'ckpt.old') and len(parts) > 1 else parts[-1]
-        label = f'{label}#{len(results)}' if label in results else label
+        label = run_label(path, results)
         results[label] = dict(ckpt=path, train_config=train_cfg, scene_config=asdict(scene_cfg),
                               summary=summarize(records, constants[key]))
         all_records[label], item_keys[label] = records, key

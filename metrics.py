@@ -52,7 +52,10 @@ from collections import defaultdict
 import numpy as np
 
 THETAS = np.linspace(0.50, 0.95, int((0.95 - 0.50) / 0.05 + 2))   # lmms-eval's 10 MRA thresholds
-N_NUMBERS = dict(depth=1, size=1, distance=1, center=3, box=7)
+N_NUMBERS = dict(depth=1, size=1, distance=1, center=3, box=7,
+                 object_count=1, abs_distance=1, object_size=1, room_size=1)   # the last four: views.py
+SCALARS = ('depth', 'size', 'distance', 'object_count', 'abs_distance', 'object_size', 'room_size')   # MRA
+CHOICES = ('closer', 'rel_distance', 'rel_direction', 'appearance_order')    # a name (or left/right): accuracy
 IOU_MATCH = 0.25                                                   # detect: a match needs IoU > this
 
 # ----------------------------------------------------------------------------- parsing
@@ -89,7 +92,7 @@ def parse_answer(task, text):
     if task in N_NUMBERS:
         xs = parse_numbers(text, N_NUMBERS[task])
         return xs[0] if xs and len(xs) == 1 else xs
-    return parse_name(text) if task == 'closer' else parse_detections(text)
+    return parse_name(text) if task in CHOICES else parse_detections(text)
 
 
 # ----------------------------------------------------------------------------- scalar metrics
@@ -218,14 +221,14 @@ def score(task, pred_text, target):
     and the pooled numbers tp, n_pred, n_gt, f1_pooled."""
     p = parse_answer(task, pred_text)
     out = dict(parsed=p is not None, pred=p)
-    if task in ('depth', 'size', 'distance'):
+    if task in SCALARS:
         g, ok = float(target), p is not None
         out.update(mra=mra(p, g) if ok else 0.0, delta=delta_125(p, g) if ok else 0.0,
                    abs_rel=abs_rel(p, g) if ok else None)
     elif task == 'box':
         iou = 0.0 if p is None else box_iou_3d(p, target)
         out.update(iou=iou, acc25=float(iou >= 0.25), acc50=float(iou >= 0.5))
-    elif task == 'closer':
+    elif task in CHOICES:
         out.update(acc=float(p is not None and p == parse_name(target)))
     elif task == 'detect':
         gts, dets = [(parse_name(n) or n, list(map(float, b))) for n, b in target], p or []

@@ -48,11 +48,11 @@ import torch
 import augment
 import data
 import scenes
-from metrics import mra, parse_name, parse_numbers
 
 VIEW_TASKS = ('object_count', 'abs_distance', 'object_size', 'room_size', 'rel_distance', 'rel_direction',
               'appearance_order')
 NUMBER_TASKS = ('object_count', 'abs_distance', 'object_size', 'room_size')     # MRA; the others: accuracy
+                                                                                # (metrics.score, as VSI-Bench)
 FRONT = 1.0                # metres: the front wall behind the first camera (never in view)
 PATH_STREAM, QA_STREAM = 1, 200
 REL_GAP = 0.3              # metres: the nearest object of rel_distance beats the next by this, when it can
@@ -206,10 +206,11 @@ def world_points(points, c2w) -> np.ndarray:
     return np.einsum('nij,nhwj->nhwi', c2w[:, :3, :3], points) + c2w[:, None, None, :3, 3]
 
 
-def seen_matrix(instance, n_objects: int, min_pixels: int) -> np.ndarray:
-    """(N, n) bool: object i covers >= min_pixels pixels of frame k."""
+def seen_matrix(instance, n_objects: int, min_pixels: int, zoom=1.0) -> np.ndarray:
+    """(N, n) bool: object i covers >= min_pixels pixels of frame k, counted in pixels of the base
+    lens: a frame zoomed by s (f' = s·f) needs min_pixels·s² (the same solid angle)."""
     counts = np.stack([(instance == i).sum((1, 2)) for i in range(n_objects)], 1)   # (N, n)
-    return counts >= min_pixels
+    return counts >= min_pixels * np.asarray(zoom, np.float64).reshape(-1, 1) ** 2
 
 
 def scale_views(views: Views, s: float) -> Views:
@@ -253,7 +254,8 @@ def _options(names) -> str:
 
 def make_view_qa(views: Views, task: str, rng) -> dict:
     """One question of `task` about the seen objects and its exact answer: dict(question, answer,
-    task, target, options) (options: the names offered, in the order asked; [] for numbers)."""
+    task, target, options, objects) (options: the names offered, in the order asked, [] for numbers;
+    objects: the names the question refers to)."""
     if task not in VIEW_TASKS or not feasible(views, task):
         raise ValueError(f'task {task!r} cannot be asked here (tasks {VIEW_TASKS}, seen {len(seen_objects(views))})')
     phrase, seen = PHRASES[task][rng.integers(len(PHRASES[task]))], seen_objects(views)
@@ -261,14 +263,14 @@ def make_view_qa(views: Views, task: str, rng) -> dict:
     pick = lambda n: [objs[i] for i in rng.permutation(len(objs))[:n]]
     options, fmt = [], data.fmt
     if task == 'object_count':
-        question, target, answer = phrase, float(len(objs)), str(len(objs))
+        question, target, answer, named = phrase, float(len(objs)), str(len(objs)), objs
     elif task == 'room_size':
-        question, target = phrase, room_area(views.room)
+        question, target, named = phrase, room_area(views.room), []
     elif task == 'object_size':
-        (a,) = pick(1)
-        question, target = phrase.format(a=a.name), float(max(a.size))
+        named = pick(1)
+        question, target = phrase.format(a=named[0].name), float(max(named[0].size))
     elif task == 'abs_distance':
-        a, b = pick(2)
+        named = a, b = pick(2)
         question, target = phrase.format(a=a.name, b=b.name), float(np.linalg.norm(a.center - b.center))
     elif task == 'rel_distance':
         for _ in range(16):     # the nearest beats the next by REL_GAP, when some draw allows it
@@ -276,7 +278,7 @@ def make_view_qa(views: Views, task: str, rng) -> dict:
             dist = sorted(np.linalg.norm(c.center - a.center) for c in cands)
             if dist[1] - dist[0] >= REL_GAP:
                 break
-        options = [c.name for c in cands]
+        options, named = [c.name for c in cands], [a, *cands]
         target = min(cands, key=lambda c: np.linalg.norm(c.center - a.center)).name
         question = phrase.format(a=a.name, options=_options(options))
     elif task == 'rel_direction':
@@ -285,19 +287,20 @@ def make_view_qa(views: Views, task: str, rng) -> dict:
             f, v = (b.center - a.center)[[0, 2]], (c.center - a.center)[[0, 2]]
             if abs(side_of(a.center, b.center, c.center)) >= math.sin(SIDE_MIN) * np.linalg.norm(f) * np.linalg.norm(v):
                 break
-        question, options = phrase.format(a=a.name, b=b.name, c=c.name), ['left', 'right']
+        question, options, named = phrase.format(a=a.name, b=b.name, c=c.name), ['left', 'right'], [a, b, c]
         target = 'right' if side_of(a.center, b.center, c.center) > 0 else 'left'
     else:                       # appearance_order: two objects first seen in different frames
         first = dict((o.name, k) for o, k in seen)
         pairs = [(p, q) for p in objs for q in objs if first[p.name] < first[q.name]]
         p, q = pairs[rng.integers(len(pairs))]
         options = [p.name, q.name] if rng.random() < 0.5 else [q.name, p.name]
-        question, target = phrase.format(a=options[0], b=options[1]), p.name
+        question, target, named = phrase.format(a=options[0], b=options[1]), p.name, [p, q]
     if task in NUMBER_TASKS and task != 'object_count':
         answer = fmt(target)
     elif task not in NUMBER_TASKS:
         answer = target
-    return dict(question=question, answer=answer, task=task, target=target, options=options)
+    return dict(question=question, answer=answer, task=task, target=target, options=options,
+                objects=[o.name for o in named])
 
 
 def sample_view_qa(views: Views, seed: int, tasks=VIEW_TASKS, task_weights=None) -> dict:
@@ -307,16 +310,6 @@ def sample_view_qa(views: Views, seed: int, tasks=VIEW_TASKS, task_weights=None)
     w = np.array([1.0 if task_weights is None else task_weights[i] for i in ok])
     task = tasks[ok[np.random.default_rng([seed, data.TASK_STREAM]).choice(len(ok), p=w / w.sum())]]
     return make_view_qa(views, task, np.random.default_rng([seed, QA_STREAM + VIEW_TASKS.index(task)]))
-
-
-def score_view(task: str, text: str, target) -> dict:
-    """VSI-Bench's scoring: MRA for numbers (metrics.mra), exact match for choices; unparsed -> 0."""
-    if task in NUMBER_TASKS:
-        p = parse_numbers(text, 1)
-        return dict(parsed=p is not None, pred=None if p is None else p[0],
-                    mra=0.0 if p is None else mra(p[0], float(target)))
-    p = parse_name(text)
-    return dict(parsed=p is not None, pred=p, acc=float(p is not None and p == target))
 
 
 def tokenizer_corpus() -> list[str]:

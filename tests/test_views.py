@@ -9,6 +9,7 @@ import torch
 
 import camera_embed
 import data
+import metrics
 import scenes
 import views
 from model import CameraAwareMLLM, ModelConfig, char_tokenizer, prompt_ids
@@ -104,8 +105,9 @@ def test_questions_are_exact():
     for task in views.VIEW_TASKS:
         if views.feasible(v, task):
             qa = views.make_view_qa(v, task, np.random.default_rng(3))
-            assert views.score_view(task, qa['answer'], qa['target'])[
+            assert metrics.score(task, qa['answer'], qa['target'])[
                 'mra' if task in views.NUMBER_TASKS else 'acc'] == 1.0
+            assert metrics.score(task, 'no', qa['target'])['mra' if task in views.NUMBER_TASKS else 'acc'] == 0.0
     order = views.make_view_qa(v, 'appearance_order', np.random.default_rng(0))
     first = {o.name: k for o, k in seen}
     assert first[order['answer']] < first[next(n for n in order['options'] if n != order['answer'])]

@@ -1,0 +1,230 @@
+"""
+Evaluation on posed multi-frame rooms (views.py): VSI-Bench scoring, the camera-shift sweep, and
+the pose-scale check. eval.py hands a checkpoint trained with --frames to main() here.
+
+    python eval.py --ckpt runs/views/full runs/views/no_camera --camera-shift --n-scenes 64 --out out/views
+
+Scoring (VSI-Bench, Yang et al. 2025, §3; metrics.score): the numbers (object_count, abs_distance,
+object_size, room_size) by MRA, the choices (rel_distance, rel_direction, appearance_order) by
+accuracy. Next to each, the constant-answer baseline on the same items: for a number, the MRA of
+always answering the median of 512 training rooms; for a choice, the accuracy of the best fixed
+option (always the first named, always the second, ...; always 'left' or always 'right'), chosen
+on the test items themselves, so an upper bound for any constant answer.
+
+Camera shift. The held-out rooms and questions through zoomed lenses, every frame rendered
+exactly (f' = s·f about the principal point), in two protocols:
+    all_zoom_s    every frame zoomed by s
+    some_zoom_s   only the odd frames (2nd, 4th, ...): one sample mixes two focal lengths
+Paired: questions are drawn through the base lens and enter only if they stay asked and answered
+the same through every camera of the sweep (still_asked: zooming changes which objects each frame
+sees, and so a count or an appearance order).
+
+Pose scale. The same room and path with every length times k (views.scale_views): the frames are
+the same pixels, only the translations of the poses differ, and every metric answer scales (k for
+distances and sizes, k² for the floor area). Per task: MRA against the scaled answers and the
+response d log ŷ / d log k over the pairs (k, k = 1), divided by the answer's power of k: 1 for a
+model that takes the scale from the poses, 0 for one that ignores them (a model without the
+camera embedding sees identical inputs, so 0 by construction).
+Shapes: one item is image (N, 3, H, W) uint8, K (N, 3, 3), c2w (N, 4, 4) for N frames.
+"""
+import json
+import math
+import os
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+import data
+import scenes
+import views
+from metrics import fit_slope, mra
+
+SCALES = (0.5, 0.75, 1.0, 1.5, 2.0)
+POWER = dict(object_count=0, abs_distance=1, object_size=1, room_size=2)   # answer ∝ k^power
+
+
+def views_config(train_cfg) -> views.ViewsConfig:
+    """The training rooms of a --frames checkpoint (train.py views_config, from train_config.json)."""
+    tasks = [t for t in str(train_cfg.get('tasks', '')).split(',') if t in views.VIEW_TASKS] or views.VIEW_TASKS
+    size = int(train_cfg.get('image_size', 64))
+    return views.ViewsConfig(frames=int(train_cfg['frames']), image_hw=(size, size),
+                             camera=train_cfg.get('camera', 'standard'), tasks=tuple(tasks))
+
+
+def questions(v: views.Views, tasks) -> dict:
+    """{task: qa}: one question per feasible task, from rng([seed, QA_STREAM + task index])."""
+    rng = lambda t: np.random.default_rng([v.seed, views.QA_STREAM + views.VIEW_TASKS.index(t)])
+    return {t: views.make_view_qa(v, t, rng(t)) for t in tasks if views.feasible(v, t)}
+
+
+def sweep_cameras(zooms, frames: int) -> list:
+    """[(name, s, per-frame zoom factors (N,))] for the two protocols (s = 1 once)."""
+    odd = np.arange(frames) % 2 == 1
+    cams = [(f'all_zoom_{s:.2f}', s, np.full(frames, s)) for s in zooms]
+    return cams + [(f'some_zoom_{s:.2f}', s, np.where(odd, s, 1.0)) for s in zooms if s != 1.0]
+
+
+def item(qa, frames, K, c2w, i, seed, camera, s) -> dict:
+    return dict(qa, image=torch.from_numpy(frames['image']).permute(0, 3, 1, 2).contiguous(),   # (N, 3, H, W)
+                K=torch.tensor(np.asarray(K), dtype=torch.float32), c2w=torch.tensor(c2w, dtype=torch.float32),
+                scene=i, seed=seed, camera=camera, s=float(s))
+
+
+def still_asked(qa, v: views.Views, seen) -> bool:
+    """Is the question (drawn through the base lens) asked and answered the same with this seen
+    matrix (N, n)? Its objects seen in some frame, the same count, the same first frames' order."""
+    idx = {o.name: i for i, o in enumerate(v.objects)}
+    anywhere, first = seen.any(0), seen.argmax(0)                         # (n,), (n,)
+    if qa['task'] == 'object_count':
+        return int(anywhere.sum()) == qa['target'] and all(anywhere[idx[n]] for n in qa['objects'])
+    if not all(anywhere[idx[n]] for n in qa['objects']):
+        return False
+    if qa['task'] == 'appearance_order':
+        p, q = qa['target'], next(n for n in qa['objects'] if n != qa['target'])
+        return first[idx[p]] < first[idx[q]]
+    return True
+
+
+def sweep_items(cfg: views.ViewsConfig, n_rooms: int, cameras) -> tuple[list, int]:
+    """Paired items of the test rooms through every camera, and how many questions were left out:
+    questions drawn through the base lens, kept if still_asked through every camera; and every
+    question through the base lens, unpaired (camera 'base': the held-out score per question type)."""
+    items, left_out = [], 0
+    for i in range(n_rooms):
+        seed = data.scene_seed('test', i)
+        v, base = views.sample_views(seed, cfg)
+        qas, shots = questions(v, cfg.tasks), []
+        for name, s, zoom in cameras:
+            K = np.stack([scenes.zoom_K(v.K, z) for z in zoom])                # (N, 3, 3)
+            frames = views.render_views(v, K)
+            shots.append((name, s, K, frames, views.seen_matrix(frames['instance'], len(v.objects), cfg.min_pixels, zoom)))
+        keep = [t for t, qa in qas.items() if all(still_asked(qa, v, seen) for *_, seen in shots)]
+        left_out += len(qas) - len(keep)
+        items += [item(qas[t], frames, K, v.c2w, i, seed, name, s) for name, s, K, frames, _ in shots for t in keep]
+        items += [item(qa, base, np.broadcast_to(v.K, (cfg.frames, 3, 3)), v.c2w, i, seed, 'base', 1.0)
+                  for qa in qas.values()]                                  # every question, the base lens
+    return items, left_out
+
+
+def scale_items(cfg: views.ViewsConfig, n_rooms: int, scales=SCALES) -> list:
+    """The metric questions of the test rooms, each room and path scaled by k (camera 'pose_x{k}')."""
+    items, tasks = [], [t for t in cfg.tasks if POWER.get(t, 0) > 0]
+    for i in range(n_rooms):
+        seed = data.scene_seed('test', i)
+        base, _ = views.sample_views(seed, cfg)
+        for k in scales:
+            v = views.scale_views(base, k)
+            K = np.broadcast_to(v.K, (cfg.frames, 3, 3))
+            items += [item(qa, views.render_views(v), K, v.c2w, i, seed, f'pose_x{k:g}', k)
+                      for qa in questions(v, tasks).values()]
+    return items
+
+
+def train_medians(cfg: views.ViewsConfig, n_rooms: int = 512) -> dict:
+    """{number task: median target over training rooms}: the constant answer to beat."""
+    targets = {t: [] for t in cfg.tasks if t in views.NUMBER_TASKS}
+    for i in range(n_rooms):
+        seed = data.scene_seed('train', i)
+        v, _ = views.sample_views(seed, cfg)
+        for t, qa in questions(v, list(targets)).items():
+            targets[t].append(qa['target'])
+    return {t: float(np.median(v)) for t, v in targets.items() if v}
+
+
+def constant_score(task, recs, medians) -> float | None:
+    """A number: MRA of the training median; a choice: accuracy of the best fixed option position."""
+    if task in views.NUMBER_TASKS:
+        return float(np.mean([mra(medians[task], r['target']) for r in recs])) if task in medians else None
+    best = max(len(r['options']) for r in recs)
+    return max(float(np.mean([r['options'][min(j, len(r['options']) - 1)] == r['target'] for r in recs]))
+               for j in range(best))
+
+
+def summarize(records, medians) -> dict:
+    """{camera: {task: dict(n, score, const, unparsed)}} with score MRA (numbers) or accuracy (choices)."""
+    out = {}
+    for r in records:
+        out.setdefault(r['camera'], {}).setdefault(r['task'], []).append(r)
+    for cam, tasks in out.items():
+        for t, rs in tasks.items():
+            key = 'mra' if t in views.NUMBER_TASKS else 'acc'
+            tasks[t] = dict(n=len(rs), score=float(np.mean([r[key] for r in rs])),
+                            const=constant_score(t, rs, medians), unparsed=sum(not r['parsed'] for r in rs))
+    return out
+
+
+def pose_response(records) -> dict:
+    """{task: (MRA over all k, response)}: response = d log ŷ / d log k over the pairs with k = 1, / power."""
+    out = {}
+    for t in sorted({r['task'] for r in records}):
+        rs = [r for r in records if r['task'] == t]
+        base = {r['scene']: r['pred'] for r in rs if r['s'] == 1.0}
+        pairs = [(math.log(r['s']), math.log(r['pred'] / base[r['scene']])) for r in rs
+                 if r['pred'] and base.get(r['scene']) and r['pred'] > 0 and base[r['scene']] > 0]
+        slope = fit_slope([x for x, _ in pairs], [y for _, y in pairs]) if pairs else None
+        out[t] = dict(mra={f"{k:g}": float(np.mean([r['mra'] for r in rs if r['s'] == k])) for k in SCALES},
+                      response=None if slope is None else slope / POWER[t])
+    return out
+
+
+def markdown(results) -> str:
+    """The sweep: a row per camera, a column per (checkpoint, task); then the constants and the pose check."""
+    f = lambda x: '–' if x is None else f'{x:.2f}'
+    labels = list(results)
+    tasks = [t for t in views.VIEW_TASKS if any(t in c for r in results.values() for c in r['sweep'].values())]
+    head = '| camera | s | ' + ' | '.join(f'{lab}: {t}' for lab in labels for t in tasks) + ' |'
+    lines = ['cells: MRA (object_count, abs_distance, object_size, room_size) or accuracy (the others)', '',
+             head, '|---|---|' + '---|' * (len(labels) * len(tasks))]
+    cams = list(results[labels[0]]['sweep'])
+    for cam in cams:
+        cells = [f(results[lab]['sweep'].get(cam, {}).get(t, {}).get('score')) for lab in labels for t in tasks]
+        lines.append(f'| {cam} | {cam.rsplit("_", 1)[-1]} | ' + ' | '.join(cells) + ' |')
+    base = 'base'
+    lines.append(f'| constant answer ({base}) | | ' + ' | '.join(
+        f(results[lab]['sweep'][base].get(t, {}).get('const')) for lab in labels for t in tasks) + ' |')
+    lines.append(f'| questions ({base}) | | ' + ' | '.join(
+        str(results[lab]['sweep'][base].get(t, {}).get('n', 0)) for lab in labels for t in tasks) + ' |')
+    if any(r.get('pose') for r in results.values()):
+        lines += ['', 'pose scale: room and path × k, same pixels; MRA at k = ' + ', '.join(f'{k:g}' for k in SCALES)
+                  + '; response d log ŷ / d log k ÷ power (1 follows the poses, 0 ignores them)', '',
+                  '| checkpoint | task | ' + ' | '.join(f'MRA k={k:g}' for k in SCALES) + ' | response |',
+                  '|---|---|' + '---|' * (len(SCALES) + 1)]
+        for lab in labels:
+            for t, p in results[lab].get('pose', {}).items():
+                lines.append(f'| {lab} | {t} | ' + ' | '.join(f(p['mra'][f'{k:g}']) for k in SCALES)
+                             + f" | {f(p['response'])} |")
+    return '\n'.join(lines) + '\n'
+
+
+def main(args, evaluate, load_checkpoint, label_of):
+    """eval.py's arguments and its evaluate / load_checkpoint / run label (one home for generation)."""
+    device = ('cuda' if torch.cuda.is_available() else 'cpu') if args.device == 'auto' else args.device
+    os.makedirs(args.out, exist_ok=True)
+    results, cache = {}, {}
+    for path in args.ckpt:
+        model, train_cfg = load_checkpoint(path, device)
+        cfg = views_config(train_cfg)
+        if repr(cfg) not in cache:
+            cameras = sweep_cameras(args.zooms if args.camera_shift else [1.0], cfg.frames)
+            sweep, left_out = sweep_items(cfg, args.n_scenes, cameras)
+            n_base = sum(it['camera'] == 'base' for it in sweep)
+            print(f'{args.n_scenes} rooms: {n_base} questions, {(len(sweep) - n_base) // len(cameras)} of them paired '
+                  f'({left_out} left out: an object unseen, or another answer, through some camera)')
+            cache[repr(cfg)] = sweep, scale_items(cfg, args.n_scenes) if args.camera_shift else [], train_medians(cfg)
+        sweep, scaled, medians = cache[repr(cfg)]
+        records = evaluate(model, sweep, args.batch_size, args.max_new_tokens)
+        for r, it in zip(records, sweep):
+            r['options'] = it['options']
+        label = label_of(path, results)
+        results[label] = dict(ckpt=path, train_config=train_cfg, medians=medians, sweep=summarize(records, medians))
+        if scaled:
+            results[label]['pose'] = pose_response(evaluate(model, scaled, args.batch_size, args.max_new_tokens))
+        with open(os.path.join(args.out, f'records_{label}.jsonl'), 'w') as f:
+            f.writelines(json.dumps(r, default=lambda x: x.tolist()) + '\n' for r in records)
+    with open(os.path.join(args.out, 'results.json'), 'w') as f:
+        json.dump(dict(args=vars(args), results=results), f, indent=1, default=lambda x: x.tolist())
+    with open(os.path.join(args.out, 'table.md'), 'w') as f:
+        f.write(table := markdown(results))
+    print(table)
+    return results

@@ -1,0 +1,66 @@
+"""
+Guards eval_views.py: the two zoom protocols, paired questions that stay asked through every
+camera, the constant-answer baselines, the pose-scale response, and eval.py handing a --frames
+checkpoint over to it end to end.  Run alone: python -m pytest -q tests/test_eval_views.py
+"""
+import json
+
+import numpy as np
+
+import eval
+import eval_views
+import views
+
+CFG = views.ViewsConfig(frames=2, image_hw=(32, 32))
+
+
+def test_protocols_zoom_all_frames_or_only_the_odd_ones():
+    cams = {name: zoom for name, _, zoom in eval_views.sweep_cameras((0.5, 1.0, 2.0), 3)}
+    assert list(cams) == ['all_zoom_0.50', 'all_zoom_1.00', 'all_zoom_2.00', 'some_zoom_0.50', 'some_zoom_2.00']
+    assert cams['all_zoom_2.00'].tolist() == [2, 2, 2] and cams['some_zoom_2.00'].tolist() == [1, 2, 1]
+
+
+def test_paired_items_are_the_same_questions_through_every_camera():
+    cams = eval_views.sweep_cameras((0.8, 1.0, 1.25), CFG.frames)
+    items, _ = eval_views.sweep_items(CFG, 4, cams)
+    by_cam = {}
+    for it in items:
+        by_cam.setdefault(it['camera'], []).append((it['scene'], it['question'], it['answer']))
+    paired = [v for k, v in by_cam.items() if k != 'base']
+    assert paired[0] and all(v == paired[0] for v in paired)
+    assert set(paired[0]) <= set(by_cam['base'])
+    zoomed = next(it for it in items if it['camera'] == 'all_zoom_1.25')
+    assert zoomed['image'].shape == (2, 3, 32, 32) and np.isclose(float(zoomed['K'][1, 0, 0]), 1.25 * CFG.image_hw[1]
+                                                                   / 2 / np.tan(np.radians(30)), rtol=1e-5)
+
+
+def test_still_asked_follows_what_each_lens_sees():
+    v, _ = views.sample_views(1, CFG)
+    count = views.make_view_qa(v, 'object_count', np.random.default_rng(0))
+    assert eval_views.still_asked(count, v, v.seen)
+    assert not eval_views.still_asked(count, v, np.zeros_like(v.seen))
+
+
+def test_constant_baselines():
+    recs = [dict(options=['a', 'b'], target='b'), dict(options=['c', 'd', 'e'], target='e'), dict(options=['f', 'g'], target='f')]
+    assert np.isclose(eval_views.constant_score('rel_distance', recs, {}), 2 / 3)   # the third option (the last of two)
+    assert eval_views.constant_score('room_size', [dict(target=40.0)], {'room_size': 40.0}) == 1.0
+
+
+def test_pose_response_is_one_for_answers_that_scale_and_zero_for_constant_ones():
+    recs = [dict(task='abs_distance', scene=i, s=k, pred=2.0 * k, mra=1.0) for i in range(3) for k in eval_views.SCALES]
+    recs += [dict(task='room_size', scene=i, s=k, pred=40.0, mra=0.0) for i in range(3) for k in eval_views.SCALES]
+    out = eval_views.pose_response(recs)
+    assert np.isclose(out['abs_distance']['response'], 1.0) and np.isclose(out['room_size']['response'], 0.0)
+
+
+def test_eval_hands_a_frames_checkpoint_to_eval_views(tmp_path):
+    from model import CameraAwareMLLM, ModelConfig
+    model = CameraAwareMLLM(ModelConfig(image_size=32, patch_size=16, vision_width=32, llm_width=32,
+                                        vision_layers=1, llm_layers=1, geometry=False))
+    model.save(str(tmp_path / 'ckpt'))
+    (tmp_path / 'ckpt' / 'train_config.json').write_text(json.dumps(dict(frames=2, image_size=32, camera='standard')))
+    results = eval.main(['--ckpt', str(tmp_path / 'ckpt'), '--n-scenes', '2', '--out', str(tmp_path / 'out'),
+                         '--max-new-tokens', '3'])
+    sweep = next(iter(results.values()))['sweep']
+    assert set(sweep) == {'all_zoom_1.00', 'base'} and (tmp_path / 'out' / 'table.md').exists()
