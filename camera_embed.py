@@ -23,7 +23,8 @@ The math, per token (shape letters: B batch, N = h·w tokens, C feature channels
     E_cam = MLP(fourier(feats))              (B, N, D), added to the visual features
 
 Plücker coordinates (d̂, o × d̂) name a 3D line independently of which point o on it we pick
-(o + t·d̂ gives the same moment), so posed frames of a video share one world frame.
+(o + t·d̂ gives the same moment), so posed frames of a video share one world frame: views.py's
+frames have their camera at o_k ≠ 0, and every point X on a ray has m = X × d̂ in every frame.
 Why d̂ alone is not enough: for a single image the camera sits at the origin, o = 0, the moment is
 zero and Plücker reduces to d̂. But d̂ is normalize((u−cx)/fx, (v−cy)/fy, 1): at the principal
 point it is (0, 0, 1) for every focal length, and over the whole grid it only tells the field of
