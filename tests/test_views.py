@@ -141,3 +141,16 @@ def test_frame_markers_separate_the_frames_and_one_frame_is_unchanged():
 def test_bad_configs_are_named(bad):
     with pytest.raises(ValueError, match='ViewsConfig'):
         views.sample_views(0, views.ViewsConfig(**bad))
+
+
+def test_train_frames_flag_runs_and_is_checked(tmp_path):
+    import train
+    out = str(tmp_path / 'run')
+    train.main(train.parse_args(['--frames', '2', '--image-size', '32', '--patch-size', '16', '--no-distill',
+                                 '--batch-size', '2', '--max-steps', '2', '--warmup-steps', '1', '--val-samples', '2',
+                                 '--workers', '0', '--out', out]))
+    assert train.saved_config(out + '/ckpt')['frames'] == 2
+    with pytest.raises(ValueError, match='--frames trains on synthetic rooms'):
+        train.main(train.parse_args(['--frames', '2', '--out', out]))                 # distill is on by default
+    with pytest.raises(ValueError, match='unknown multi-frame task'):
+        train.views_config(train.parse_args(['--frames', '2', '--tasks', 'depth,closer']))
