@@ -17,6 +17,7 @@ Intelligence", ICLR 2026; the joining follows LLaVA (Liu et al. 2023) and nanoVL
     V       = projector(pixel_shuffle(F + E_cam + E_geo))  (B, N/r², D)
     prompt  = [bos] <image>×N/r² question "\n"  ->  answer <eos>     (or the LLM's chat template)
     loss    = CE(answer tokens and eos) + μ · W1(answer digits) + λ · matching_loss(g, teacher)
+              (the LM head reads only the hidden states that predict answer tokens: (B, A, V), not (B, L, V))
 
 (* only on pretrained backbones, which must start unchanged; from scratch they start random.)
 

