@@ -103,6 +103,8 @@ class RenderedTeacher:
     """The synthetic renderer's exact depth and object-centre depth, pooled: a perfect 3D teacher."""
 
     def __call__(self, batch: dict, grid_hw):
+        if batch['depth'].dim() == 4:   # (B, F, H, W): posed frames (views.py), one target per frame as encoded
+            return geometry_targets(batch['depth'].flatten(0, 1), batch['points'].flatten(0, 1), grid_hw)
         return geometry_targets(batch['depth'], batch['points'], grid_hw, object_depth=batch.get('object_depth'))
 
 

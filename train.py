@@ -671,9 +671,9 @@ def check_config(cfg: TrainConfig):
             'of them out'] if cfg.canonical_focal and 'distance' in cfg.tasks.split(',') else []
     bad += [f"--tokenizer {cfg.tokenizer!r} (char or bpe)"] if cfg.tokenizer not in ('char', 'bpe') else []
     bad += [f'--frames {cfg.frames} (0: single images, else 1..16)'] if not 0 <= cfg.frames <= 16 else []
-    bad += ['--frames trains on synthetic rooms without a geometry teacher or camera text: use --no-distill, '
-            'no --data, no --camera-text, no --canonical-focal'] if cfg.frames and (
-        cfg.distill or cfg.data or cfg.camera_text or cfg.canonical_focal) else []
+    bad += ['--frames trains on synthetic rooms (the rendered teacher) without camera text: no --data, no --teacher, '
+            'no --camera-text, no --canonical-focal'] if cfg.frames and (
+        cfg.teacher or cfg.data or cfg.camera_text or cfg.canonical_focal) else []
     for parse, text in ((periods, cfg.geometry_periods), (pitch_range, cfg.pitch_range)):
         try:
             parse(text)

@@ -3,6 +3,8 @@ Guards views.py (posed multi-frame rooms) and the multi-frame path of model.py: 
 Plücker lines through points seen in two frames, world-frame point maps that agree across frames,
 exact questions, and frame markers in the prompt.  Run alone: python -m pytest -q tests/test_views.py
 """
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -146,11 +148,13 @@ def test_bad_configs_are_named(bad):
 def test_train_frames_flag_runs_and_is_checked(tmp_path):
     import train
     out = str(tmp_path / 'run')
-    train.main(train.parse_args(['--frames', '2', '--image-size', '32', '--patch-size', '16', '--no-distill',
+    train.main(train.parse_args(['--frames', '2', '--image-size', '32', '--patch-size', '16', '--pixel-shuffle', '2',
                                  '--batch-size', '2', '--max-steps', '2', '--warmup-steps', '1', '--val-samples', '2',
                                  '--workers', '0', '--out', out]))
     assert train.saved_config(out + '/ckpt')['frames'] == 2
+    log = [json.loads(line) for line in open(out + '/log.jsonl')]
+    assert log[-1]['distill'] > 0                                                     # a target per frame
     with pytest.raises(ValueError, match='--frames trains on synthetic rooms'):
-        train.main(train.parse_args(['--frames', '2', '--out', out]))                 # distill is on by default
+        train.main(train.parse_args(['--frames', '2', '--teacher', 'some/depth-model', '--out', out]))
     with pytest.raises(ValueError, match='unknown multi-frame task'):
         train.views_config(train.parse_args(['--frames', '2', '--tasks', 'depth,closer']))
