@@ -321,7 +321,8 @@ def seed_tables(summary, diffs=None, reference='full') -> str:
     cams = list(dict.fromkeys(n.split('@')[1] for r in rows for n in summary[r] if '@' in n and n.startswith('depth_mra@')))
     zooms = [c for c in cams if c.startswith('zoom_')]
     lines = []
-    for key, title in (('depth_mra', 'depth MRA'), ('box_acc25', 'box Acc@0.25'), ('box_acc50', 'box Acc@0.5')):
+    for key, title in (('depth_mra', 'depth MRA'), ('box_iou', 'box mean 3D IoU'), ('box_acc25', 'box Acc@0.25'),
+                       ('box_acc50', 'box Acc@0.5')):
         if not any(math.isfinite(summary[r].get(f'{key}@{c}', {}).get('mean', math.nan)) for r in rows for c in cams):
             continue
         lines += [f'**{title}** per camera (mean over seeds and scenes [95 % paired bootstrap interval])', '',

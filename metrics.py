@@ -303,7 +303,7 @@ def interval(draws, level=0.95):
 # the same resampled scenes for every camera and every row, so differences between cameras or
 # rows have intervals too.
 MIN_GAIN = 0.1   # below it a row has not learnt depth, and slope / gain means nothing: no index
-FIELDS = ('depth_mra', 'depth_logp', 'depth_logt', 'box_acc25', 'box_acc50', 'box_logp', 'box_logt')
+FIELDS = ('depth_mra', 'depth_logp', 'depth_logt', 'box_iou', 'box_acc25', 'box_acc50', 'box_logp', 'box_logt')
 
 
 def run_arrays(runs, cameras) -> dict:
@@ -319,7 +319,7 @@ def run_arrays(runs, cameras) -> dict:
                 A['depth_mra'][at], A['depth_logp'][at] = rec['mra'], safe_log(rec['pred'])
                 A['depth_logt'][at] = safe_log(rec['target'])
             elif rec['task'] == 'box':
-                A['box_acc25'][at], A['box_acc50'][at] = rec['acc25'], rec['acc50']
+                A['box_iou'][at], A['box_acc25'][at], A['box_acc50'][at] = rec['iou'], rec['acc25'], rec['acc50']
                 A['box_logp'][at], A['box_logt'][at] = safe_log(rec['z_pred']), safe_log(rec['z_target'])
     return A
 
@@ -332,21 +332,21 @@ def _mean(a):
 
 def row_statistics(A, cameras, s) -> tuple[list, callable]:
     """(names, stat): stat(runs, scenes) -> the vector of a row's statistics on those resampled
-    runs and scenes: per camera c, depth_mra@c, box_acc25@c, box_acc50@c; the worst ratio over the
-    zooms of depth MRA and box Acc@0.25 to their s = 1 values; and for depth and for the box
-    centre's camera-frame depth, the shortcut slope (over the zoom_* cameras), the gain (at s = 1)
+    runs and scenes: per camera c, depth_mra@c, box_iou@c (mean 3D IoU), box_acc25@c and
+    box_acc50@c; the worst ratio over the zooms of depth MRA and box Acc@0.25 to their s = 1
+    values; and for depth and for the box centre's camera-frame depth, the shortcut slope (over the zoom_* cameras), the gain (at s = 1)
     and the shortcut index = slope / gain (−1: the training focal read from the pixels; 0: K read;
     none for a gain below MIN_GAIN)."""
     zoom = [j for j, c in enumerate(cameras) if c.startswith('zoom_')]
     base = [j for j in zoom if s[j] == 1.0][:1]
     x = np.log(np.asarray(s, float)[zoom])                                 # (Z,)
-    names = [f'{k}@{c}' for c in cameras for k in ('depth_mra', 'box_acc25', 'box_acc50')]
+    names = [f'{k}@{c}' for c in cameras for k in ('depth_mra', 'box_iou', 'box_acc25', 'box_acc50')]
     names += ['depth_mra_worst_ratio', 'box_acc25_worst_ratio']
     names += [f'{t}_{k}' for t in ('depth', 'box') for k in ('slope', 'gain', 'index')]
 
     def stat(runs, scenes):
         sub = {k: v[runs][:, scenes] for k, v in A.items()}                # (R, S, C)
-        out = [_mean(sub[k][..., j]) for j in range(len(cameras)) for k in ('depth_mra', 'box_acc25', 'box_acc50')]
+        out = [_mean(sub[k][..., j]) for j in range(len(cameras)) for k in ('depth_mra', 'box_iou', 'box_acc25', 'box_acc50')]
         for k in ('depth_mra', 'box_acc25'):
             means = [_mean(sub[k][..., j]) for j in zoom]
             at1 = _mean(sub[k][..., base[0]]) if base else math.nan
