@@ -313,9 +313,10 @@ def group_runs(labels) -> dict:
     return dict(groups)
 
 
-def seed_tables(summary, diffs=None, reference='full') -> str:
-    """Markdown: depth MRA, box Acc@0.25 and Acc@0.5 per zoom, the shortcut statistics, and the
-    differences to the reference row; every cell a mean [95 % interval]."""
+def seed_tables(summary, diffs=None) -> str:
+    """Markdown: depth MRA, box IoU, Acc@0.25 and Acc@0.5 per zoom, the shortcut statistics, and
+    the differences to each reference row (diffs {reference: differences(...)}); every cell a
+    mean [95 % interval]."""
     cell = lambda m: '–' if m is None or not math.isfinite(m['mean']) else f"{m['mean']:.2f} [{m['lo']:.2f}, {m['hi']:.2f}]"
     rows = list(summary)
     cams = list(dict.fromkeys(n.split('@')[1] for r in rows for n in summary[r] if '@' in n and n.startswith('depth_mra@')))
@@ -337,12 +338,12 @@ def seed_tables(summary, diffs=None, reference='full') -> str:
               'value over the zooms / the value at s = 1)', '',
               '| row | ' + ' | '.join(keys) + ' |', '|---|' + '---|' * len(keys)]
     lines += [f'| {r} | ' + ' | '.join(cell(summary[r].get(k)) for k in keys) + ' |' for r in rows]
-    if diffs:
-        dkeys = [f'depth_mra@{c}' for c in zooms[:1] + zooms[-1:]] + ['depth_mra@zoom_1.00', 'box_acc25@zoom_1.00',
-                                                                     'depth_index', 'box_index']
+    dkeys = [f'depth_mra@{c}' for c in dict.fromkeys(zooms[:1] + ['zoom_1.00'] + zooms[-1:])]
+    dkeys += ['box_iou@zoom_1.00', 'depth_gain', 'depth_index', 'box_index']
+    for reference, rows_diff in (diffs or {}).items():
         lines += ['', f'**Difference to {reference}** (row − {reference}, paired draws)', '',
                   '| row | ' + ' | '.join(dkeys) + ' |', '|---|' + '---|' * len(dkeys)]
-        lines += [f'| {r} | ' + ' | '.join(cell(diffs[r].get(k)) for k in dkeys) + ' |' for r in diffs]
+        lines += [f'| {r} | ' + ' | '.join(cell(d.get(k)) for k in dkeys) + ' |' for r, d in rows_diff.items()]
     return '\n'.join(lines) + '\n'
 
 
@@ -438,7 +439,7 @@ def parse_args(argv=None):
     p.add_argument('--image-root', default=None, help='image folder for --data')
     p.add_argument('--n-boot', type=int, default=1000,
                    help='bootstrap draws for the intervals of seeds.md (runs NAME_s0, NAME_s1, ... pooled); 0: none')
-    p.add_argument('--reference', default='full', help='seeds.md: the row the others are compared with')
+    p.add_argument('--reference', default='full', help='seeds.md: the rows (comma-separated) the others are compared with')
     p.add_argument('--device', default='auto')
     p.add_argument('--out', default='out/eval')
     args = p.parse_args(argv)
@@ -500,11 +501,10 @@ def main(argv=None):
                 raise SystemExit(f'{row}: runs {labels} were evaluated on different items (scene config, tasks or '
                                  f'cameras differ), so their seeds cannot be pooled; rename them')
         summary, draws = seed_summary(groups, all_records, args.n_boot)
-        reference = args.reference if args.reference in summary else None
-        diffs = differences(draws, reference) if reference else {}
-        seeds = dict(rows=summary, reference=reference, differences=diffs)
+        diffs = {ref: differences(draws, ref) for ref in args.reference.split(',') if ref in summary}
+        seeds = dict(rows=summary, differences=diffs)
         with open(os.path.join(args.out, 'seeds.md'), 'w') as f:
-            f.write(seed_table := seed_tables(summary, diffs, reference))
+            f.write(seed_table := seed_tables(summary, diffs))
         plot_seeds(summary, os.path.join(args.out, 'seeds.png'))
     with open(os.path.join(args.out, 'results.json'), 'w') as f:
         json.dump(dict(args=vars(args), results=results, seeds=seeds), f, indent=1, default=lambda x: x.tolist())

@@ -158,5 +158,5 @@ def test_seed_summary_gives_the_shortcut_index_of_known_models():
     assert blind['box_acc25_worst_ratio']['mean'] == 0.0 and reads['box_acc25@zoom_2.00']['mean'] == 1.0
     diff = metrics.differences(draws, 'reads')['blind']
     assert diff['depth_index']['hi'] < -0.8                                # an interval that separates
-    table = E.seed_tables(summary, {'blind': diff}, 'reads')
+    table = E.seed_tables(summary, {'reads': {'blind': diff}})
     assert '| blind | 2 |' in table and 'Difference to reads' in table
