@@ -276,14 +276,15 @@ def depth_gain(pred, gt):
 def bootstrap(stat, n_runs, n_scenes, n_boot=1000, seed=0):
     """The paired bootstrap over training seeds and test scenes: n_boot times, draw n_runs run
     indices and n_scenes scene indices with replacement and evaluate stat(runs, scenes) (a number
-    or a vector) -> (n_boot, ...) draws. The draws depend only on (n_runs, n_scenes, n_boot,
-    seed), so statistics of two cameras or two configurations computed with the same arguments
-    see the same resampled scenes: the draws of a difference are the differences of the draws.
-    Resampling scenes keeps each scene's answers through every camera together (paired)."""
-    rng = np.random.default_rng(seed)
+    or a vector) -> (n_boot, ...) draws. Scenes and runs come from two separate streams, so the
+    scene draws depend only on (n_scenes, n_boot, seed): statistics of two cameras or two
+    configurations (even with different numbers of seeds) see the same resampled scenes, and the
+    draws of a difference are the differences of the draws. Resampling a scene keeps its answers
+    through every camera together (paired)."""
+    scene_rng, run_rng = np.random.default_rng([seed, 0]), np.random.default_rng([seed, 1])
     draws = []
     for _ in range(n_boot):
-        runs, scenes = rng.integers(n_runs, size=n_runs), rng.integers(n_scenes, size=n_scenes)
+        scenes, runs = scene_rng.integers(n_scenes, size=n_scenes), run_rng.integers(n_runs, size=n_runs)
         draws.append(stat(runs, scenes))
     return np.asarray(draws, float)
 

@@ -35,13 +35,16 @@ def test_bootstrap_interval_of_a_mean_has_the_normal_width():
 
 def test_bootstrap_resamples_runs_and_is_paired():
     """Two runs with different offsets: the interval of the mean widens with the run-to-run spread;
-    a statistic minus itself (another row with the same draws) has the interval [0, 0]."""
+    a statistic minus itself (another row with the same draws) has the interval [0, 0]; the scene
+    draws do not depend on how many seeds a row has."""
     x = np.random.default_rng(1).normal(0.0, 0.1, size=(2, 200)) + np.array([[0.0], [1.0]])
     stat = lambda runs, scenes: x[runs][:, scenes].mean()
     a, b = metrics.bootstrap(stat, 2, 200, n_boot=500), metrics.bootstrap(stat, 2, 200, n_boot=500)
     lo, hi = metrics.interval(a)
     assert lo < 0.1 and hi > 0.9                                           # run 0 twice, or run 1 twice
     assert np.array_equal(a, b) and metrics.interval(a - b) == (0.0, 0.0)
+    one = metrics.bootstrap(lambda runs, scenes: x[0, scenes].mean(), 1, 200, n_boot=500)   # one seed only
+    assert np.array_equal(one, metrics.bootstrap(lambda runs, scenes: x[0, scenes].mean(), 3, 200, n_boot=500))
 
 
 # ----------------------------------------------------------------------------- canonical focal
