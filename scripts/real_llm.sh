@@ -21,7 +21,7 @@ print('| step | depth MRA | constant answer | depth gain | held-out answer loss 
 for d in sorted(glob.glob(os.path.join(out, 'step_*')), key=lambda d: int(d.rsplit('_', 1)[1])):
     s = json.load(open(os.path.join(d, 'eval', 'results.json')))['results']
     summ = next(iter(s.values()))['summary']
-    m = summ['cameras']['zoom_1']['tasks']['depth'] if 'zoom_1' in summ['cameras'] else next(iter(summ['cameras'].values()))['tasks']['depth']
+    m = summ['cameras']['zoom_1.00']['tasks']['depth']                          # the training camera
     step = int(d.rsplit('_', 1)[1])
     gain = summ.get('depth_gain')
     print(f"| {step} | {m['mra']:.2f} | {m['mra_const']:.2f} | {'–' if gain is None else f'{gain:.2f}'} | {val.get(step, float('nan')):.3f} |")
