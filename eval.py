@@ -331,10 +331,11 @@ def seed_tables(summary, diffs=None) -> str:
         lines += [f"| {r} | {len(summary[r]['runs'])} | " + ' | '.join(cell(summary[r].get(f'{key}@{c}')) for c in zooms) + ' |'
                   for r in rows]
         lines.append('')
-    keys = ['depth_slope', 'depth_gain', 'depth_index', 'box_slope', 'box_gain', 'box_index',
-            'depth_mra_worst_ratio', 'box_acc25_worst_ratio']
+    keys = ['depth_slope', 'depth_gain', 'depth_index', 'depth_index_in_range', 'box_slope', 'box_gain',
+            'box_index', 'box_index_in_range', 'depth_mra_worst_ratio', 'box_acc25_worst_ratio']
     lines += ['**Shortcut** (slope: d log(ẑ/z) / d log s over the zooms; gain: d log ẑ / d log z at s = 1; '
-              'index = slope / gain: −1 reads the focal from the pixels, 0 reads K; worst ratio: the lowest '
+              'index = slope / gain: −1 reads the focal from the pixels, 0 reads K; in range: over the answers '
+              'whose camera-blind value z/s is within the 5–95 % range of the depths at s = 1; worst ratio: the lowest '
               'value over the zooms / the value at s = 1)', '',
               '| row | ' + ' | '.join(keys) + ' |', '|---|' + '---|' * len(keys)]
     lines += [f'| {r} | ' + ' | '.join(cell(summary[r].get(k)) for k in keys) + ' |' for r in rows]

@@ -256,6 +256,18 @@ def fit_slope(x, y):
     return float(np.dot(x, y - y.mean()) / np.dot(x, x))
 
 
+def fit_gain_and_slope(log_z, log_s, log_pred):
+    """(g, b) of the least-squares plane log ẑ = a + g·log z + b·log s over the finite triples
+    (nan, nan with too few or degenerate ones): g the depth gain, b the response to the zoom."""
+    z, s, p = (np.asarray(v, float).ravel() for v in (log_z, log_s, log_pred))
+    ok = np.isfinite(z) & np.isfinite(s) & np.isfinite(p)
+    X = np.stack([np.ones(ok.sum()), z[ok], s[ok]], 1)                     # (n, 3)
+    if ok.sum() < 4 or np.linalg.matrix_rank(X) < 3:
+        return math.nan, math.nan
+    _, g, b = np.linalg.lstsq(X, p[ok], rcond=None)[0]
+    return float(g), float(b)
+
+
 def safe_log(v):
     """log of a positive number, else nan (None, 0, negatives: left out of fits)."""
     return math.log(v) if v is not None and v > 0 else math.nan
@@ -335,15 +347,27 @@ def row_statistics(A, cameras, s) -> tuple[list, callable]:
     """(names, stat): stat(runs, scenes) -> the vector of a row's statistics on those resampled
     runs and scenes: per camera c, depth_mra@c, box_iou@c (mean 3D IoU), box_acc25@c and
     box_acc50@c; the worst ratio over the zooms of depth MRA and box Acc@0.25 to their s = 1
-    values; and for depth and for the box centre's camera-frame depth, the shortcut slope (over the zoom_* cameras), the gain (at s = 1)
-    and the shortcut index = slope / gain (−1: the training focal read from the pixels; 0: K read;
-    none for a gain below MIN_GAIN)."""
+    values; and for depth and for the box centre's camera-frame depth, the shortcut slope (over
+    the zoom_* cameras), the gain (at s = 1) and the shortcut index = slope / gain (−1: the
+    training focal read from the pixels; 0: K read; none for a gain below MIN_GAIN).
+    index_in_range: b / g of log ẑ = a + g·log z + b·log s (fit_gain_and_slope) over the items
+    whose camera-blind answer z/s stays within the 5–95 % range of the true depths at s = 1 (the
+    depths the model was trained to say): a blind model that cannot answer beyond its training
+    range has a flatter slope on the others. (Both coefficients from one fit: selecting items by
+    z/s selects by z too, which biases a slope fitted alone.)"""
     zoom = [j for j, c in enumerate(cameras) if c.startswith('zoom_')]
     base = [j for j in zoom if s[j] == 1.0][:1]
     x = np.log(np.asarray(s, float)[zoom])                                 # (Z,)
     names = [f'{k}@{c}' for c in cameras for k in ('depth_mra', 'box_iou', 'box_acc25', 'box_acc50')]
     names += ['depth_mra_worst_ratio', 'box_acc25_worst_ratio']
-    names += [f'{t}_{k}' for t in ('depth', 'box') for k in ('slope', 'gain', 'index')]
+    names += [f'{t}_{k}' for t in ('depth', 'box') for k in ('slope', 'gain', 'index', 'index_in_range')]
+    in_range = {}
+    for t in ('depth', 'box'):                                             # (R, S, Z): z/s seen in training
+        logt = A[f'{t}_logt']
+        lo, hi = (np.nanpercentile(logt[..., base[0]], q) if base and np.isfinite(logt).any() else math.nan
+                  for q in (5, 95))
+        blind = logt[..., zoom] - x                                        # log(z/s)
+        in_range[t] = (blind >= lo) & (blind <= hi)
 
     def stat(runs, scenes):
         sub = {k: v[runs][:, scenes] for k, v in A.items()}                # (R, S, C)
@@ -357,7 +381,12 @@ def row_statistics(A, cameras, s) -> tuple[list, callable]:
             slope = fit_slope(x, (logp - logt)[..., zoom]) if zoom else None
             gain = fit_slope(logt[..., base[0]], logp[..., base[0]]) if base else None
             out += [math.nan if v is None else v for v in (slope, gain)]
-            out.append(out[-2] / out[-1] if out[-1] >= MIN_GAIN else math.nan)
+            ok = out[-1] >= MIN_GAIN
+            out.append(out[-2] / out[-1] if ok else math.nan)
+            keep = in_range[t][runs][:, scenes]
+            g, b = fit_gain_and_slope(logt[..., zoom][keep], np.broadcast_to(x, keep.shape)[keep],
+                                      logp[..., zoom][keep]) if zoom else (math.nan, math.nan)
+            out.append(b / g if g >= MIN_GAIN else math.nan)
         return out
     return names, stat
 

@@ -137,13 +137,14 @@ def test_group_runs_by_seed_suffix():
                       'camera_text': ['camera_text_s0'], 'default': ['default']}
 
 
-def _records(blind: bool, n=40, noise=0.0, seed=0):
-    """Depth and box answers of a model that tracks depth (gain 1) and reads K, or ignores it."""
+def _records(blind: bool, n=40, noise=0.0, seed=0, clip=(0, math.inf)):
+    """Depth and box answers of a model that tracks depth (gain 1) and reads K, or ignores it
+    (and, clipped, never answers outside `clip`, as a model stays within its training depths)."""
     rng, out = np.random.default_rng(seed), []
     for i in range(n):
         z = rng.uniform(2, 8)
         for s in (0.5, 1.0, 2.0):
-            pred = z / s if blind else z * math.exp(rng.normal(0, noise))
+            pred = float(np.clip(z / s, *clip)) if blind else z * math.exp(rng.normal(0, noise))
             rec = dict(scene=i, camera=f'zoom_{s:.2f}', s=s, task='depth', pred=pred, target=z, mra=metrics.mra(pred, z))
             box = dict(scene=i, camera=f'zoom_{s:.2f}', s=s, task='box', acc25=float(not blind or s == 1.0),
                        acc50=0.0, iou=0.3 * float(not blind or s == 1.0), z_pred=pred, z_target=z)
@@ -162,4 +163,9 @@ def test_seed_summary_gives_the_shortcut_index_of_known_models():
     diff = metrics.differences(draws, 'reads')['blind']
     assert diff['depth_index']['hi'] < -0.8                                # an interval that separates
     table = E.seed_tables(summary, {'reads': {'blind': diff}})
+    assert blind['depth_index_in_range']['mean'] == pytest.approx(-1.0)
+    # a blind model that stays within its training depths: a flatter slope overall, -1 in range
+    clipped = {'clipped_s0': _records(True, n=200, clip=(2, 8))}
+    row = metrics.seed_summary(E.group_runs(clipped), clipped, n_boot=50)[0]['clipped']
+    assert row['depth_index']['mean'] > -0.8 and row['depth_index_in_range']['mean'] == pytest.approx(-1.0)
     assert '| blind | 2 |' in table and 'Difference to reads' in table
