@@ -261,9 +261,9 @@ def make_view_qa(views: Views, task: str, rng) -> dict:
     phrase, seen = PHRASES[task][rng.integers(len(PHRASES[task]))], seen_objects(views)
     objs = [o for o, _ in seen]
     pick = lambda n: [objs[i] for i in rng.permutation(len(objs))[:n]]
-    options, fmt = [], data.fmt
+    options = []
     if task == 'object_count':
-        question, target, answer, named = phrase, float(len(objs)), str(len(objs)), objs
+        question, target, named = phrase, float(len(objs)), objs
     elif task == 'room_size':
         question, target, named = phrase, room_area(views.room), []
     elif task == 'object_size':
@@ -295,10 +295,8 @@ def make_view_qa(views: Views, task: str, rng) -> dict:
         p, q = pairs[rng.integers(len(pairs))]
         options = [p.name, q.name] if rng.random() < 0.5 else [q.name, p.name]
         question, target, named = phrase.format(a=options[0], b=options[1]), p.name, [p, q]
-    if task in NUMBER_TASKS and task != 'object_count':
-        answer = fmt(target)
-    elif task not in NUMBER_TASKS:
-        answer = target
+    answer = (str(len(objs)) if task == 'object_count' else data.fmt(target) if task in NUMBER_TASKS
+              else target)                                                 # '4', '3.27', a name or left/right
     return dict(question=question, answer=answer, task=task, target=target, options=options,
                 objects=[o.name for o in named])
 
