@@ -69,8 +69,8 @@ def main(llm: str, batch_size: int):
         out[variant] = res.stdout.split()
     (full, L, loss_full), (ans, _, loss_ans) = out['full'], out['answer']
     print(f'SmolLM2-135M, batch {batch_size} x {L} tokens at 224 px, forward + backward, float32 on the CPU')
-    print(f'peak memory above the step\'s start: full-vocabulary logits {full} MiB, answer-only {ans} MiB '
-          f'({float(full) / float(ans):.1f}x less); answer loss {loss_full} vs {loss_ans}')
+    print(f'peak memory above the step\'s start: full-vocabulary logits {full} MiB, answer-only {ans} MiB: '
+          f'{int(full) - int(ans)} MiB less ({float(full) / float(ans):.2f}x); answer loss {loss_full} vs {loss_ans}')
 
 
 if __name__ == '__main__':

@@ -18,11 +18,25 @@ import glob, json, os, sys
 out = sys.argv[1]
 val = {r['step']: r['val_answer'] for r in map(json.loads, open(os.path.join(out, 'log.jsonl'))) if 'val_answer' in r}
 print('| step | depth MRA | constant answer | depth gain | held-out answer loss |\n|---|---|---|---|---|')
+rows = []
 for d in sorted(glob.glob(os.path.join(out, 'step_*')), key=lambda d: int(d.rsplit('_', 1)[1])):
     s = json.load(open(os.path.join(d, 'eval', 'results.json')))['results']
     summ = next(iter(s.values()))['summary']
     m = summ['cameras']['zoom_1.00']['tasks']['depth']                          # the training camera
     step = int(d.rsplit('_', 1)[1])
     gain = summ.get('depth_gain')
+    rows.append((step, m['mra'], m['mra_const']))
     print(f"| {step} | {m['mra']:.2f} | {m['mra_const']:.2f} | {'–' if gain is None else f'{gain:.2f}'} | {val.get(step, float('nan')):.3f} |")
+try:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+except ImportError:
+    sys.exit('(no matplotlib: no curve.png)')
+steps, mra, const = zip(*rows)
+plt.figure(figsize=(5, 3.2))
+plt.plot(steps, mra, 'o-', label='SmolLM2-135M + tiny vision')
+plt.plot(steps, const, '--', color='gray', label='constant answer (training median)')
+plt.xlabel('optimiser step (8 samples each)'), plt.ylabel('held-out depth MRA'), plt.legend(), plt.tight_layout()
+plt.savefig(os.path.join(out, 'curve.png'), dpi=120)
 PY
