@@ -510,6 +510,21 @@ def vision_image_size(name: str) -> int:
     return SiglipVisionConfig.from_pretrained(name).image_size
 
 
+def build(cfg: TrainConfig, ddp: bool, master: bool, device):
+    """(cfg, teacher, model on device), rank 0 first; cfg takes a pretrained encoder's image size."""
+    with rank0_first(ddp, master):   # the backbones' and the teacher's files
+        if cfg.vision and cfg.image_size != (size := vision_image_size(cfg.vision)):
+            if master:
+                print(f'--image-size {cfg.image_size} -> {size}: scenes are rendered at the size {cfg.vision} reads')
+            cfg = replace(cfg, image_size=size)
+        teacher = (None if not cfg.distill else DepthModelTeacher(cfg.teacher, device=device) if cfg.teacher
+                   else RenderedTeacher())
+        model = CameraAwareMLLM(model_config(cfg), tokenizer=tiny_tokenizer(cfg)).to(device)
+    if cfg.freeze_llm:
+        train_last_llm_layers(model.llm, cfg.llm_train_layers)
+    return cfg, teacher, model
+
+
 def main(cfg: TrainConfig):
     check_config(cfg)
     step, ckpt = 0, find_checkpoint(cfg.out) if cfg.resume else None
@@ -528,16 +543,7 @@ def main(cfg: TrainConfig):
     torch.set_num_threads(threads)
     torch.manual_seed(cfg.seed)  # same initial weights on every rank
 
-    with rank0_first(ddp, master):   # the backbones' and the teacher's files
-        if cfg.vision and cfg.image_size != (size := vision_image_size(cfg.vision)):
-            if master:
-                print(f'--image-size {cfg.image_size} -> {size}: scenes are rendered at the size {cfg.vision} reads')
-            cfg = replace(cfg, image_size=size)
-        teacher = (None if not cfg.distill else DepthModelTeacher(cfg.teacher, device=device) if cfg.teacher
-                   else RenderedTeacher())
-        model = CameraAwareMLLM(model_config(cfg), tokenizer=tiny_tokenizer(cfg)).to(device)
-    if cfg.freeze_llm:
-        train_last_llm_layers(model.llm, cfg.llm_train_layers)
+    cfg, teacher, model = build(cfg, ddp, master, device)
     train_ds, val_ds = datasets(cfg, data_config(cfg))
     # batches are built, tokenised (and given the renderer's teacher targets) in the workers
     bucket = cfg.seq_bucket or (64 if cfg.compile else 1)
