@@ -422,6 +422,20 @@ def visible_range(zooms, shifts=()):
     return min(*ZOOMS, *zooms), max(*ZOOMS, *zooms, 1 / (1 - 2 * f))
 
 
+def saved_records(path, items):
+    """The records of an earlier evaluation (--reuse) if they answer exactly these items (same
+    scenes, cameras, tasks and questions, in order), else None: they are evaluated afresh."""
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        records = [json.loads(line) for line in f]
+    same = len(records) == len(items) and all(
+        (r['scene'], r['camera'], r['task'], r['question']) == (it['scene'], it['camera'], it['task'], it['question'])
+        for r, it in zip(records, items))
+    print(f"{path}: {'reused' if same else 'answers other items; evaluated again'}")
+    return records if same else None
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--ckpt', nargs='+', required=True, help='checkpoint or train.py run folders')
@@ -441,6 +455,8 @@ def parse_args(argv=None):
     p.add_argument('--n-boot', type=int, default=1000,
                    help='bootstrap draws for the intervals of seeds.md (runs NAME_s0, NAME_s1, ... pooled); 0: none')
     p.add_argument('--reference', default='full', help='seeds.md: the rows (comma-separated) the others are compared with')
+    p.add_argument('--reuse', action='store_true',
+                   help='reuse OUT/records_<run>.jsonl of an earlier evaluation of the same items (e.g. to add seeds)')
     p.add_argument('--device', default='auto')
     p.add_argument('--out', default='out/eval')
     args = p.parse_args(argv)
@@ -486,8 +502,10 @@ def main(argv=None):
         if key not in constants:   # real data has no training scenes to take a median of
             constants[key] = {} if args.data else train_medians(scene_cfg, tasks)
         f_c = data.canonical_focal(train_cfg['camera'], train_cfg['image_size']) if train_cfg.get('canonical_focal') else 0.0
-        records = evaluate(model, cache[key], args.batch_size, args.max_new_tokens, canonical_f=f_c)
         label = run_label(path, results)
+        records = saved_records(os.path.join(args.out, f'records_{label}.jsonl'), cache[key]) if args.reuse else None
+        if records is None:
+            records = evaluate(model, cache[key], args.batch_size, args.max_new_tokens, canonical_f=f_c)
         results[label] = dict(ckpt=path, train_config=train_cfg, scene_config=asdict(scene_cfg),
                               summary=summarize(records, constants[key]))
         all_records[label], item_keys[label] = records, key
