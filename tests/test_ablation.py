@@ -4,6 +4,7 @@ control, and pooling seeds into rows with the shortcut index.
 
     python -m pytest tests/test_ablation.py -q
 """
+import json
 import math
 import os
 import sys
@@ -169,3 +170,13 @@ def test_seed_summary_gives_the_shortcut_index_of_known_models():
     row = metrics.seed_summary(E.group_runs(clipped), clipped, n_boot=50)[0]['clipped']
     assert row['depth_index']['mean'] > -0.8 and row['depth_index_in_range']['mean'] == pytest.approx(-1.0)
     assert '| blind | 2 |' in table and 'Difference to reads' in table
+
+
+def test_reuse_reads_back_records_only_for_the_same_items(tmp_path):
+    items = [dict(scene=i, camera='zoom_1.00', task='depth', question='How far is the red box?') for i in range(3)]
+    path = tmp_path / 'records_x.jsonl'
+    path.write_text(''.join(json.dumps(dict(it, pred_text='3.00')) + '\n' for it in items))
+    assert [r['pred_text'] for r in E.saved_records(str(path), items)] == ['3.00'] * 3
+    assert E.saved_records(str(path), items[:2]) is None                      # other items: evaluate again
+    assert E.saved_records(str(path), [dict(items[0], camera='zoom_2.00')] + items[1:]) is None
+    assert E.saved_records(str(tmp_path / 'none.jsonl'), items) is None
