@@ -9,8 +9,10 @@ batches built beforehand. Target: step time with the DataLoader <= 1.1 x on pre-
 
 The model is train.py's default recipe with 224 px images (patch 16: 196 visual tokens), batch 8,
 the depth question with augmentation and the rendered teacher; both passes start from one seed and
-train on the same batches, so they compute the same thing. A step's time includes waiting for its
-batch; per pass we print the median and the best step.
+train on the same batches, so they compute the same thing; the passes alternate in rounds, so that
+load from other processes on a shared machine hits both alike. A step's time includes waiting for
+its batch (a round's loader starts its worker afresh; the warm-up steps absorb that); per pass we
+print the median and the best step.
 """
 import argparse
 import statistics
@@ -52,28 +54,30 @@ def timed(step, batches, warmup: int) -> list[float]:
         times.append(time.perf_counter() - t0)
 
 
-def main(threads=1, workers=1, batch_size=8, steps=30, warmup=3):
+def main(threads=1, workers=1, batch_size=8, steps=10, rounds=3, warmup=2):
     torch.set_num_threads(threads)
-    cfg = TrainConfig(image_size=224, batch_size=batch_size, max_steps=warmup + steps)
+    n = warmup + steps
+    cfg = TrainConfig(image_size=224, batch_size=batch_size, max_steps=rounds * n)
     ds, _ = datasets(cfg, data_config(cfg))
-    sampler = StepSampler(0, cfg.max_steps, 0, 1, batch_size, batch_size)
-
-    step, collate_fn = fresh_step(cfg)
-    t0 = time.perf_counter()
-    prebuilt = [collate_fn([ds[i] for i in idx]) for idx in sampler]
-    build = (time.perf_counter() - t0) / len(prebuilt)
-    pre = timed(step, prebuilt, warmup)
-
-    step, collate_fn = fresh_step(cfg)
-    loaded = timed(step, make_loader(ds, collate_fn, sampler, workers, pin=False), warmup)
+    sampler = lambda r: StepSampler(r * n, (r + 1) * n, 0, 1, batch_size, batch_size)   # round r's steps
+    (step_pre, collate_fn), (step_dl, _) = fresh_step(cfg), fresh_step(cfg)
+    pre, loaded, build = [], [], []
+    for r in range(rounds):   # alternate the passes, so that load from other processes hits both alike
+        t0 = time.perf_counter()
+        prebuilt = [collate_fn([ds[i] for i in idx]) for idx in sampler(r)]
+        build.append((time.perf_counter() - t0) / n)
+        pre += timed(step_pre, prebuilt, warmup)
+        loaded += timed(step_dl, make_loader(ds, collate_fn, sampler(r), workers, pin=False), warmup)
 
     med = lambda ts: 1000 * statistics.median(ts)
-    print(f'224 px, batch {batch_size}, {threads} training thread(s), {steps} steps after {warmup} of warm-up')
-    print(f'building one batch in this process: {1000 * build:.0f} ms ({1000 * build / batch_size:.1f} ms per item)')
+    b = 1000 * statistics.median(build)
+    print(f'224 px, batch {batch_size}, {threads} training thread(s), {rounds} rounds of {steps} steps per pass '
+          f'(after {warmup} of warm-up each)')
+    print(f'building one batch in this process: {b:.0f} ms ({b / batch_size:.1f} ms per item)')
     print(f'pre-built batches:          median {med(pre):.0f} ms, best {1000 * min(pre):.0f} ms')
     print(f'DataLoader, {workers} worker(s):   median {med(loaded):.0f} ms, best {1000 * min(loaded):.0f} ms')
     print(f'ratio (DataLoader / pre-built): {med(loaded) / med(pre):.3f} median, {min(loaded) / min(pre):.3f} best '
-          f'(target <= 1.1); building in the step instead would cost {(med(pre) + 1000 * build) / med(pre):.2f}x')
+          f'(target <= 1.1); building in the step instead would cost {(med(pre) + b) / med(pre):.2f}x')
 
 
 if __name__ == '__main__':
@@ -81,5 +85,6 @@ if __name__ == '__main__':
     p.add_argument('--threads', type=int, default=1)
     p.add_argument('--workers', type=int, default=1)
     p.add_argument('--batch-size', type=int, default=8)
-    p.add_argument('--steps', type=int, default=30)
+    p.add_argument('--steps', type=int, default=10, help='timed steps per pass and round')
+    p.add_argument('--rounds', type=int, default=3)
     main(**{k: v for k, v in vars(p.parse_args()).items()})
