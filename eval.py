@@ -368,6 +368,9 @@ def plot_seeds(summary, path):
                 s, y, lo, hi = zip(*sorted(pts))
                 ax.errorbar(s, y, yerr=[lo, hi], marker='o', capsize=3, label=row)
         ax.set(xscale='log', xlabel="zoom s (f' = s·f)", title=title, ylim=(0, 1.02))
+        zooms = sorted({float(n.split('_')[-1]) for stats in summary.values() for n in stats if n.startswith(f'{key}@zoom_')})
+        if zooms:
+            ax.set_xticks(zooms, [f'{s:g}' for s in zooms])
         ax.minorticks_off()
         ax.grid(alpha=0.3)
     if axes[0].get_legend_handles_labels()[0]:

@@ -39,6 +39,6 @@ echo "training: $(( $(date +%s) - start )) s for $(wc -l < "$jobs_file") runs" |
 start=$(date +%s)
 ZOOMS=0.5,0.67,0.8,1,1.2,1.5,2
 CAMS=zoom_0.50,zoom_0.67,zoom_0.80,zoom_1.00,zoom_1.20,zoom_1.50,zoom_2.00
-python eval.py --ckpt $(for n in $NAMES; do ls -d "$RUNS/${n}"_s*; done) --camera-shift --zooms $ZOOMS \
-  --cameras $CAMS --n-scenes "$SCENES" --tasks depth,box --batch-size 64 --reference full,camera_embed --out "$OUT"
+python eval.py --ckpt $(for n in $NAMES; do for d in "$RUNS/${n}"_s*/; do echo "${d%/}"; done; done) --camera-shift --zooms $ZOOMS \
+  --cameras $CAMS --n-scenes "$SCENES" --tasks depth,box --batch-size 64 --reference full,camera_embed --reuse --out "$OUT"
 echo "evaluation: $(( $(date +%s) - start )) s" | tee -a "$OUT/timing.txt"
