@@ -300,9 +300,7 @@ class SyntheticDataset(torch.utils.data.Dataset):
         return self.length
 
     def __getitem__(self, i):
-        i = int(i)
-        if not 0 <= i < self.length:
-            raise IndexError(f"item {i} of a dataset of {self.length}")
+        i = item_index(i, self.length)
         seed = scene_seed(self.split, i)
         scene = scenes.sample_scene(seed, self.cfg.scene)
         out = scenes.render(scene)
@@ -311,6 +309,14 @@ class SyntheticDataset(torch.utils.data.Dataset):
         item = make_item(out['image'], scene.K, out['depth'], out['points'], qa, seed, self.augment,
                          object_depth_map(out['instance'], objects), scene.c2w)
         return to_canonical(item, self.cfg.canonical_focal) if self.cfg.canonical_focal > 0 else item
+
+
+def item_index(i, length: int) -> int:
+    """i as an int in [0, length), else IndexError (datasets are laid out by index)."""
+    i = int(i)
+    if not 0 <= i < length:
+        raise IndexError(f"item {i} of a dataset of {length}")
+    return i
 
 
 def collate(items: list) -> dict:
@@ -403,9 +409,7 @@ class Omni3DDataset(torch.utils.data.Dataset):
         return self.length
 
     def __getitem__(self, i):
-        i = int(i)
-        if not 0 <= i < self.length:
-            raise IndexError(f"item {i} of a dataset of {self.length}")
+        i = item_index(i, self.length)
         r, epoch = self.records[i % len(self.records)], i // len(self.records)
         seed = r['seed'] if epoch == 0 else int(np.random.SeedSequence([r['seed'], epoch]).generate_state(1)[0])
         try:

@@ -60,14 +60,18 @@ def camera_sweep(scene_cfg, zooms=ZOOMS, shifts=SHIFTS, profiles=True):
     H, W = scene_cfg.image_hw
     sweep = [(f'zoom_{s:.2f}', float(s), partial(scenes.zoom_K, s=s)) for s in zooms]
     # (cx, cy) + (dx, dy) pixels, same f: K after augment.shift_principal_point
-    shift = lambda K, dx, dy: np.asarray(K, np.float64) + [[0, 0, dx], [0, 0, dy], [0, 0, 0]]  # (3, 3)
-    sweep += [(name, 1.0, partial(shift, dx=fx * W, dy=fy * H)) for name, fx, fy in shifts]
+    sweep += [(name, 1.0, partial(shift_K, dx=frac_x * W, dy=frac_y * H)) for name, frac_x, frac_y in shifts]
     f0, s_max = scenes.camera_K(scene_cfg.camera, (H, W))[0, 0], (scene_cfg.visible_zoom or (1, 1))[1]
     for name in scenes.CAMERAS if profiles else ():   # profiles differ in f only (c = centre)
         s = float(scenes.camera_K(name, (H, W))[0, 0] / f0)
         if name != scene_cfg.camera and s <= s_max + 1e-9:   # kept if the scenes stay in view
             sweep.append((name, s, partial(scenes.zoom_K, s=s)))
     return sweep
+
+
+def shift_K(K, dx: float, dy: float) -> np.ndarray:
+    """K (3, 3) after augment.shift_principal_point by (dx, dy) pixels: K' = A·K, A = shift_affine."""
+    return (augment.shift_affine(dx, dy) @ torch.as_tensor(np.asarray(K, np.float64))).numpy()   # (3, 3)
 
 
 def build_eval_items(scene_cfg, sweep, n_scenes, tasks=None):
@@ -421,7 +425,7 @@ def visible_range(zooms, shifts=()):
     default sweep's [0.5, 2] (train.py's range too, so test scenes look like training ones),
     widened to every zoom requested, and to s >= 1 / (1 − 2|f|) for a principal-point shift by a
     fraction f of the image: an object inside the view of that zoom stays in the shifted view."""
-    f = max([abs(v) for _, fx, fy in shifts for v in (fx, fy)], default=0.0)
+    f = max([abs(v) for _, frac_x, frac_y in shifts for v in (frac_x, frac_y)], default=0.0)
     return min(*ZOOMS, *zooms), max(*ZOOMS, *zooms, 1 / (1 - 2 * f))
 
 

@@ -355,9 +355,7 @@ class ViewsDataset(torch.utils.data.Dataset):
         return self.length
 
     def __getitem__(self, i):
-        if not 0 <= int(i) < self.length:
-            raise IndexError(f'item {i} of a dataset of {self.length}')
-        seed = data.scene_seed(self.split, int(i))
+        seed = data.scene_seed(self.split, data.item_index(i, self.length))
         views, frames = sample_views(seed, self.cfg)
         qa = sample_view_qa(views, seed, self.cfg.tasks, self.cfg.task_weights)
         return make_views_item(frames, np.broadcast_to(views.K, (len(views.c2w), 3, 3)), views.c2w, qa, seed, self.augment)
