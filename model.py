@@ -443,13 +443,6 @@ class CameraAwareMLLM(nn.Module):
             feats = feats + self.geo_embed(geometry_features(geo, self.cfg.geometry_periods))  # F + E_cam + E_geo
         return self.projector(pixel_shuffle(feats, self.enc_grid_hw, self.cfg.pixel_shuffle)), geo
 
-    def with_camera_text(self, questions, K, image_hw):
-        """The questions, each after its camera as text (cfg.camera_text; K of image_hw pixels,
-        written for the image_size² pixels the model reads), else unchanged."""
-        if not self.cfg.camera_text:
-            return list(questions)
-        return questions_with_camera(questions, K, image_hw, self.image_size)
-
     def encoder(self, pad_to: int = 1, left: bool = False):
         """encode_batch for this model (its tokenizer, visual token count, camera-text baseline):
         a picklable function of a batch, for DataLoader workers."""

@@ -114,10 +114,14 @@ def test_camera_text_is_written_for_the_pixels_the_model_reads():
     assert camera_embed.camera_text(K) == 'Camera: fx 110.9 fy 110.9 cx 64.0 cy 64.0 px. '
     cfg = model.ModelConfig(image_size=64, patch_size=16, camera_text=True)
     m = model.CameraAwareMLLM(cfg, tokenizer=model.bpe_tokenizer(data.tokenizer_corpus(camera_text=True)))
-    q = m.with_camera_text(['How far?'], torch.tensor(K)[None], (128, 128))   # a 128 px image, read at 64
+    q = model.questions_with_camera(['How far?'], torch.tensor(K)[None], (128, 128), 64)   # 128 px, read at 64
     assert q == ['Camera: fx 55.4 fy 55.4 cx 32.0 cy 32.0 px. How far?']
     assert m.tokenizer.decode(m.tokenizer(q[0]).input_ids) == q[0]         # the BPE writes it exactly
-    assert model.CameraAwareMLLM(model.ModelConfig(image_size=64)).with_camera_text(['x'], K[None], (64, 64)) == ['x']
+    batch = dict(images=torch.zeros(1, 3, 128, 128, dtype=torch.uint8), K=torch.tensor(K, dtype=torch.float32)[None],
+                 question=['How far?'])
+    prompt = lambda mm: mm.tokenizer.decode([i for i in mm.encode(batch)['input_ids'][0].tolist() if i >= 0])
+    assert q[0] in prompt(m)                                               # the path forward and generate take
+    assert 'Camera' not in prompt(model.CameraAwareMLLM(model.ModelConfig(image_size=64)))
 
 
 def test_no_pose_control_ignores_the_pose():

@@ -210,13 +210,17 @@ def test_truncated_checkpoint_files_are_named(tmp_path, name):
         train.load_train_state(str(tmp_path / 'ckpt'), opt)
 
 
+def two_runs(tmp_path, flag, values):
+    """The weights of two 2-step runs (augment, distill) that differ only in flag's value."""
+    outs = [str(tmp_path / v) for v in values]
+    for out, v in zip(outs, values):
+        train.main(train.parse_args(TINY + ['--max-steps', '2', '--augment', '--distill', flag, v, '--out', out]))
+    return weights(outs[0]), weights(outs[1])
+
+
 def test_the_micro_batch_does_not_change_the_step(tmp_path):
     # every loss is a per-sample mean: 2 micro-batches of 2 and 1 of 4 give the same weights
-    args = TINY + ['--max-steps', '2', '--augment', '--distill']
-    runs = [str(tmp_path / m) for m in ('2', '4')]
-    for out, m in zip(runs, ('2', '4')):
-        train.main(train.parse_args(args + ['--micro-batch', m, '--out', out]))
-    a, b = weights(runs[0]), weights(runs[1])
+    a, b = two_runs(tmp_path, '--micro-batch', ('2', '4'))
     for k in a:  # a token-mean distillation loss differs by 3e-3 here; Adam turns float noise in
         # near-zero gradients into lr-sized steps (see test_two_gloo_processes_match_one_process)
         atol = 2 * 2 * 1e-3 if k.endswith('k_proj.bias') else 1e-4
@@ -273,11 +277,7 @@ def test_worker_batches_are_todays_batches_tokenised_with_the_teacher_targets():
 
 
 def test_data_workers_train_exactly_as_in_process(tmp_path):
-    args = TINY + ['--max-steps', '2', '--augment', '--distill']
-    runs = [str(tmp_path / w) for w in ('0', '2')]
-    for out, w in zip(runs, ('0', '2')):
-        train.main(train.parse_args(args + ['--workers', w, '--out', out]))
-    a, b = weights(runs[0]), weights(runs[1])
+    a, b = two_runs(tmp_path, '--workers', ('0', '2'))
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
