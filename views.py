@@ -161,7 +161,8 @@ def sample_room(rng, objects, c2w) -> dict:
 def sample_views(seed: int, cfg: ViewsConfig = ViewsConfig()):
     """(Views, frames): a room, a camera path and the frames rendered through the base lens
     (render_views), a function of (seed, cfg) only. Rooms where fewer than 2 objects are seen are
-    drawn again (from the same generator)."""
+    drawn again (from the same generator), and so are rooms where none of cfg.tasks can be asked
+    (e.g. appearance_order alone needs two objects first seen in different frames)."""
     if not 1 <= cfg.frames <= 16 or cfg.pan + scenes.CAMERAS[cfg.camera] / 2 >= 85 or cfg.walk >= cfg.object_z[0]:
         raise ValueError(f'ViewsConfig needs 1 <= frames <= 16, pan + half the field of view < 85° (the front '
                          f'wall stays out of view) and walk < object_z[0]; got {cfg}')
@@ -174,9 +175,10 @@ def sample_views(seed: int, cfg: ViewsConfig = ViewsConfig()):
         views = Views(objects, sample_room(rng, objects, c2w), c2w, K, tuple(cfg.image_hw), h, seed)
         frames = render_views(views)
         views.seen = seen_matrix(frames['instance'], len(objects), cfg.min_pixels)
-        if views.seen.any(0).sum() >= 2:
+        if views.seen.any(0).sum() >= 2 and asked_tasks(views, cfg.tasks, cfg.task_weights):
             return views, frames
-    raise ValueError(f'no room with two objects in view in {scenes.TRIES} tries (seed {seed}): {cfg}')
+    raise ValueError(f'no room with two objects in view and one of the tasks askable in {scenes.TRIES} tries '
+                     f'(seed {seed}): {cfg}')
 
 
 def frame_scene(views: Views, k: int) -> scenes.Scene:
@@ -301,10 +303,18 @@ def make_view_qa(views: Views, task: str, rng) -> dict:
                 objects=[o.name for o in named])
 
 
+def asked_tasks(views: Views, tasks, task_weights=None) -> list[int]:
+    """Indices of the tasks (weight > 0) that can be asked about this room."""
+    return [i for i, t in enumerate(tasks) if (task_weights is None or task_weights[i] > 0) and feasible(views, t)]
+
+
 def sample_view_qa(views: Views, seed: int, tasks=VIEW_TASKS, task_weights=None) -> dict:
     """The task (by weight, among the feasible) from rng([seed, data.TASK_STREAM]), its question
     from rng([seed, QA_STREAM + task index]): the same question through every camera."""
-    ok = [i for i, t in enumerate(tasks) if (task_weights is None or task_weights[i] > 0) and feasible(views, t)]
+    ok = asked_tasks(views, tasks, task_weights)
+    if not ok:
+        raise ValueError(f'none of the tasks {tasks} can be asked about the room of seed {seed} '
+                         f'({len(seen_objects(views))} objects seen)')
     w = np.array([1.0 if task_weights is None else task_weights[i] for i in ok])
     task = tasks[ok[np.random.default_rng([seed, data.TASK_STREAM]).choice(len(ok), p=w / w.sum())]]
     return make_view_qa(views, task, np.random.default_rng([seed, QA_STREAM + VIEW_TASKS.index(task)]))

@@ -115,6 +115,18 @@ def test_questions_are_exact():
     assert first[order['answer']] < first[next(n for n in order['options'] if n != order['answer'])]
 
 
+
+def test_a_task_subset_redraws_rooms_where_it_cannot_be_asked():
+    cfg = views.ViewsConfig(frames=3, image_hw=(48, 48), tasks=('appearance_order',))
+    for seed in range(12):      # a room whose seen objects all appear in the first frame is drawn again
+        v, _ = views.sample_views(seed, cfg)
+        assert views.sample_view_qa(v, seed, cfg.tasks)['task'] == 'appearance_order'
+    v, _ = views.sample_views(0, CFG)
+    v.seen[:] = False
+    v.seen[0, :2] = True        # two objects, both first seen in frame 1: no appearance order to ask
+    with pytest.raises(ValueError, match='none of the tasks'):
+        views.sample_view_qa(v, 0, ('appearance_order',))
+
 def test_augmented_items_keep_exact_K_per_frame_and_the_model_reads_several_frames():
     import augment
     ds = views.ViewsDataset(CFG, 'train', 8, augment.AugmentConfig(p_identity=0.0))
