@@ -7,7 +7,7 @@ change which ray lands on which pixel. So every 3D label in the camera frame (ce
 yaws, depths, distances, the point map's values) stays the same, and only the pixels and K change.
 
 The math. Each transform is an affine map A of continuous pixel coordinates (pixel convention of
-camera_embed.py: integer pixel (u, v) covers [u, u+1) × [v, v+1), centre (u+½, v+½)):
+pinhole.py: integer pixel (u, v) covers [u, u+1) × [v, v+1), centre (u+½, v+½)):
     x' = A x,   A = [[a, 0, tx], [0, b, ty], [0, 0, 1]]
 Since x = K X / Z for a camera point X, the new image sees X at x' = A K X / Z, hence
     K' = A K                                  (exactly, for every transform and composition)
@@ -22,6 +22,10 @@ Zoom is about the principal point, so (f, c) -> (s·f, c): exactly the image a c
 length s·f would render (eval.py's camera sweep). When c = (W/2, H/2), as in scenes.camera_K, this
 is the same as "crop the central 1/s and resize up" (s > 1) or "pad and resize down" (s < 1).
 Zooming about the image centre instead would be this zoom then a shift by (1 − s)·(W/2 − c).
+Worked number: zoom ×2 of a 128 px, 60° camera (fx = 110.9, c = (64, 64)): A = [[2, 0, −64],
+[0, 2, −64], [0, 0, 1]], so K' = A K has fx = 221.7 and the same c; the column x = 32 goes to
+2·32 − 64 = 0, the left edge: the central half of the image fills the new one.
+The random policy draws s log-uniform in ZOOM_RANGE = [0.5, 2] (eval.py sweeps the same range).
 
 Outside the source image, pixels get `fill`; inside, bilinear interpolation with edge clamping
 (no darkened borders). Downsampling blurs first with a Gaussian of σ = (1/a − 1)/2 input pixels
@@ -39,7 +43,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import pinhole
 from camera_embed import validate_K
+
+ZOOM_RANGE = (0.5, 2.0)   # zoom factors s (f' = s·f) the model is trained on and tested over
 
 # ----------------------------------------------------------------------------- affine maps
 # each returns A (3, 3) float64, or (B, 3, 3) when it depends on a batched K; inputs are checked by
@@ -59,11 +66,7 @@ def crop_affine(box, out_hw) -> torch.Tensor:
 
 
 def zoom_affine(K, s: float) -> torch.Tensor:
-    c = validate_K(K).double()[:, :2, 2]                                 # (B, 2) principal points
-    A = torch.eye(3, dtype=torch.float64).repeat(c.shape[0], 1, 1)      # (B, 3, 3)
-    A[:, 0, 0] = A[:, 1, 1] = s
-    A[:, :2, 2] = (1 - s) * c                                            # x' = s·(x − c) + c
-    return A
+    return pinhole.zoom_affine(validate_K(K).double().cpu(), s)          # (B, 3, 3): x' = s·(x − c) + c
 
 
 def shift_affine(dx: float, dy: float) -> torch.Tensor:
@@ -100,7 +103,7 @@ def warp(image, A, out_hw, fill=0, mode='bilinear', antialias=True) -> torch.Ten
     x = image.reshape((1,) * (4 - ndim) + tuple(image.shape))           # (B, C, H, W)
     B, C, H, W = x.shape
     image_hw(image)                                                      # H, W >= 1
-    H2, W2 = check_size(out_hw)
+    H2, W2 = pinhole.check_hw(out_hw, 'size')
     A = torch.as_tensor(A, dtype=torch.float64).reshape(-1, 3, 3)
     if A.shape[0] not in (1, B):
         raise ValueError(f"{A.shape[0]} affine maps for a batch of {B} images")
@@ -158,7 +161,7 @@ def apply_affine(image, K, A, out_hw, fill=0, mode='bilinear'):
 
 def resize(image, K, size_hw, mode='bilinear'):
     """Resize to size_hw = (H', W') whole pixels: fx, cx scale by W'/W; fy, cy by H'/H."""
-    size_hw = check_size(size_hw)
+    size_hw = pinhole.check_hw(size_hw, 'size')
     return apply_affine(image, K, resize_affine(image_hw(image), size_hw), size_hw, 0, mode)
 
 
@@ -169,7 +172,7 @@ def crop(image, K, box, fill=0, mode='bilinear', size_hw=None):
     x0, y0, x1, y1 = (check_number('crop box edge', b) for b in box)
     if not (x1 > x0 and y1 > y0):
         raise ValueError(f"crop box must have x1 > x0 and y1 > y0, got {tuple(box)}")
-    size_hw = check_size((max(1, round(y1 - y0)), max(1, round(x1 - x0))) if size_hw is None else size_hw)
+    size_hw = pinhole.check_hw((max(1, round(y1 - y0)), max(1, round(x1 - x0))) if size_hw is None else size_hw, 'size')
     return apply_affine(image, K, crop_affine(box, size_hw), size_hw, fill, mode)
 
 
@@ -225,7 +228,7 @@ def map_boxes(boxes, K, K_new, image_hw=None) -> torch.Tensor:
 
 @dataclass
 class AugmentConfig:
-    zoom_range: tuple = (0.5, 2.0)   # s drawn log-uniform: f' = s·f (s < 1 wider, s > 1 tele)
+    zoom_range: tuple = ZOOM_RANGE   # s drawn log-uniform: f' = s·f (s < 1 wider, s > 1 tele)
     shift_frac: float = 0.1          # principal point moves by up to this fraction of W (H), whole pixels
     p_identity: float = 0.2          # probability of keeping the sample's own camera
     resize_hw: tuple | None = None   # resize the result to (H, W) (K follows); None keeps the size
@@ -273,18 +276,6 @@ def check_number(name: str, v, positive: bool = False) -> float:
     if not math.isfinite(x) or (positive and x <= 0):
         raise ValueError(f"{name} must be a finite number{' > 0' if positive else ''}, got {v!r}")
     return x
-
-
-def check_size(size_hw) -> tuple:
-    """(H, W) of whole, positive pixels: a fractional size would round the image but not K."""
-    try:
-        H, W = size_hw
-        ok = all(not isinstance(v, bool) and float(v) == int(v) >= 1 for v in (H, W))
-    except (TypeError, ValueError, OverflowError):
-        ok = False
-    if not ok:
-        raise ValueError(f"size must be two positive whole numbers of pixels (H, W), got {size_hw!r}")
-    return int(H), int(W)
 
 
 def image_hw(image) -> tuple:

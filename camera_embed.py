@@ -8,11 +8,9 @@ as a hidden constant, and its metric answers scale by 1/s when the image is zoom
 The cure (Zhang et al., "On the Generalization Capacities of MLLMs for Spatial Intelligence",
 ICLR 2026) is to give each visual token a dense description of its camera ray.
 
-Pixel convention (used by every file in this repo). Integer pixel (u, v) (column u, row v) covers
-the square [u, u+1) × [v, v+1) of continuous image coordinates and has its centre at
-(u + 0.5, v + 0.5). K maps camera points to *continuous* coordinates: x = K X / Z. So the ray of
-pixel (u, v) is K⁻¹ [u + 0.5, v + 0.5, 1], the image spans [0, W] × [0, H], and cx = W/2 is the
-exact centre. The centre of patch (i, j) of an h×w grid over an H×W image is at
+Pixels (pinhole.py's convention, used everywhere): pixel (u, v) has its centre at (u + ½, v + ½),
+and the ray through the continuous point (u, v) is K⁻¹ [u, v, 1]. The centre of patch (i, j) of an
+h×w grid over an H×W image is at
     u = (j + 0.5) · W / w,    v = (i + 0.5) · H / h.
 
 The math, per token (shape letters: B batch, N = h·w tokens, C feature channels, D width):
@@ -32,7 +30,9 @@ view through a nonlinear normalisation. The paper therefore also feeds the raw (
 (v−cy)/fy and fx, fy. We make the focal lengths resolution-independent as log(fx/W), log(fy/H):
 resizing the image scales fx and W together, so the value is unchanged (it is −log(2·tan(fov/2))
 when cx = W/2), while a zoom by s shifts it by log s, linearly, which is what the model must read.
-(u−cx)/fx is already resolution-independent: u−cx and fx scale together.
+(u−cx)/fx is already resolution-independent: u−cx and fx scale together. Worked number: 128 px at
+a 60° field of view, fx = 110.9 px and log(fx/W) = log(0.866) = −0.14; zoom ×2 adds log 2 = 0.69
+(−0.14 + 0.69 = 0.55), while resizing to 256 px leaves −0.14.
 
 Fourier features (NeRF, Mildenhall et al. 2020, §5.1): fourier(x) = [x, sin(2^k·π·x), cos(2^k·π·x)]
 for k = 0 .. num_freqs−1, per channel; the features above lie in about [−2, 2], so the lowest
@@ -46,49 +46,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from pinhole import check_hw, check_K, ray_xy
+
 FEATURE_DIM = 10  # channels of camera_features: d̂ (3), moment (3), ray x, ray y, log fx/W, log fy/H
-
-
-# ----------------------------------------------------------------------------- validation
-
-def validate_K(K) -> torch.Tensor:
-    """Return K as a floating (B, 3, 3) tensor ((3, 3) becomes B = 1); raise ValueError if it is
-    not an intrinsics matrix [[fx, s, cx], [0, fy, cy], [0, 0, 1]] with finite values, fx, fy > 0."""
-    K = torch.as_tensor(K)
-    if K.shape not in ((3, 3),) and not (K.ndim == 3 and K.shape[-2:] == (3, 3)):
-        raise ValueError(f"K must have shape (3, 3) or (B, 3, 3), got {tuple(K.shape)}")
-    if not K.is_floating_point():
-        K = K.float()
-    if K.ndim == 2:
-        K = K.unsqueeze(0)                                               # (1, 3, 3)
-    if not torch.isfinite(K).all():
-        raise ValueError("K contains non-finite values (nan or inf)")
-    if (K[:, 0, 0] <= 0).any() or (K[:, 1, 1] <= 0).any():
-        raise ValueError(f"K needs fx > 0 and fy > 0, got fx={K[:, 0, 0].tolist()}, fy={K[:, 1, 1].tolist()}")
-    lower = torch.stack([K[:, 1, 0], K[:, 2, 0], K[:, 2, 1], K[:, 2, 2] - 1], dim=-1)
-    if (lower.abs() > 1e-6).any():
-        raise ValueError("K must be upper-triangular with K[2, 2] = 1 (rows [fx, s, cx], [0, fy, cy], [0, 0, 1])")
-    return K
-
-
-def _check_hw(name: str, hw) -> tuple[int, int]:
-    """(height, width) as two positive ints, or a ValueError naming the argument."""
-    try:
-        h, w = hw
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a pair (height, width), got {hw!r}") from None
-    if int(h) != h or int(w) != w or h <= 0 or w <= 0:
-        raise ValueError(f"{name} must be two positive integers, got {hw!r}")
-    return int(h), int(w)
-
-
-def check_sizes(image_hw, grid_hw) -> tuple[tuple[int, int], tuple[int, int]]:
-    """Validate an image size and a patch grid over it (the grid may not be finer than the pixels)."""
-    H, W = _check_hw('image_hw', image_hw)
-    h, w = _check_hw('grid_hw', grid_hw)
-    if h > H or w > W:
-        raise ValueError(f"grid_hw {(h, w)} is larger than image_hw {(H, W)}: a patch must cover at least one pixel")
-    return (H, W), (h, w)
 
 
 # ----------------------------------------------------------------------------- rays
@@ -117,10 +77,7 @@ def camera_rays(K, uv) -> torch.Tensor:
 
 def _rays(K: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
     """camera_rays without the checks: K (B,3,3) valid, uv (1 or B, N, 2) -> (B, N, 3)."""
-    fx, s, cx = K[:, 0, 0, None], K[:, 0, 1, None], K[:, 0, 2, None]    # (B, 1) each
-    fy, cy = K[:, 1, 1, None], K[:, 1, 2, None]
-    y = (uv[..., 1] - cy) / fy                                           # (B, N) back-substitution
-    x = (uv[..., 0] - cx - s * y) / fx                                   # of the triangular K
+    x, y = ray_xy(K[:, None], uv[..., 0], uv[..., 1])                   # (B, N) each
     return torch.stack([x, y, torch.ones_like(x)], dim=-1)               # (B, N, 3)
 
 
@@ -217,3 +174,23 @@ def camera_text(K) -> str:
     K = validate_K(K)[0]
     fx, fy, cx, cy = (float(v) for v in (K[0, 0], K[1, 1], K[0, 2], K[1, 2]))
     return f'Camera: fx {fx:.1f} fy {fy:.1f} cx {cx:.1f} cy {cy:.1f} px. '
+
+
+# ----------------------------------------------------------------------------- input checks
+
+def validate_K(K) -> torch.Tensor:
+    """K as a floating (B, 3, 3) tensor ((3, 3) becomes B = 1), checked by pinhole.check_K: finite,
+    fx, fy > 0, [[fx, s, cx], [0, fy, cy], [0, 0, 1]]; else a ValueError that says what is wrong."""
+    K = torch.as_tensor(K)
+    check_K(K.detach().cpu().double().numpy())                           # the rule, in numpy (pinhole.py)
+    K = K if K.is_floating_point() else K.float()
+    return K.unsqueeze(0) if K.ndim == 2 else K                          # (B, 3, 3)
+
+
+def check_sizes(image_hw, grid_hw) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Validate an image size and a patch grid over it (the grid may not be finer than the pixels)."""
+    H, W = check_hw(image_hw, 'image_hw')
+    h, w = check_hw(grid_hw, 'grid_hw')
+    if h > H or w > W:
+        raise ValueError(f"grid_hw {(h, w)} is larger than image_hw {(H, W)}: a patch must cover at least one pixel")
+    return (H, W), (h, w)

@@ -46,6 +46,8 @@ from PIL import Image
 
 import augment
 import camera_embed
+import pinhole
+import raycast
 import scenes
 
 TASKS = ('depth', 'center', 'box', 'size', 'distance', 'closer', 'detect')
@@ -89,7 +91,7 @@ def tokenizer_corpus(camera_text: bool = False) -> list[str]:
     pairs = list(zip(names, names[1:] + names[:1]))
     corpus = names + [p.format(a=a, b=b) for ps in PHRASES.values() for p in ps for a, b in pairs]
     if camera_text:
-        corpus += [camera_embed.camera_text(scenes.zoom_K(scenes.camera_K(c, (128, 128)), s))
+        corpus += [camera_embed.camera_text(pinhole.zoom_K(scenes.camera_K(c, (128, 128)), s))
                    for c in scenes.CAMERAS for s in (0.5, 1.0, 2.0)]
     return corpus
 
@@ -303,7 +305,7 @@ class SyntheticDataset(torch.utils.data.Dataset):
         i = item_index(i, self.length)
         seed = scene_seed(self.split, i)
         scene = scenes.sample_scene(seed, self.cfg.scene)
-        out = scenes.render(scene)
+        out = raycast.render(scene)
         objects = scene_objects(scene)
         qa = sample_qa(objects, seed, self.cfg.tasks, self.cfg.task_weights)
         item = make_item(out['image'], scene.K, out['depth'], out['points'], qa, seed, self.augment,
@@ -452,7 +454,7 @@ def load_omni3d(json_path, image_root, tasks=TASKS, task_weights=None, augment=N
             raise ValueError(f"{where}: image id must be a unique non-negative int")
         K = _get(rec, 'K', 'array', where, (3, 3))
         try:
-            scenes.check_K(K)
+            pinhole.check_K(np.asarray(K, dtype=np.float64), skew=False)
         except ValueError as e:
             raise ValueError(f"{where}: {e}") from None
         hw = (_get(rec, 'height', int, where), _get(rec, 'width', int, where))
@@ -510,7 +512,7 @@ def export_omni3d(source, out_dir, limit=None) -> str:
         if sc.seed in seen:
             raise ValueError(f"two scenes share the seed {sc.seed}: image ids must be unique")
         seen.add(sc.seed)
-        out = scenes.render(sc)
+        out = raycast.render(sc)
         H, W = sc.image_hw
         path = f"images/{sc.seed:010d}.png"
         Image.fromarray(out['image']).save(os.path.join(out_dir, path))

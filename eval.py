@@ -47,6 +47,8 @@ from tqdm import tqdm
 
 import augment
 import data
+import pinhole
+import raycast
 import scenes
 from metrics import (category_f1, depth_gain, differences, f1_score, mra, parse_answer, safe_log, score,
                      seed_summary, shortcut_slope)
@@ -58,14 +60,14 @@ SHIFTS = (('shift_x+10%', 0.1, 0.0), ('shift_x-10%', -0.1, 0.0), ('shift_y+10%',
 def camera_sweep(scene_cfg, zooms=ZOOMS, shifts=SHIFTS, profiles=True):
     """[(name, s, K_fn)]: K_fn maps the training camera's K to the evaluated one (s = f'/f)."""
     H, W = scene_cfg.image_hw
-    sweep = [(f'zoom_{s:.2f}', float(s), partial(scenes.zoom_K, s=s)) for s in zooms]
+    sweep = [(f'zoom_{s:.2f}', float(s), partial(pinhole.zoom_K, s=s)) for s in zooms]
     # (cx, cy) + (dx, dy) pixels, same f: K after augment.shift_principal_point
     sweep += [(name, 1.0, partial(shift_K, dx=frac_x * W, dy=frac_y * H)) for name, frac_x, frac_y in shifts]
     f0, s_max = scenes.camera_K(scene_cfg.camera, (H, W))[0, 0], (scene_cfg.visible_zoom or (1, 1))[1]
     for name in scenes.CAMERAS if profiles else ():   # profiles differ in f only (c = centre)
         s = float(scenes.camera_K(name, (H, W))[0, 0] / f0)
         if name != scene_cfg.camera and s <= s_max + 1e-9:   # kept if the scenes stay in view
-            sweep.append((name, s, partial(scenes.zoom_K, s=s)))
+            sweep.append((name, s, partial(pinhole.zoom_K, s=s)))
     return sweep
 
 
@@ -87,7 +89,7 @@ def build_eval_items(scene_cfg, sweep, n_scenes, tasks=None):
                for t in tasks or data.TASKS if data.feasible(objects, t)]   # closer/distance need 2
         for name, s, K_fn in sweep:
             K = K_fn(scene.K)                                                  # (3, 3)
-            image = torch.from_numpy(scenes.render(scene, K=K)['image']).permute(2, 0, 1)  # (3, H, W)
+            image = torch.from_numpy(raycast.render(scene, K=K)['image']).permute(2, 0, 1)  # (3, H, W)
             items += [dict(qa, image=image, K=torch.tensor(K, dtype=torch.float32), scene=i, seed=seed,
                            camera=name, s=s, c2w=torch.tensor(scene.c2w, dtype=torch.float32)) for qa in qas]
     return items

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 import data
+import pinhole
 import scenes
 import views
 from metrics import fit_slope, mra
@@ -96,7 +97,7 @@ def sweep_items(cfg: views.ViewsConfig, n_rooms: int, cameras) -> tuple[list, in
         v, base = views.sample_views(seed, cfg)
         qas, shots = questions(v, cfg.tasks), []
         for name, s, zoom in cameras:
-            K = np.stack([scenes.zoom_K(v.K, z) for z in zoom])                # (N, 3, 3)
+            K = np.stack([pinhole.zoom_K(v.K, z) for z in zoom])                # (N, 3, 3)
             frames = views.render_views(v, K)
             shots.append((name, s, K, frames, views.seen_matrix(frames['instance'], len(v.objects), cfg.min_pixels, zoom)))
         keep = [t for t, qa in qas.items() if all(still_asked(qa, v, seen) for *_, seen in shots)]

@@ -1,5 +1,5 @@
 """
-The synthetic world: random rooms of metric objects, ray-cast exactly through a known pinhole.
+The synthetic world: random rooms of metric objects, placed so that they stay in view of a lens.
 
 Why. Metric 3D answers under many cameras need a world whose geometry is exact and free: a floor
 with a checker of `tile` metres (a scale cue, as real floors give), walls, a ceiling, and 1-4
@@ -26,21 +26,6 @@ rotation in the camera frame (X_cam = R_cam·X_local + center; for exporters). W
 pitched θ = 10° down, a centre 1.00 m below the camera and 5.00 m ahead, world (0, 1.00, 5.00),
 is at camera (0, 1.00·cos θ − 5.00·sin θ, 1.00·sin θ + 5.00·cos θ) = (0, 0.12, 5.10): depth 5.10.
 
-The math. The ray of pixel (u, v), in the camera frame and in the world frame, is
-    d_cam = K⁻¹ [u+½, v+½, 1] = (a_u, b_v, 1),  a_u = (u+½−cx)/fx,  b_v = (v+½−cy)/fy;   d = R·d_cam
-Every surface is intersected in the world frame; since d = R·d_cam, the ray parameter t of a hit
-is its camera-frame z-depth (d_cam,z = 1), and the camera-frame point is t·d_cam. For a level
-camera d = d_cam is separable (a depends on the column only, b on the row only), so the room costs
-one value per row or column; a tilted camera's rays are dense (H, W). Per surface:
-    floor y = h:        t = h / d_y           (level: one value per row, fy·h/(v+½−cy) in pixels)
-    wall x = ±X:        t = ±X / d_x;          back wall z = Z: t = Z / d_z   (level: per column)
-    box (slabs):        in the box frame o' = R_y(yaw)ᵀ(0 − c), d' = R_y(yaw)ᵀd, t = max_k min(t1k, t2k)
-    sphere:             t² |d|² − 2t d·c + |c|² − r² = 0, nearest root
-    cylinder (gravity): side (t·d_x − c_x)² + (t·d_z − c_z)² = r² with y = t·d_y in range; caps y = const
-The room is convex and holds the camera, so its first surface is the nearest plane ahead;
-objects are z-buffered over it, each only over the pixels of its projected bounding box.
-Shading: colour · (ambient + diffuse · max(0, n·L)), one directional light from above.
-
 Placement. An object is visible for every zoom f' = s·f, s in [s_min, s_max], iff its 8 box
 corners project inside the image at s_max (zooming about the principal point pushes points out).
 Its bottom at depth z is on screen iff cy + s·fy·h/z ≤ H, i.e. z ≥ s·fy·h/(H−cy). So candidates
@@ -52,17 +37,17 @@ A tilted camera places objects exactly (_tilted_positions): each of those condit
 the camera frame, n·X >= c (inside an image edge: (fx, 0, cx − m)·X >= 0, ...; z <= z_far), so
 over the 8 world corners p + δ_j it is the half-plane (R n)·p >= c + max_j −(R n)·δ_j in the floor
 position (x, z); depth and x are drawn as above, in the convex polygon of those half-planes.
-
-Shapes: H×W image, a (W,), b (H,), window (h, w) of one object's pixels; ray components
-(d_x, d_y, d_z) broadcast to (H, W): (1, W), (H, 1), 1 for a level camera, (H, W) each if tilted.
+raycast.py renders a scene exactly through any K; pinhole.py holds the camera's rules (K, rays, zoom).
 """
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from pinhole import check_hw, zoom_K
+
 CAMERAS = {'standard': 60.0, 'wide': 90.0, 'tele': 35.0, 'normal': 45.0}  # horizontal FOV, degrees
-# all profiles are within a zoom of [0.5, 2] of 'standard', the default visible_zoom range of eval
+# all profiles are within a zoom of augment.ZOOM_RANGE = [0.5, 2] of 'standard', eval's visible_zoom range
 COLORS = {'red': (200, 40, 40), 'green': (40, 160, 60), 'blue': (45, 85, 215),
           'yellow': (235, 205, 40), 'purple': (135, 65, 185), 'orange': (240, 135, 30),
           'cyan': (40, 195, 210), 'pink': (245, 125, 190)}
@@ -80,11 +65,6 @@ CATEGORY_JITTER = 0.12
 FLOORS = (((175, 165, 145), (115, 105, 90)), ((155, 155, 155), (95, 95, 100)),
           ((190, 165, 125), (130, 95, 65)))               # (light, dark) tiles: greys and browns
 WALLS = ((215, 210, 200), (200, 205, 215), (222, 208, 188))
-CEILING, NOTHING = (235, 235, 232), (165, 185, 210)      # NOTHING: the sky without walls
-AMBIENT, DIFFUSE = 0.5, 0.5     # the darkest face keeps half its colour: names stay readable
-SHADE_NORMALS = np.array([[0, -1, 0], [0, -1, 0], [0, 1, 0], [0, 0, -1], [1, 0, 0], [-1, 0, 0], [0, 0, 0],
-                          [0, -1, 0]], dtype=float)   # outward normals of the room surfaces, by surface id
-MIN_TILE_PX = 1.5        # floor rows where a tile spans fewer pixels get the mean tile colour (no moiré)
 MIN_OBJECT_PX = 2.0      # every side of an object spans at least this many pixels at the smallest zoom
 MARGIN_PX = 1.0          # visible objects keep this many pixels from the border of the zoomed image
 GAP = 0.05               # metres between the bounding circles of two objects on the floor
@@ -154,13 +134,6 @@ def camera_K(camera: str, image_hw) -> np.ndarray:
     return np.array([[f, 0, W / 2], [0, f, H / 2], [0, 0, 1]], dtype=np.float64)
 
 
-def zoom_K(K, s: float) -> np.ndarray:
-    """f' = s·f about the principal point (the camera that augment.zoom emulates)."""
-    K2 = np.array(K, dtype=np.float64)
-    K2[[0, 1], [0, 1]] *= s
-    return K2
-
-
 def camera_pose(pitch: float, roll: float) -> np.ndarray:
     """c2w (4, 4) of a camera at the world origin pitched by `pitch` and rolled by `roll` degrees
     (module docstring): R = R_pitch·R_roll, so the optical axis R e_z = (0, sin θ, cos θ)."""
@@ -168,61 +141,6 @@ def camera_pose(pitch: float, roll: float) -> np.ndarray:
     c2w = np.eye(4)
     c2w[:3, :3] = np.array([[1, 0, 0], [0, cp, sp], [0, -sp, cp]]) @ np.array([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1]])
     return c2w
-
-
-def check_hw(image_hw) -> tuple:
-    try:
-        H, W = (int(x) for x in image_hw)
-        ok = (H, W) == tuple(image_hw) and H > 0 and W > 0
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ValueError(f"image_hw must be two positive ints (H, W), got {image_hw!r}")
-    return H, W
-
-
-def check_K(K) -> np.ndarray:
-    """camera_embed.validate_K's rule (finite, fx, fy > 0, [0, 0, 1] last row) in numpy, without
-    skew (the renderer's rays are separable): it runs once per render, where torch's per-call
-    cost (~0.3 ms) would be a fifth of the render."""
-    K = np.asarray(K, dtype=np.float64)
-    if K.shape != (3, 3):
-        raise ValueError(f"K must have shape (3, 3), got {K.shape}")
-    if not np.isfinite(K).all():
-        raise ValueError(f"K has non-finite values: {K.tolist()}")
-    if K[0, 0] <= 0 or K[1, 1] <= 0:
-        raise ValueError(f"K needs fx > 0 and fy > 0, got fx={K[0, 0]}, fy={K[1, 1]}")
-    if K[0, 1] != 0 or K[1, 0] != 0 or (K[2] != (0, 0, 1)).any():
-        raise ValueError(f"K must be [[fx, 0, cx], [0, fy, cy], [0, 0, 1]] (no skew), got {K.tolist()}")
-    return K
-
-
-def pixel_rays(K, image_hw, _cache={}):
-    """a (W,) = (u+½−cx)/fx and b (H,) = (v+½−cy)/fy, cached (read-only) for the last 64 cameras."""
-    key = (np.asarray(K, dtype=np.float64).tobytes(), tuple(image_hw))
-    if key not in _cache:
-        _cache.clear() if len(_cache) > 64 else None
-        (K, (H, W)) = check_K(K), check_hw(image_hw)
-        a, b = (np.arange(W) + 0.5 - K[0, 2]) / K[0, 0], (np.arange(H) + 0.5 - K[1, 2]) / K[1, 1]
-        a.flags.writeable = b.flags.writeable = False
-        _cache[key] = (a, b)
-    return _cache[key]
-
-
-def world_rays(a, b, R=None) -> tuple:
-    """The rays d = R·(a_u, b_v, 1) in the world frame as three components that broadcast to (H, W):
-    for a level camera (R None) (1, W), (H, 1) and the number 1 (separable, no (H, W) work); else
-    (H, W) each. R: the c2w rotation."""
-    if R is None:
-        return a[None, :], b[:, None], 1.0
-    return tuple(R[k, 0] * a[None, :] + R[k, 1] * b[:, None] + R[k, 2] for k in range(3))
-
-
-def _crop(d, rows, cols):
-    """The window (rows, cols) of one ray component: (H, W) -> (h, w), (1, W) -> (1, w), (H, 1) -> (h, 1)."""
-    if np.ndim(d) == 0:
-        return d
-    return d[rows if d.shape[0] > 1 else slice(None), cols if d.shape[1] > 1 else slice(None)]
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -242,200 +160,18 @@ def box_corners(center, size, rotation) -> np.ndarray:
     return (_SIGNS * size) @ R.T + center
 
 
+def to_world(center, R):
+    """A camera-frame point in the world frame (R: c2w rotation; None: a level camera, the same)."""
+    return center if R is None else R @ center
+
+
 def project(K, X) -> np.ndarray:
     """Camera points (N, 3) -> continuous pixel coordinates (N, 2)."""
     X = np.asarray(X, dtype=np.float64)
     return X[:, :2] / X[:, 2:] * (K[0, 0], K[1, 1]) + (K[0, 2], K[1, 2])
 
 
-def _hit_box(d, c, size, yaw, L):
-    """Slab test in the box frame. Ray components d = (d_x, d_y, d_z) that broadcast to (h, w), world
-    centre c -> t (h, w) (inf: miss) and n·L (h, w)."""
-    R = rot_y(yaw)
-    o = -R.T @ c                                            # camera origin in the box frame
-    dirs = ((R[0, 0] * d[0] + R[2, 0] * d[2], 0), (d[1], 1), (R[0, 2] * d[0] + R[2, 2] * d[2], 2))  # Rᵀd:
-    near, far, nl = [], [], []                              # R_y keeps y; level (1, w), (h, 1), (1, w)
-    with np.errstate(divide='ignore', invalid='ignore'):
-        for dk, k in dirs:
-            t1, t2 = (-size[k] / 2 - o[k]) / dk, (size[k] / 2 - o[k]) / dk
-            near.append(np.minimum(t1, t2))
-            far.append(np.maximum(t1, t2))
-            nl.append(-np.sign(dk) * (R[:, k] @ L))         # face normal −sign(d'_k)·R e_k, dotted with L
-    tn = np.maximum(np.maximum(near[0], near[1]), near[2])  # (h, w)
-    tf = np.minimum(np.minimum(far[0], far[1]), far[2])
-    hit = (tn <= tf) & (tn > 0)
-    ndl = np.where(near[0] >= tn, nl[0], np.where(near[1] >= tn, nl[1], nl[2]))
-    return np.where(hit, tn, np.inf), ndl
-
-
-def _hit_sphere(d, c, r, L):
-    X, Y, Z = d
-    dd = X * X + Y * Y + Z * Z                              # |d|² (h, w)
-    bc = X * c[0] + Y * c[1] + Z * c[2]                     # d·c
-    disc = bc * bc - dd * (c @ c - r * r)
-    t = (bc - np.sqrt(np.maximum(disc, 0))) / dd
-    ndl = ((t * X - c[0]) * L[0] + (t * Y - c[1]) * L[1] + (t * Z - c[2]) * L[2]) / r
-    return np.where((disc >= 0) & (t > 0), t, np.inf), ndl
-
-
-def _hit_cylinder(d, c, r, height, L):
-    X, Y, Z = d
-    y0, y1 = c[1] - height / 2, c[1] + height / 2           # top and bottom (y grows downwards)
-    qa, qb = X * X + Z * Z, X * c[0] + Z * c[2]             # side: quadratic in the x-z plane (level: (1, w))
-    disc = qb * qb - qa * (c[0] ** 2 + c[2] ** 2 - r * r)
-    ts = (qb - np.sqrt(np.maximum(disc, 0))) / qa
-    ys = ts * Y                                             # (h, w)
-    t_side = np.where((disc >= 0) & (ts > 0) & (ys >= y0) & (ys <= y1), ts, np.inf)
-    t, ndl = t_side, ((ts * X - c[0]) * L[0] + (ts * Z - c[2]) * L[2]) / r + 0 * Y
-    with np.errstate(divide='ignore', invalid='ignore'):
-        for yc, ny in [(y, n) for y, n in ((y0, -1.0), (y1, 1.0)) if y * n <= 0]:   # front-facing caps,
-            tc = yc / Y                                     # normals up (−y) or down (+y); level (h, 1)
-            inside = (tc * X - c[0]) ** 2 + (tc * Z - c[2]) ** 2 <= r * r
-            tc = np.where(inside & (tc > 0), tc, np.inf)    # (h, w)
-            better = tc < t
-            t, ndl = np.where(better, tc, t), np.where(better, ny * L[1], ndl)
-    return t, ndl
-
-
 # ----------------------------------------------------------------------------- sampling
-
-def _footprint(o) -> float:
-    """Radius of the object's bounding circle in the x-z plane."""
-    return 0.5 * math.hypot(o.size[0], o.size[2]) if o.shape == 'box' else o.size[0] / 2
-
-
-def _depth_interval(cfg, K, f_min, h, size, r):
-    """Centre depths [z_lo, z_hi] that keep an object (size (..., 3), footprint radius r) in view
-    through K from height h, and every side >= MIN_OBJECT_PX through focal f_min. Broadcasts."""
-    (H, W), (fx, fy, cx, cy) = cfg.image_hw, (K[0, 0], K[1, 1], K[0, 2], K[1, 2])
-    z_lo = np.maximum(np.maximum(r + fy * h / (H - MARGIN_PX - cy),                        # bottom edge
-                                 r + fy * np.maximum(size[..., 1] - h, 0) / (cy - MARGIN_PX)),  # top edge
-                      np.maximum(r * (1 + 2 * fx / (W - 2 * MARGIN_PX)), cfg.depth_range[0]))  # fits across
-    return z_lo, np.minimum(cfg.depth_range[1], f_min * size.min(-1) / MIN_OBJECT_PX - r)
-
-
-def _size_bounds(cfg) -> tuple:
-    """(smallest, largest) side an object of cfg can have, metres."""
-    if cfg.sizes == 'uniform':
-        return tuple(cfg.size_range)
-    sides = np.array([size for _, size in CATEGORIES.values()])
-    return float(sides.min() * (1 - CATEGORY_JITTER)), float(sides.max() * (1 + CATEGORY_JITTER))
-
-
-def _max_height(cfg, K, f_min, _cache={}) -> float:
-    """The highest camera (on a grid of height_range) from which some object can be placed: the
-    most compact ones, spheres of every diameter, tried at every height. Cached per config."""
-    if repr(cfg) not in _cache:
-        hs, S = np.linspace(*cfg.height_range, 65)[:, None], np.linspace(*_size_bounds(cfg), 64)   # (65, 1), (64,)
-        z_lo, z_hi = _depth_interval(cfg, K, f_min, hs, np.stack([S, S, S], -1), S / 2)          # (65, 64)
-        ok = (z_lo <= z_hi).any(1)
-        _cache.clear() if len(_cache) > 64 else None
-        _cache[repr(cfg)] = float(hs[ok].max()) if ok.any() else -math.inf
-    return _cache[repr(cfg)]
-
-
-def _candidates(rng, cfg, K, f_min, h, R=None, n=8):
-    """n random objects in one vectorised draw: category (or shape), size, yaw, then depth in the
-    visible interval, then x in the cone (R: the c2w rotation of a tilted camera; None: level).
-    Returns those whose interval is not empty, as arrays; centres in the world frame."""
-    W, fx, cx = cfg.image_hw[1], K[0, 0], K[0, 2]
-    if cfg.sizes == 'uniform':
-        kind = rng.integers(len(SHAPES), size=n)            # index into SHAPES
-        shape = kind
-        size = rng.uniform(*cfg.size_range, (n, 3))         # (n, 3) as (w, h, l)
-    elif cfg.sizes == 'category':
-        kind = rng.integers(len(CATEGORIES), size=n)        # index into CATEGORIES
-        cats = list(CATEGORIES.values())
-        shape = np.array([SHAPES.index(cats[k][0]) for k in kind])   # 0 box, 1 sphere, 2 cylinder
-        size = np.array([cats[k][1] for k in kind]) * rng.uniform(1 - CATEGORY_JITTER, 1 + CATEGORY_JITTER, (n, 3))
-    else:
-        raise ValueError(f"SceneConfig.sizes must be 'category' or 'uniform', got {cfg.sizes!r}")
-    size[shape > 0, 2] = size[shape > 0, 0]                 # round in x-z: diameter d = w = l
-    size[shape == 1, 1] = size[shape == 1, 0]               # sphere: h = d too
-    yaw = np.where(shape == 0, rng.uniform(-math.pi / 2, math.pi / 2, n), 0.0)
-    r = np.where(shape == 0, 0.5 * np.hypot(size[:, 0], size[:, 2]), size[:, 0] / 2)   # footprint
-    if R is not None:
-        x, z, ok = _tilted_positions(rng, cfg, K, f_min, h, R, size, yaw)
-        return kind[ok], shape[ok], np.stack([x, h - size[:, 1] / 2, z], 1)[ok], size[ok], yaw[ok], r[ok]
-    z_lo, z_hi = _depth_interval(cfg, K, f_min, h, size, r)                            # (n,), (n,)
-    z = z_lo + rng.random(n) * (z_hi - z_lo)
-    x_lo = -(cx - MARGIN_PX) / fx * (z - r) + r             # bounding circle inside the cone
-    x_hi = (W - MARGIN_PX - cx) / fx * (z - r) - r
-    x = x_lo + rng.random(n) * (x_hi - x_lo)
-    ok = z_lo <= z_hi
-    return kind[ok], shape[ok], np.stack([x, h - size[:, 1] / 2, z], 1)[ok], size[ok], yaw[ok], r[ok]
-
-
-def _place(rng, cfg, K, f_min, h, placed, R=None):
-    """The first candidate clear of the placed objects on the floor and (mostly) in the image:
-    (category, shape, centre, size, yaw, R_cam) in the camera frame, or None. R: c2w rotation (None: level)."""
-    others = [(_box2d(K, box_corners(o.center, o.size, o.R_cam)), o.center[2]) for o in placed]
-    world = [_world(o.center, R) for o in placed]
-    xz = np.array([[c[0], c[2], _footprint(o)] for c, o in zip(world, placed)]).reshape(-1, 3)   # (placed, 3)
-    for _ in range(TRIES // 8):
-        kind, shape, center, size, yaw, r = _candidates(rng, cfg, K, f_min, h, R)
-        dist = np.hypot(center[:, None, 0] - xz[:, 0], center[:, None, 2] - xz[:, 1])   # (n, placed)
-        for i in np.nonzero((dist >= r[:, None] + xz[:, 2] + GAP).all(1))[0]:
-            c, R_cam = (center[i], rot_y(yaw[i])) if R is None else (R.T @ center[i], R.T @ rot_y(yaw[i]))
-            box = _box2d(K, box_corners(c, size[i], R_cam))    # (u0, v0, u1, v1), in view
-            if all(_hidden(box, c[2], b, zb) <= MAX_HIDDEN for b, zb in others):
-                category = SHAPES[kind[i]] if cfg.sizes == 'uniform' else list(CATEGORIES)[kind[i]]
-                return category, SHAPES[shape[i]], c, size[i], float(yaw[i]), R_cam
-    return None
-
-
-def _world(center, R):
-    """A camera-frame point in the world frame (R: c2w rotation; None: a level camera, the same)."""
-    return center if R is None else R @ center
-
-
-def _tilted_positions(rng, cfg, K, f_min, h, R, size, yaw):
-    """Floor positions x, z (n,) of objects (size (n, 3), yaw (n,)) for a camera of rotation R and
-    intrinsics K: in view with MARGIN_PX, sides >= MIN_OBJECT_PX through f_min, centre depth (camera
-    z) in depth_range. Each condition is n·X >= c in the camera frame, so over the world corners
-    X = Rᵀ(p + δ_j) it is a half-plane A·x + B·z >= C of the floor position p = (x, y, z):
-    (A, ·, B) = R n, C = c − (R n)_y·y + max_j −(R n)·δ_j. The z range of their convex intersection
-    is spanned by its vertices (the feasible crossings of two lines); z is drawn in it, then x in the
-    slice at z, as for a level camera. Returns x, z and ok (the intersection is not empty)."""
-    (H, W), (fx, fy, cx, cy), m, n = cfg.image_hw, (K[0, 0], K[1, 1], K[0, 2], K[1, 2]), MARGIN_PX, len(size)
-    normals = np.array([[fx, 0, cx - m], [-fx, 0, W - m - cx], [0, fy, cy - m], [0, -fy, H - m - cy],
-                        [0, 0, -1], [0, 0, 1], [0, 0, -1]]) @ R.T    # (7, 3) rows (R n)ᵀ: 4 image edges,
-    c = np.zeros((n, 7))                                             # corners' z <= z_far, centre z in range
-    c[:, 4], c[:, 5], c[:, 6] = -f_min * size.min(1) / MIN_OBJECT_PX, cfg.depth_range[0], -cfg.depth_range[1]
-    local, cos, sin = _SIGNS * size[:, None], np.cos(yaw)[:, None], np.sin(yaw)[:, None]   # (n, 8, 3), (n, 1)
-    delta = np.stack([cos * local[..., 0] + sin * local[..., 2], local[..., 1],
-                      cos * local[..., 2] - sin * local[..., 0]], -1)   # (n, 8, 3) R_y(yaw)·local
-    worst = (-delta @ normals.T).max(1)                              # (n, 7) the corner nearest the edge
-    worst[:, 5:] = 0                                                 # depth_range holds for the centre
-    A, B = normals[:, 0], normals[:, 2]                              # (7,)
-    C = c - normals[:, 1] * (h - size[:, 1:2] / 2) + worst           # (n, 7)
-    i, j = np.triu_indices(7, 1)                                     # the 21 pairs of lines
-    det = A[i] * B[j] - A[j] * B[i]                                  # (21,)
-    with np.errstate(divide='ignore', invalid='ignore'):
-        vx = (C[:, i] * B[j] - C[:, j] * B[i]) / det                 # (n, 21) vertices by Cramer's rule
-        vz = (A[i] * C[:, j] - A[j] * C[:, i]) / det
-        vertex = (np.abs(det) > 1e-12) & (vx[..., None] * A + vz[..., None] * B >= C[:, None] - 1e-6).all(-1)
-        z_lo, z_hi = np.where(vertex, vz, np.inf).min(1), np.where(vertex, vz, -np.inf).max(1)   # (n,)
-        z = z_lo + rng.random(n) * (z_hi - z_lo)                     # nan where empty (dropped)
-        bound = (C - B * z[:, None]) / A                             # (n, 7): x >= bound where A > 0
-        x_lo = np.where(A > 1e-9, bound, -np.inf).max(1)
-        x_hi = np.where(A < -1e-9, bound, np.inf).min(1)
-        x = x_lo + rng.random(n) * (x_hi - x_lo)
-    return x, z, vertex.any(1)
-
-
-def _box2d(K, corners) -> tuple:
-    uv = project(K, corners)                                # (8, 2)
-    return (*uv.min(0).tolist(), *uv.max(0).tolist())      # (u0, v0, u1, v1)
-
-
-def _hidden(b1, z1, b2, z2) -> float:
-    """Fraction of the farther object's projected 2D box inside the nearer one's (a cheap proxy
-    of occlusion; the same for every zoom about the principal point, as areas scale alike)."""
-    far = b1 if z1 > z2 else b2
-    iw, ih = min(b1[2], b2[2]) - max(b1[0], b2[0]), min(b1[3], b2[3]) - max(b1[1], b2[1])
-    return max(iw, 0) * max(ih, 0) / ((far[2] - far[0]) * (far[3] - far[1]))
-
 
 def sample_scene(seed: int, cfg: SceneConfig = SceneConfig()) -> Scene:
     """A random room, a function of (seed, cfg) only. Raises ValueError if cfg cannot be met."""
@@ -483,7 +219,7 @@ def sample_scene(seed: int, cfg: SceneConfig = SceneConfig()) -> Scene:
 def _room(rng, cfg, h, objects, R=None) -> dict:
     """Walls beyond every object (so they never hide one), a ceiling above the camera, a light;
     all in the world frame (R: c2w rotation; None: level)."""
-    ext = [(*_world(o.center, R)[[0, 2]], _footprint(o)) for o in objects]
+    ext = [(*to_world(o.center, R)[[0, 2]], _footprint(o)) for o in objects]
     light = np.array([rng.uniform(-0.6, 0.6), -1.0, -rng.uniform(0.2, 0.8)])
     return dict(walls=bool(cfg.walls), tile=float(cfg.tile),
                 back=float(max(z + r for x, z, r in ext) + rng.uniform(0.3, 3.0)),
@@ -494,84 +230,134 @@ def _room(rng, cfg, h, objects, R=None) -> dict:
                 light=(light / np.linalg.norm(light)).tolist())
 
 
-# ----------------------------------------------------------------------------- rendering
-
-def render(scene: Scene, K=None, image_hw=None) -> dict:
-    """Ray-cast the scene through K (default scene.K) at image_hw (default scene.image_hw)."""
-    K = check_K(scene.K if K is None else K)
-    H, W = check_hw(scene.image_hw if image_hw is None else image_hw)
-    a, b = pixel_rays(K, (H, W))                            # (W,), (H,)
-    room, h, tile = scene.room, scene.camera_height, scene.room['tile']
-    L = np.asarray(room['light'])                           # world frame, like every surface below
-    R = None if np.array_equal(scene.c2w[:3, :3], np.eye(3)) else scene.c2w[:3, :3]   # None: level
-    d = world_rays(a, b, R)                                 # level (1, W), (H, 1), 1; tilted (H, W) each
-    # the room, surface ids: 0/1 floor tiles, 2 ceiling, 3 back, 4 left, 5 right wall, 6 nothing,
-    # 7 far floor (a tile of depth `tile` at depth t spans about fy·h·tile/t² rows: too few to show).
-    # Floor and ceiling depend on d_y only, the walls on d_x, d_z: for a level camera, per row or column
-    with np.errstate(divide='ignore'):
-        t_flat = np.where(d[1] > 0, h / d[1], np.inf)       # floor y = h
-        sid_flat = np.where(d[1] > 0, np.where(K[1, 1] * h * tile < MIN_TILE_PX * t_flat ** 2, 7, 0), 6)
-        wall_shape = np.broadcast_shapes(np.shape(d[0]), np.shape(d[2]))
-        t_wall, sid_wall = np.full(wall_shape, np.inf), np.full(wall_shape, 6)
-        if room['walls']:
-            t_ceil = np.where(d[1] < 0, (h - room['height']) / d[1], np.inf)
-            sid_flat = np.where(t_ceil < t_flat, 2, sid_flat)
-            t_flat = np.minimum(t_flat, t_ceil)
-            t_wall = np.where(d[0] < 0, -room['left'] / d[0], np.where(d[0] > 0, room['right'] / d[0], np.inf))
-            t_back = np.where(d[2] > 0, room['back'] / d[2], np.inf)
-            sid_wall = np.where(t_back < t_wall, 3, np.where(d[0] < 0, 4, 5))
-            t_wall = np.minimum(t_wall, t_back)
-    # checker parity of the floor point t·d: floor(x/tile) + floor(z/tile), 0 off the floor; a camera
-    # moved to (x0, ·, z0) of a larger world (views.py) keeps that world's tiles: room['tile_offset']
-    t_floor = np.where(sid_flat == 0, t_flat, 0.0) / tile                      # level (H, 1)
-    tx, tz = t_floor * d[0], t_floor * d[2]                                   # in tiles
-    if 'tile_offset' in room:
-        on_floor = sid_flat == 0                                                 # elsewhere parity stays 0
-        tx, tz = tx + on_floor * room['tile_offset'][0] / tile, tz + on_floor * room['tile_offset'][1] / tile
-    parity = (np.floor(tx).astype(np.int32) + np.floor(tz).astype(np.int32)) & 1  # (H, W)
-    sid = np.where(t_flat <= t_wall, parity + sid_flat.astype(np.int32), sid_wall.astype(np.int32))   # (H, W)
-    depth = np.minimum(t_flat, t_wall).astype(np.float32)                     # (H, W), inf: nothing
-    shade = SHADE_NORMALS @ L                                                 # (8,) n·L per surface
-    shade = (AMBIENT + DIFFUSE * np.maximum(shade, 0)).astype(np.float32)
-    shade[2], shade[6] = 0.8, 1.0                           # the ceiling is lit by bounce light
-    shade = shade.take(sid)                                 # (H, W), always <= 1
-    instance = np.full((H, W), -1, dtype=np.int32)
-    for i, ob in enumerate(scene.objects):
-        rows, cols = _window(K, (H, W), box_corners(ob.center, ob.size, ob.R_cam))
-        if rows.start >= rows.stop or cols.start >= cols.stop:
-            continue
-        dw, c = [_crop(dk, rows, cols) for dk in d], _world(ob.center, R)   # rays (h, w) or (1, w), (h, 1)
-        if ob.shape == 'box':
-            t, ndl = _hit_box(dw, c, ob.size, ob.yaw, L)
-        elif ob.shape == 'sphere':
-            t, ndl = _hit_sphere(dw, c, ob.size[0] / 2, L)
-        else:
-            t, ndl = _hit_cylinder(dw, c, ob.size[0] / 2, ob.size[1], L)
-        m = t < depth[rows, cols]                           # (h, w) z-buffer; the slices are views
-        np.copyto(depth[rows, cols], t, where=m, casting='unsafe')
-        np.copyto(shade[rows, cols], AMBIENT + DIFFUSE * np.maximum(ndl, 0), where=m, casting='unsafe')
-        np.copyto(sid[rows, cols], 8 + i, where=m)
-        np.copyto(instance[rows, cols], i, where=m)
-    walls, far = [room['wall_rgb']] * 3, np.mean(room['floor_rgb'], 0)
-    palette = np.array([*room['floor_rgb'], CEILING, *walls, NOTHING, far] + [COLORS[o.color] for o in scene.objects],
-                       dtype=np.float32)                    # (8 + objects, 3) by surface id
-    image = (palette.take(sid, 0) * shade[..., None]).astype(np.uint8)   # (H, W, 3), values <= 255
-    if not room['walls']:
-        depth[np.isinf(depth)] = 0.0                        # rays above the horizon hit nothing
-    points = np.empty((H, W, 3), dtype=np.float32)          # depth · (a, b, 1)
-    np.multiply(depth, a[None, :], out=points[..., 0], casting='unsafe')
-    np.multiply(depth, b[:, None], out=points[..., 1], casting='unsafe')
-    points[..., 2] = depth
-    return dict(image=image, depth=depth, points=points, instance=instance)
+def _place(rng, cfg, K, f_min, h, placed, R=None):
+    """The first candidate clear of the placed objects on the floor and (mostly) in the image:
+    (category, shape, centre, size, yaw, R_cam) in the camera frame, or None. R: c2w rotation (None: level)."""
+    others = [(_box2d(K, box_corners(o.center, o.size, o.R_cam)), o.center[2]) for o in placed]
+    world = [to_world(o.center, R) for o in placed]
+    xz = np.array([[c[0], c[2], _footprint(o)] for c, o in zip(world, placed)]).reshape(-1, 3)   # (placed, 3)
+    for _ in range(TRIES // 8):
+        kind, shape, center, size, yaw, r = _candidates(rng, cfg, K, f_min, h, R)
+        dist = np.hypot(center[:, None, 0] - xz[:, 0], center[:, None, 2] - xz[:, 1])   # (n, placed)
+        for i in np.nonzero((dist >= r[:, None] + xz[:, 2] + GAP).all(1))[0]:
+            c, R_cam = (center[i], rot_y(yaw[i])) if R is None else (R.T @ center[i], R.T @ rot_y(yaw[i]))
+            box = _box2d(K, box_corners(c, size[i], R_cam))    # (u0, v0, u1, v1), in view
+            if all(_hidden(box, c[2], b, zb) <= MAX_HIDDEN for b, zb in others):
+                category = SHAPES[kind[i]] if cfg.sizes == 'uniform' else list(CATEGORIES)[kind[i]]
+                return category, SHAPES[shape[i]], c, size[i], float(yaw[i]), R_cam
+    return None
 
 
-def _window(K, image_hw, corners):
-    """Rows and columns whose pixel centres may see the object: its projected bounding box + 1 px."""
-    H, W = image_hw
-    if (corners[:, 2] <= 1e-6).any():                       # straddles the camera plane: all pixels
-        return slice(0, H), slice(0, W)
-    uv = project(K, corners)
-    (u0, v0), (u1, v1) = uv.min(0), uv.max(0)
-    c0, c1 = max(0, math.floor(u0 - 0.5)), min(W, math.ceil(u1 - 0.5) + 1)
-    r0, r1 = max(0, math.floor(v0 - 0.5)), min(H, math.ceil(v1 - 0.5) + 1)
-    return slice(r0, r1), slice(c0, c1)
+def _candidates(rng, cfg, K, f_min, h, R=None, n=8):
+    """n random objects in one vectorised draw: category (or shape), size, yaw, then depth in the
+    visible interval, then x in the cone (R: the c2w rotation of a tilted camera; None: level).
+    Returns those whose interval is not empty, as arrays; centres in the world frame."""
+    W, fx, cx = cfg.image_hw[1], K[0, 0], K[0, 2]
+    if cfg.sizes == 'uniform':
+        kind = rng.integers(len(SHAPES), size=n)            # index into SHAPES
+        shape = kind
+        size = rng.uniform(*cfg.size_range, (n, 3))         # (n, 3) as (w, h, l)
+    elif cfg.sizes == 'category':
+        kind = rng.integers(len(CATEGORIES), size=n)        # index into CATEGORIES
+        cats = list(CATEGORIES.values())
+        shape = np.array([SHAPES.index(cats[k][0]) for k in kind])   # 0 box, 1 sphere, 2 cylinder
+        size = np.array([cats[k][1] for k in kind]) * rng.uniform(1 - CATEGORY_JITTER, 1 + CATEGORY_JITTER, (n, 3))
+    else:
+        raise ValueError(f"SceneConfig.sizes must be 'category' or 'uniform', got {cfg.sizes!r}")
+    size[shape > 0, 2] = size[shape > 0, 0]                 # round in x-z: diameter d = w = l
+    size[shape == 1, 1] = size[shape == 1, 0]               # sphere: h = d too
+    yaw = np.where(shape == 0, rng.uniform(-math.pi / 2, math.pi / 2, n), 0.0)
+    r = np.where(shape == 0, 0.5 * np.hypot(size[:, 0], size[:, 2]), size[:, 0] / 2)   # footprint
+    if R is not None:
+        x, z, ok = _tilted_positions(rng, cfg, K, f_min, h, R, size, yaw)
+        return kind[ok], shape[ok], np.stack([x, h - size[:, 1] / 2, z], 1)[ok], size[ok], yaw[ok], r[ok]
+    z_lo, z_hi = _depth_interval(cfg, K, f_min, h, size, r)                            # (n,), (n,)
+    z = z_lo + rng.random(n) * (z_hi - z_lo)
+    x_lo = -(cx - MARGIN_PX) / fx * (z - r) + r             # bounding circle inside the cone
+    x_hi = (W - MARGIN_PX - cx) / fx * (z - r) - r
+    x = x_lo + rng.random(n) * (x_hi - x_lo)
+    ok = z_lo <= z_hi
+    return kind[ok], shape[ok], np.stack([x, h - size[:, 1] / 2, z], 1)[ok], size[ok], yaw[ok], r[ok]
+
+
+def _tilted_positions(rng, cfg, K, f_min, h, R, size, yaw):
+    """Floor positions x, z (n,) of objects (size (n, 3), yaw (n,)) for a camera of rotation R and
+    intrinsics K: in view with MARGIN_PX, sides >= MIN_OBJECT_PX through f_min, centre depth (camera
+    z) in depth_range. Each condition is n·X >= c in the camera frame, so over the world corners
+    X = Rᵀ(p + δ_j) it is a half-plane A·x + B·z >= C of the floor position p = (x, y, z):
+    (A, ·, B) = R n, C = c − (R n)_y·y + max_j −(R n)·δ_j. The z range of their convex intersection
+    is spanned by its vertices (the feasible crossings of two lines); z is drawn in it, then x in the
+    slice at z, as for a level camera. Returns x, z and ok (the intersection is not empty)."""
+    (H, W), (fx, fy, cx, cy), m, n = cfg.image_hw, (K[0, 0], K[1, 1], K[0, 2], K[1, 2]), MARGIN_PX, len(size)
+    normals = np.array([[fx, 0, cx - m], [-fx, 0, W - m - cx], [0, fy, cy - m], [0, -fy, H - m - cy],
+                        [0, 0, -1], [0, 0, 1], [0, 0, -1]]) @ R.T    # (7, 3) rows (R n)ᵀ: 4 image edges,
+    c = np.zeros((n, 7))                                             # corners' z <= z_far, centre z in range
+    c[:, 4], c[:, 5], c[:, 6] = -f_min * size.min(1) / MIN_OBJECT_PX, cfg.depth_range[0], -cfg.depth_range[1]
+    local, cos, sin = _SIGNS * size[:, None], np.cos(yaw)[:, None], np.sin(yaw)[:, None]   # (n, 8, 3), (n, 1)
+    delta = np.stack([cos * local[..., 0] + sin * local[..., 2], local[..., 1],
+                      cos * local[..., 2] - sin * local[..., 0]], -1)   # (n, 8, 3) R_y(yaw)·local
+    worst = (-delta @ normals.T).max(1)                              # (n, 7) the corner nearest the edge
+    worst[:, 5:] = 0                                                 # depth_range holds for the centre
+    A, B = normals[:, 0], normals[:, 2]                              # (7,)
+    C = c - normals[:, 1] * (h - size[:, 1:2] / 2) + worst           # (n, 7)
+    i, j = np.triu_indices(7, 1)                                     # the 21 pairs of lines
+    det = A[i] * B[j] - A[j] * B[i]                                  # (21,)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        vx = (C[:, i] * B[j] - C[:, j] * B[i]) / det                 # (n, 21) vertices by Cramer's rule
+        vz = (A[i] * C[:, j] - A[j] * C[:, i]) / det
+        vertex = (np.abs(det) > 1e-12) & (vx[..., None] * A + vz[..., None] * B >= C[:, None] - 1e-6).all(-1)
+        z_lo, z_hi = np.where(vertex, vz, np.inf).min(1), np.where(vertex, vz, -np.inf).max(1)   # (n,)
+        z = z_lo + rng.random(n) * (z_hi - z_lo)                     # nan where empty (dropped)
+        bound = (C - B * z[:, None]) / A                             # (n, 7): x >= bound where A > 0
+        x_lo = np.where(A > 1e-9, bound, -np.inf).max(1)
+        x_hi = np.where(A < -1e-9, bound, np.inf).min(1)
+        x = x_lo + rng.random(n) * (x_hi - x_lo)
+    return x, z, vertex.any(1)
+
+
+def _depth_interval(cfg, K, f_min, h, size, r):
+    """Centre depths [z_lo, z_hi] that keep an object (size (..., 3), footprint radius r) in view
+    through K from height h, and every side >= MIN_OBJECT_PX through focal f_min. Broadcasts."""
+    (H, W), (fx, fy, cx, cy) = cfg.image_hw, (K[0, 0], K[1, 1], K[0, 2], K[1, 2])
+    z_lo = np.maximum(np.maximum(r + fy * h / (H - MARGIN_PX - cy),                        # bottom edge
+                                 r + fy * np.maximum(size[..., 1] - h, 0) / (cy - MARGIN_PX)),  # top edge
+                      np.maximum(r * (1 + 2 * fx / (W - 2 * MARGIN_PX)), cfg.depth_range[0]))  # fits across
+    return z_lo, np.minimum(cfg.depth_range[1], f_min * size.min(-1) / MIN_OBJECT_PX - r)
+
+
+def _max_height(cfg, K, f_min, _cache={}) -> float:
+    """The highest camera (on a grid of height_range) from which some object can be placed: the
+    most compact ones, spheres of every diameter, tried at every height. Cached per config."""
+    if repr(cfg) not in _cache:
+        hs, S = np.linspace(*cfg.height_range, 65)[:, None], np.linspace(*_size_bounds(cfg), 64)   # (65, 1), (64,)
+        z_lo, z_hi = _depth_interval(cfg, K, f_min, hs, np.stack([S, S, S], -1), S / 2)          # (65, 64)
+        ok = (z_lo <= z_hi).any(1)
+        _cache.clear() if len(_cache) > 64 else None
+        _cache[repr(cfg)] = float(hs[ok].max()) if ok.any() else -math.inf
+    return _cache[repr(cfg)]
+
+
+def _size_bounds(cfg) -> tuple:
+    """(smallest, largest) side an object of cfg can have, metres."""
+    if cfg.sizes == 'uniform':
+        return tuple(cfg.size_range)
+    sides = np.array([size for _, size in CATEGORIES.values()])
+    return float(sides.min() * (1 - CATEGORY_JITTER)), float(sides.max() * (1 + CATEGORY_JITTER))
+
+
+def _footprint(o) -> float:
+    """Radius of the object's bounding circle in the x-z plane."""
+    return 0.5 * math.hypot(o.size[0], o.size[2]) if o.shape == 'box' else o.size[0] / 2
+
+
+def _box2d(K, corners) -> tuple:
+    uv = project(K, corners)                                # (8, 2)
+    return (*uv.min(0).tolist(), *uv.max(0).tolist())      # (u0, v0, u1, v1)
+
+
+def _hidden(b1, z1, b2, z2) -> float:
+    """Fraction of the farther object's projected 2D box inside the nearer one's (a cheap proxy
+    of occlusion; the same for every zoom about the principal point, as areas scale alike)."""
+    far = b1 if z1 > z2 else b2
+    iw, ih = min(b1[2], b2[2]) - max(b1[0], b2[0]), min(b1[3], b2[3]) - max(b1[1], b2[1])
+    return max(iw, 0) * max(ih, 0) / ((far[2] - far[0]) * (far[3] - far[1]))

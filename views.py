@@ -18,7 +18,7 @@ for every X on the line (camera_embed.plucker): a point seen in two frames lies 
 The heading ψ pans from ∓pan to ±pan (× U(0.6, 1)), θ is drawn in pitch_range per frame, and the
 camera moves by (w_x, w_z), |w_x| <= walk, 0 <= w_z <= walk, at a constant height h.
 
-Rendering. scenes.render draws a room about a camera at its origin with a rotation only, so frame k
+Rendering. raycast.render draws a room about a camera at its origin with a rotation only, so frame k
 is the room moved by −o_k: walls left + o_x, right − o_x, back − o_z, floor y = h, objects at
 R_kᵀ(c − o_k), the checker kept in place (room['tile_offset'] = (o_x, o_z)), c2w = [R_k | 0]. Each
 frame is therefore exact through any K, and its point map (camera frame, as render returns it)
@@ -47,6 +47,7 @@ import torch
 
 import augment
 import data
+import raycast
 import scenes
 
 VIEW_TASKS = ('object_count', 'abs_distance', 'object_size', 'room_size', 'rel_distance', 'rel_direction',
@@ -198,7 +199,7 @@ def render_views(views: Views, K=None) -> dict:
     (N, H, W, 3), depth (N, H, W), points (N, H, W, 3) in each frame's camera frame, instance (N, H, W)."""
     N = len(views.c2w)
     Ks = np.broadcast_to(views.K if K is None else np.asarray(K, np.float64), (N, 3, 3))
-    outs = [scenes.render(frame_scene(views, k), K=Ks[k]) for k in range(N)]
+    outs = [raycast.render(frame_scene(views, k), K=Ks[k]) for k in range(N)]
     return {key: np.stack([out[key] for out in outs]) for key in outs[0]}
 
 

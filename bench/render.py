@@ -19,6 +19,7 @@ import torch
 
 import augment
 import data
+import raycast
 import scenes
 
 torch.set_num_threads(1)
@@ -48,8 +49,8 @@ def main():
     for vz, pose in ((None, {}), ((0.5, 2.0), {}), ((0.5, 2.0), tilt)):
         cfg = scenes.SceneConfig(image_hw=hw, n_objects=(k, k), visible_zoom=vz, **pose)
         S = [scenes.sample_scene(i, cfg) for i in range(args.n)]          # warm-up and inputs
-        s, r = rate(lambda i: scenes.sample_scene(i, cfg), args.n)[0], rate(lambda i: scenes.render(S[i]), args.n)[0]
-        both, wall = rate(lambda i: scenes.render(scenes.sample_scene(i, cfg)), args.n)
+        s, r = rate(lambda i: scenes.sample_scene(i, cfg), args.n)[0], rate(lambda i: raycast.render(S[i]), args.n)[0]
+        both, wall = rate(lambda i: raycast.render(scenes.sample_scene(i, cfg)), args.n)
         label = f"visible_zoom={vz}" + (f", pitch {pose['pitch_range']}, roll {pose['roll_range']}" if pose else '')
         print(f"{hw[0]}x{hw[1]}, {k} objects, {label}: sample {s:5.0f}/s  render {r:5.0f}/s  "
               f"sample+render {both:4.0f} scenes/s (CPU time; wall-clock {wall:.0f}/s)")

@@ -19,6 +19,7 @@ import data  # noqa: E402
 import eval as E  # noqa: E402
 import metrics  # noqa: E402
 import model  # noqa: E402
+import pinhole  # noqa: E402
 import scenes  # noqa: E402
 import train  # noqa: E402
 
@@ -64,7 +65,7 @@ def test_canonical_round_trip_for_any_camera(task):
     rng = np.random.default_rng(2)
     f_c = data.canonical_focal('standard', 128)
     for _ in range(20):
-        K = scenes.zoom_K(scenes.camera_K('standard', (128, 128)), rng.uniform(0.5, 2.0))
+        K = pinhole.zoom_K(scenes.camera_K('standard', (128, 128)), rng.uniform(0.5, 2.0))
         c2w = _pitched_pose(rng.uniform(-20, 20))
         obj = dict(name='red chair', center=rng.uniform([-1, -0.5, 2], [1, 1, 9]), size=rng.uniform(0.3, 1.5, 3),
                    yaw=rng.uniform(-1, 1))
@@ -80,7 +81,7 @@ def test_canonical_round_trip_for_any_camera(task):
         assert _close(metrics.parse_answer(task, text) if task != 'closer' else text, qa['target'],
                       0.005 * (1 + K[0, 0] / f_c) + 1e-6)
     if task == 'depth':                                                    # a 2x zoom halves the label
-        K2 = scenes.zoom_K(scenes.camera_K('standard', (128, 128)), 2.0)
+        K2 = pinhole.zoom_K(scenes.camera_K('standard', (128, 128)), 2.0)
         assert data.canonical_target('depth', 4.0, K2, np.eye(4), f_c) == pytest.approx(2.0)
 
 

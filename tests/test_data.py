@@ -21,6 +21,7 @@ import torch
 import augment
 import data
 import metrics
+import raycast
 import scenes
 
 TINY = data.DataConfig(scene=scenes.SceneConfig(image_hw=(32, 32)))
@@ -151,7 +152,7 @@ def test_object_depth_is_the_centre_depth_of_the_object_each_pixel_sees():
     aug = data.SyntheticDataset(cfg, 'train', 4, augment=augment.AugmentConfig(p_identity=0.0))
     for i in range(4):
         sc = scenes.sample_scene(data.scene_seed('train', i), cfg.scene)
-        inst = torch.from_numpy(scenes.render(sc)['instance'])
+        inst = torch.from_numpy(raycast.render(sc)['instance'])
         zs = torch.tensor([o.center[2] for o in sc.objects], dtype=torch.float32)
         obj = plain[i]['object_depth']
         assert torch.equal(obj > 0, inst >= 0) and torch.equal(obj[inst >= 0], zs[inst[inst >= 0]])

@@ -18,6 +18,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import data  # noqa: E402
 import eval as E  # noqa: E402
 import model  # noqa: E402
+import pinhole  # noqa: E402
+import raycast  # noqa: E402
 import scenes  # noqa: E402
 
 
@@ -41,7 +43,7 @@ def test_camera_sweep_and_paired_visibility():
     for seed in range(3):
         scene = scenes.sample_scene(seed, cfg)
         for name, _, fn in sweep:
-            ids = set(np.unique(scenes.render(scene, K=fn(scene.K))['instance']).tolist())
+            ids = set(np.unique(raycast.render(scene, K=fn(scene.K))['instance']).tolist())
             assert set(range(len(scene.objects))) <= ids, (seed, name)
 
 
@@ -160,9 +162,9 @@ def test_scene_visibility_follows_the_requested_zooms():
     assert cfg.visible_zoom == (0.5, 3.0)
     for i in range(3):   # every object stays fully in view at s = 3
         scene = scenes.sample_scene(data.scene_seed('test', i), cfg)
-        K = scenes.zoom_K(scene.K, 3.0)
+        K = pinhole.zoom_K(scene.K, 3.0)
         assert all(E.box_in_view(o, K, cfg.image_hw) for o in data.scene_objects(scene))
-        ids = np.unique(scenes.render(scene, K=K)['instance'])
+        ids = np.unique(raycast.render(scene, K=K)['instance'])
         assert set(range(len(scene.objects))) <= set(ids.tolist())
 
 
@@ -172,7 +174,7 @@ def test_box_in_view():
     assert E.box_in_view(box, K, (32, 32))
     assert not E.box_in_view(dict(box, center=np.array([2.5, 0.0, 4.0])), K, (32, 32))     # off to the right
     assert not E.box_in_view(dict(box, center=np.array([0.0, 0.0, 0.3])), K, (32, 32))     # through the camera
-    assert not E.box_in_view(box, scenes.zoom_K(K, 8.0), (32, 32))                         # zoomed out of view
+    assert not E.box_in_view(box, pinhole.zoom_K(K, 8.0), (32, 32))                         # zoomed out of view
 
 
 def test_real_data_sweep_is_paired_and_keeps_the_aspect_ratio(tmp_path):

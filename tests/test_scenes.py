@@ -1,5 +1,5 @@
 """
-Guards scenes.py: the rendered geometry is exact, checked with math written here, not the
+Guards scenes.py and raycast.py: the rendered geometry is exact, checked with math written here, not the
 renderer's: projected box corners bound (and for boxes fill) each instance mask, hit points lie on
 their object's surface, points = depth · K⁻¹[u+½, v+½, 1], the floor depth has its closed form,
 a zoomed K magnifies about the principal point, visible_zoom keeps every object in view, scenes
@@ -16,6 +16,8 @@ import math
 import numpy as np
 import pytest
 
+import pinhole
+import raycast
 import scenes
 
 CFG = scenes.SceneConfig(image_hw=(64, 64))
@@ -71,7 +73,7 @@ def pixel_centres(H, W):
 def test_projected_corners_bound_the_mask(shape):
     for seed0 in (0, 100, 200):
         sc = single(shape, hw=(96, 96), seed0=seed0)
-        mask = scenes.render(sc)['instance'].ravel() == 0
+        mask = raycast.render(sc)['instance'].ravel() == 0
         dist = hull_distance(proj(sc.K, corners(sc.objects[0])), pixel_centres(96, 96))
         assert mask.any() and (dist[mask] > -1).all()              # the mask is inside the hull
         if shape == 'box':                                          # ... and fills it
@@ -80,7 +82,7 @@ def test_projected_corners_bound_the_mask(shape):
 
 def test_hit_points_lie_on_their_surface():
     sc = scenes.sample_scene(3, scenes.SceneConfig(image_hw=(64, 64), n_objects=(4, 4)))
-    out = scenes.render(sc)
+    out = raycast.render(sc)
     for i, ob in enumerate(sc.objects):
         p = out['points'][out['instance'] == i].astype(float)       # (M, 3)
         local = (p - ob.center) @ rot(ob.yaw)                       # rows: Rᵀ (p − c)
@@ -99,8 +101,8 @@ def test_hit_points_lie_on_their_surface():
 
 def test_points_are_depth_times_rays():
     sc = scenes.sample_scene(1, scenes.SceneConfig(image_hw=(32, 48), n_objects=(4, 4)))
-    K = scenes.zoom_K(sc.K, 1.3) + np.array([[0, 0, 3.0], [0, 0, -2.0], [0, 0, 0]])   # any camera
-    out = scenes.render(sc, K, (40, 36))
+    K = pinhole.zoom_K(sc.K, 1.3) + np.array([[0, 0, 3.0], [0, 0, -2.0], [0, 0, 0]])   # any camera
+    out = raycast.render(sc, K, (40, 36))
     uv1 = np.concatenate([pixel_centres(40, 36), np.ones((40 * 36, 1))], 1)
     rays = (uv1 @ np.linalg.inv(K).T).reshape(40, 36, 3)
     np.testing.assert_allclose(out['points'], out['depth'][..., None] * rays, rtol=1e-6, atol=1e-6)
@@ -112,7 +114,7 @@ def test_points_are_depth_times_rays():
 def test_floor_depth_closed_form():
     sc = single('sphere', walls=False)
     K = np.array([[70.0, 0, 30.0], [0, 55.0, 27.5], [0, 0, 1]])
-    out = scenes.render(sc, K, (64, 60))
+    out = raycast.render(sc, K, (64, 60))
     v = np.arange(64)[:, None] + np.zeros((1, 60))
     floor = (out['instance'] == -1) & (out['depth'] > 0)
     with np.errstate(divide='ignore'):
@@ -125,15 +127,15 @@ def test_floor_depth_closed_form():
 
 def test_zoom_magnifies_about_the_principal_point():
     sc = scenes.sample_scene(4, scenes.SceneConfig(image_hw=(64, 64), n_objects=(3, 3), height_range=(1.0, 2.0)))
-    base, K = scenes.render(sc), sc.K
+    base, K = raycast.render(sc), sc.K
     # exact: f' = 2f sees the centre of a twice-as-fine base render, ray for ray
-    fine = scenes.render(sc, np.diag([2, 2, 1.0]) @ K, (128, 128))
-    zoom = scenes.render(sc, scenes.zoom_K(K, 2.0))
+    fine = raycast.render(sc, np.diag([2, 2, 1.0]) @ K, (128, 128))
+    zoom = raycast.render(sc, pinhole.zoom_K(K, 2.0))
     for key in ('image', 'depth', 'instance'):
         np.testing.assert_array_equal(zoom[key], fine[key][32:96, 32:96])
     # sampled: pixel x' of the zoomed image shows base pixel floor(c + (x' − c)/s)
     for s in (2.0, 1.25):
-        zoom = scenes.render(sc, scenes.zoom_K(K, s))
+        zoom = raycast.render(sc, pinhole.zoom_K(K, s))
         src = (K[:2, 2] + (pixel_centres(64, 64) - K[:2, 2]) / s).astype(int)
         same = zoom['instance'].ravel() == base['instance'][src[:, 1], src[:, 0]]
         close = np.abs(zoom['image'].reshape(-1, 3).astype(int)
@@ -146,11 +148,11 @@ def test_visible_zoom_keeps_every_object_in_view():
     for seed in range(15):
         sc = scenes.sample_scene(seed, cfg)
         for s in (0.5, 0.8, 1.0, 1.6, 2.0):
-            Ks = scenes.zoom_K(sc.K, s)
+            Ks = pinhole.zoom_K(sc.K, s)
             for ob in sc.objects:
                 uv = proj(Ks, corners(ob))
                 assert (uv >= 0).all() and (uv <= 48).all() and (corners(ob)[:, 2] > 0).all()
-            inst = scenes.render(sc, Ks)['instance']
+            inst = raycast.render(sc, Ks)['instance']
             border = np.concatenate([inst[0], inst[-1], inst[:, 0], inst[:, -1]])
             assert (border == -1).all()
 
@@ -213,10 +215,10 @@ def test_default_world_has_categories_of_characteristic_size_and_a_hand_held_cam
 
 
 def test_same_seed_same_scene_bitwise():
-    a, b = (scenes.render(scenes.sample_scene(11, CFG)) for _ in range(2))
+    a, b = (raycast.render(scenes.sample_scene(11, CFG)) for _ in range(2))
     for key in a:
         assert a[key].tobytes() == b[key].tobytes()
-    c = scenes.render(scenes.sample_scene(12, CFG))
+    c = raycast.render(scenes.sample_scene(12, CFG))
     assert a['image'].tobytes() != c['image'].tobytes()
 
 
@@ -226,10 +228,10 @@ def test_bad_cameras_raise_clear_errors():
            'fy > 0': np.diag([50, -1.0, 1]), 'skew': np.array([[50, 1.0, 32], [0, 50, 32], [0, 0, 1]])}
     for word, K in bad.items():
         with pytest.raises(ValueError, match=word):
-            scenes.render(sc, K)
+            raycast.render(sc, K)
     for hw in [(0, 32), (32,), 'ab', (32.5, 32)]:
         with pytest.raises(ValueError, match='image_hw'):
-            scenes.render(sc, image_hw=hw)
+            raycast.render(sc, image_hw=hw)
     with pytest.raises(ValueError, match='unknown camera'):
         scenes.camera_K('fisheye', (32, 32))
     with pytest.raises(ValueError, match='no object can be placed.*lower the camera'):
@@ -287,8 +289,8 @@ def test_tilted_pose_is_drawn_in_range_and_objects_stand_on_the_floor():
 def test_tilted_points_are_depth_times_rays_and_the_room_is_where_the_pose_says():
     for seed in range(4):
         sc, R, *_ = tilted(seed)
-        K = scenes.zoom_K(sc.K, 1.3) + np.array([[0, 0, 3.0], [0, 0, -2.0], [0, 0, 0]])   # any camera
-        out = scenes.render(sc, K, (40, 36))
+        K = pinhole.zoom_K(sc.K, 1.3) + np.array([[0, 0, 3.0], [0, 0, -2.0], [0, 0, 0]])   # any camera
+        out = raycast.render(sc, K, (40, 36))
         uv1 = np.concatenate([pixel_centres(40, 36), np.ones((40 * 36, 1))], 1)
         rays = (uv1 @ np.linalg.inv(K).T).reshape(40, 36, 3)                # K⁻¹[u+½, v+½, 1], camera frame
         np.testing.assert_allclose(out['points'], out['depth'][..., None] * rays, rtol=1e-6, atol=1e-6)
@@ -306,7 +308,7 @@ def test_tilted_floor_and_horizon_closed_form():
     # no walls: a pixel sees the floor iff its world ray points down, at depth h / (R d)_y
     sc, R, *_ = tilted(5, scenes.SceneConfig(image_hw=(64, 64), n_objects=(1, 1), walls=False,
                                              pitch_range=(5, 15), roll_range=(10, 20)))
-    out = scenes.render(sc)
+    out = raycast.render(sc)
     uv1 = np.concatenate([pixel_centres(64, 64), np.ones((64 * 64, 1))], 1)
     down = ((uv1 @ np.linalg.inv(sc.K).T) @ R.T)[:, 1].reshape(64, 64)      # (R d)_y, d = K⁻¹[u+½, v+½, 1]
     bg = out['instance'] == -1
@@ -321,7 +323,7 @@ def test_tilted_hit_points_lie_on_their_surface():
     for seed in range(3):
         sc, R, *_ = tilted(seed, scenes.SceneConfig(image_hw=(64, 64), n_objects=(4, 4), pitch_range=(-10, 25),
                                                      roll_range=(-20, 20)))
-        out = scenes.render(sc)
+        out = raycast.render(sc)
         for i, ob in enumerate(sc.objects):
             p = out['points'][out['instance'] == i].astype(float) @ R.T     # (M, 3) world frame
             local = (p - R @ ob.center) @ rot(ob.yaw)                       # rows: R_y(yaw)ᵀ (p − c)
@@ -346,10 +348,10 @@ def test_tilted_visible_zoom_keeps_every_object_in_view():
             X = (local @ rot(ob.yaw).T + R @ ob.center) @ R                  # (8, 3) camera frame: Rᵀ X_world
             assert (X[:, 2] > 0).all()
             for s in (0.5, 0.8, 1.0, 1.6, 2.0):
-                uv = proj(scenes.zoom_K(sc.K, s), X)
+                uv = proj(pinhole.zoom_K(sc.K, s), X)
                 assert (uv >= 0).all() and (uv <= 64).all()
         for s in (0.5, 2.0):
-            inst = scenes.render(sc, scenes.zoom_K(sc.K, s))['instance']
+            inst = raycast.render(sc, pinhole.zoom_K(sc.K, s))['instance']
             border = np.concatenate([inst[0], inst[-1], inst[:, 0], inst[:, -1]])
             assert (border == -1).all() and len(set(inst.ravel())) == 4     # all 3 objects seen
 
@@ -363,9 +365,9 @@ def test_zero_tilt_is_the_level_render():
         level = scenes.sample_scene(seed, cfg)
         same = scenes.sample_scene(seed, scenes.SceneConfig(image_hw=(64, 64), n_objects=(3, 3), pitch_range=(0, 0),
                                                             roll_range=(0.0, 0.0)))
-        a, b = scenes.render(level), scenes.render(same)
+        a, b = raycast.render(level), raycast.render(same)
         assert (same.c2w == np.eye(4)).all() and all(a[k].tobytes() == b[k].tobytes() for k in a)
-        nudged = scenes.render(dataclasses.replace(level, c2w=scenes.camera_pose(1e-9, 1e-9)))
+        nudged = raycast.render(dataclasses.replace(level, c2w=scenes.camera_pose(1e-9, 1e-9)))
         assert (nudged['instance'] == a['instance']).all() and (nudged['image'] == a['image']).all()
         np.testing.assert_allclose(nudged['depth'], a['depth'], rtol=1e-6)
 

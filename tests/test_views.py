@@ -12,6 +12,7 @@ import torch
 import camera_embed
 import data
 import metrics
+import raycast
 import scenes
 import views
 from model import CameraAwareMLLM, ModelConfig, char_tokenizer, prompt_ids
@@ -76,7 +77,7 @@ def test_world_point_maps_of_two_frames_agree_on_the_same_surface():
             continue
         K = v.K.copy()
         K[:2, 2] += np.floor(uv) + 0.5 - uv                                 # X now projects to a pixel centre
-        out = scenes.render(views.frame_scene(v, k), K=K)
+        out = raycast.render(views.frame_scene(v, k), K=K)
         c, r = np.floor(uv).astype(int)
         if abs(out['depth'][r, c] - ((X - o) @ R)[2]) > 1e-3:               # frame k sees something nearer
             continue

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import data  # noqa: E402
+import raycast  # noqa: E402
 import scenes  # noqa: E402
 from eval import load_checkpoint  # noqa: E402
 from model import pad_batch, prompt_ids  # noqa: E402
@@ -36,7 +37,7 @@ def depth_items(dcfg, split: str, n: int) -> list[dict]:
     for i in range(n):
         seed = data.scene_seed(split, i)
         sc = scenes.sample_scene(seed, dcfg.scene)
-        out, objects = scenes.render(sc), data.scene_objects(sc)
+        out, objects = raycast.render(sc), data.scene_objects(sc)
         qa = data.make_qa(objects, 'depth', np.random.default_rng([seed, data.TASKS.index('depth')]))
         k = next(j for j, o in enumerate(objects) if o['name'] in qa['question'])   # names are unique
         items.append(dict(qa, image=torch.from_numpy(out['image']).permute(2, 0, 1), c2w=torch.tensor(sc.c2w).float(),
