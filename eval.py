@@ -10,7 +10,8 @@ Protocol: the same held-out scenes (test-split seeds, every object fully in view
 camera of the sweep: paired) and questions (one rng seed per scene and task) through the cameras
   zoom_s      f' = s·f, s in {0.5, 0.67, 0.8, 1, 1.25, 1.5, 2} (or --zooms), rendered exactly
   shift_*     principal point moved by ±10 % of the width (x) or +10 % of the height (y)
-  <profile>   the other scenes.CAMERAS, s = f_profile / f_train (if within the zooms' range)
+  <profile>   the other scenes.CAMERAS, s = f_profile / f_train (if within the zooms' range): 'tele'
+              (35°) through a 'standard' (60°) training camera is s = tan 30° / tan 17.5° = 1.83
 Real data (Omni3D JSON) has no renderer: each image is letterboxed to the model's size (aspect
 ratio kept, K exact) and augment's exact warp (zoom, shift) stands in for the lens; questions are
 asked only about objects fully in view through every camera of the sweep (paired again).
@@ -28,15 +29,13 @@ Error metrics (AbsRel, centre error) average the parsed answers only.
 
   python eval.py --ckpt runs/rgb_only runs/full --camera-shift --n-scenes 64 --out out/eval
 writes table.md (printed too), results.json (per checkpoint, camera and task, with unparsed
-counts), records_<ckpt>.jsonl (every answer), zoom.png (with matplotlib). Shapes: image
-(3, H, W) uint8, K (3, 3), B items per generate call.
+counts), records_<ckpt>.jsonl (every answer), zoom.png (with matplotlib); report.py makes the
+tables and plots, intervals.py the seed-pooled rows of seeds.md. Shapes: image (3, H, W) uint8,
+K (3, 3), B items per generate call.
 """
 import argparse
 import json
-import math
 import os
-import re
-import warnings
 from collections import defaultdict
 from dataclasses import asdict
 from functools import partial
@@ -49,11 +48,12 @@ import augment
 import data
 import pinhole
 import raycast
+import report
 import scenes
-from metrics import (category_f1, depth_gain, differences, f1_score, mra, parse_answer, safe_log, score,
-                     seed_summary, shortcut_slope)
+from intervals import differences, seed_summary
+from metrics import parse_answer, score
 
-ZOOMS = (0.5, 0.67, 0.8, 1.0, 1.25, 1.5, 2.0)
+ZOOMS = (0.5, 0.67, 0.8, 1.0, 1.25, 1.5, 2.0)   # the sweep's zooms s, spanning augment.ZOOM_RANGE
 SHIFTS = (('shift_x+10%', 0.1, 0.0), ('shift_x-10%', -0.1, 0.0), ('shift_y+10%', 0.0, 0.1))
 
 # ----------------------------------------------------------------------------- the camera sweep
@@ -198,193 +198,13 @@ def make_record(item, text):
     rec = dict(meta, pred_text=text, **score(item['task'], text, item['target']))
     if item['task'] == 'box':
         R = np.asarray(item.get('c2w', torch.eye(4)), np.float64)[:3, :3]       # gravity-aligned -> camera: R.T
-        depth = lambda box: None if box is None else float((R.T @ np.asarray(box[:3], np.float64))[2])
-        rec.update(z_pred=depth(rec['pred']), z_target=depth(item['target']))
+        rec.update(z_pred=camera_depth(rec['pred'], R), z_target=camera_depth(item['target'], R))
     return rec
 
 
-# ----------------------------------------------------------------------------- summaries
-_REL = ('mra', 'abs_rel', 'delta')
-METRICS = dict(depth=_REL, size=_REL, distance=_REL, center=('center_err',),
-               box=('iou', 'acc25', 'acc50', 'center_err'), closer=('acc',), detect=('f1',))
-
-
-def summarize(records, constants=None):
-    """{'cameras': {camera: {'s', 'tasks': {task: metrics}}}, 'unparsed' (fraction of all answers),
-    'shortcut_slope' (depth, zoom_* cameras), 'depth_gain' (depth, s = 1)}. constants {task: value}
-    (train_medians) adds 'mra_const', the MRA of always answering that value on the same items."""
-    groups = defaultdict(list)
-    for r in records:
-        groups[r['camera'], r['task']].append(r)
-    cameras = {}
-    for (cam, task), rs in groups.items():   # means (error metrics over parsed answers only) + counts
-        m = dict(n=len(rs), unparsed=sum(not r['parsed'] for r in rs))
-        for key in METRICS[task]:
-            vals = [r[key] for r in rs if r[key] is not None]
-            m[key] = float(np.mean(vals)) if vals else None
-        if task == 'detect':  # VG-LLM: TP/FP/FN per category over all answers; and pooled
-            m['f1@0.25'] = category_f1([r['counts'] for r in rs])
-            m['f1@0.25_pooled'] = f1_score(*(sum(r[k] for r in rs) for k in ('tp', 'n_pred', 'n_gt')))
-        if task in (constants or {}):
-            m['mra_const'] = float(np.mean([mra(constants[task], r['target']) for r in rs]))
-        if task == 'depth':   # the shortcut per camera: mean log(Z_pred/Z), −log s if K is ignored
-            logs = [safe_log(r['pred'] / r['target']) for r in rs if r['pred'] is not None]
-            m['log_ratio'] = float(np.nanmean(logs)) if np.isfinite(logs).any() else None
-        cameras.setdefault(cam, dict(s=rs[0]['s'], tasks={}))['tasks'][task] = m
-    zoom = [r for r in records if r['task'] == 'depth' and r['camera'].startswith('zoom_')]
-    base = [r for r in zoom if r['s'] == 1.0]
-    col = lambda rs, key: [r[key] for r in rs]
-    return dict(cameras=cameras, unparsed=sum(not r['parsed'] for r in records) / max(len(records), 1),
-                shortcut_slope=shortcut_slope(col(zoom, 's'), col(zoom, 'pred'), col(zoom, 'target')),
-                depth_gain=depth_gain(col(base, 'pred'), col(base, 'target')))
-
-
-def markdown_table(results):
-    """One row per camera, one column per checkpoint; cells 'depth MRA / detect F1@0.25 / pooled'."""
-    fmt = lambda x: '–' if x is None else f'{x:.2f}'
-    row = lambda name, s, cells: f'| {name} | {s} | ' + ' | '.join(cells) + ' |'
-    summ = [r['summary'] for r in results.values()]
-    cams = {c: v['s'] for sm in summ for c, v in sm['cameras'].items()}
-    detect = any('detect' in v['tasks'] for sm in summ for v in sm['cameras'].values())
-    keys = [('depth', 'mra')] + [('detect', 'f1@0.25'), ('detect', 'f1@0.25_pooled')] * detect
-    cell = lambda sm, c: ' / '.join(fmt(sm['cameras'].get(c, {}).get('tasks', {}).get(t, {}).get(k)) for t, k in keys)
-    lines = [f"cells: depth MRA{' / detect F1@0.25 / detect F1@0.25 pooled' * detect}", '',
-             row('camera', 's', results), '|---|---|' + '---|' * len(summ)]
-    lines += [row(c, f'{s:.2f}', [cell(sm, c) for sm in summ]) for c, s in cams.items()]
-    const = [next((v['tasks']['depth'].get('mra_const') for v in sm['cameras'].values() if 'depth' in v['tasks']), None)
-             for sm in summ]          # the same items through every camera: one number per checkpoint
-    lines += [row('depth MRA of a constant answer', '', [fmt(c) for c in const])] if any(c is not None for c in const) else []
-    lines += [row('shortcut slope', '', [fmt(sm['shortcut_slope']) for sm in summ]),
-              row('depth gain at s=1', '', [fmt(sm['depth_gain']) for sm in summ]),
-              row('unparsed answers', '', [f"{sm['unparsed']:.1%}" for sm in summ]), '',
-              'MRA: mean over θ = 0.50, 0.55, ..., 0.95 of 1[|p−g|/g ≤ 1−θ] (VSI-Bench, as lmms-eval);']
-    if detect:
-        lines += ["detect F1@0.25: VG-LLM's protocol, predictions in output order, each matched to the unused "
-                  'same-category box of highest IoU (TP if IoU > 0.25); F1 per category over the answers, '
-                  'mean over the categories present in predictions or ground truth;',
-                  'detect F1@0.25 pooled: one F1 over all categories, pairs matched greedily by highest IoU;']
-    lines += ['constant answer: the median depth of 512 training scenes, always; what reading the image adds is the gap to it;',
-              'shortcut slope: d log(Z_pred/Z) / d log s over the zooms (−1 ignores the camera, 0 reads it);',
-              'depth gain: d log Z_pred / d log Z at s = 1 (1 tracks depth; 0, a constant answer, also has slope 0)']
-    return '\n'.join(lines) + '\n'
-
-
-def plot_zoom(results, path):
-    """Depth MRA, mean log(Z_pred/Z) and (if evaluated) detect F1@0.25 against zoom s (log x),
-    one line per checkpoint."""
-    try:
-        import matplotlib
-        matplotlib.use('Agg')
-        import matplotlib.pyplot as plt
-    except ImportError as e:
-        print(f'plot skipped: matplotlib is not installed ({e}); pip install matplotlib')
-        return None
-    panels = [('depth', 'mra', 'depth MRA'), ('depth', 'log_ratio', 'mean log(Z_pred / Z): 0 reads K, −log s ignores it'),
-              ('detect', 'f1@0.25', 'detect F1@0.25')]
-    panels = [p for p in panels if any(p[0] in v['tasks'] for r in results.values() for v in r['summary']['cameras'].values())]
-    if not panels:                      # neither depth nor detect was evaluated
-        return None
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
-    for ax, (task, key, title) in zip(axes[0], panels):
-        for label, r in results.items():
-            pts = sorted((v['s'], v['tasks'][task][key]) for c, v in r['summary']['cameras'].items()
-                         if c.startswith('zoom_') and task in v['tasks'] and v['tasks'][task].get(key) is not None)
-            if pts:
-                ax.plot(*zip(*pts), marker='o', label=label)
-        if key == 'log_ratio':  # the two reference answers: reads the camera / ignores it
-            ax.plot(ZOOMS, [0.0] * len(ZOOMS), 'k:', ZOOMS, [-math.log(s) for s in ZOOMS], 'k--', lw=1)
-        ax.set(xscale='log', xlabel="zoom s (f' = s·f)", title=title, ylim=None if key == 'log_ratio' else (0, 1.02))
-        ax.set_xticks(ZOOMS, [f'{s:g}' for s in ZOOMS])
-        ax.minorticks_off()
-        ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-# ----------------------------------------------------------------------------- seeds and intervals
-# Runs of one configuration trained with several seeds are named NAME_s0, NAME_s1, ... (or
-# NAME-seed0, ...): they are pooled into one row, NAME, whose statistics and paired-bootstrap
-# intervals metrics.seed_summary computes; here they become tables and a plot.
-SEED_SUFFIX = re.compile(r'[_-](?:s|seed)\d+$')
-
-
-def group_runs(labels) -> dict:
-    """{NAME: [labels]} by the seed suffix; a label without one is a group of its own."""
-    groups = defaultdict(list)
-    for label in labels:
-        groups[SEED_SUFFIX.sub('', label)].append(label)
-    return dict(groups)
-
-
-def seed_tables(summary, diffs=None) -> str:
-    """Markdown: depth MRA, box IoU, Acc@0.25 and Acc@0.5 per zoom, the shortcut statistics, and
-    the differences to each reference row (diffs {reference: differences(...)}); every cell a
-    mean [95 % interval]."""
-    cell = lambda m: '–' if m is None or not math.isfinite(m['mean']) else f"{m['mean']:.2f} [{m['lo']:.2f}, {m['hi']:.2f}]"
-    rows = list(summary)
-    cams = list(dict.fromkeys(n.split('@')[1] for r in rows for n in summary[r] if '@' in n and n.startswith('depth_mra@')))
-    zooms = [c for c in cams if c.startswith('zoom_')]
-    lines = []
-    for key, title in (('depth_mra', 'depth MRA'), ('box_iou', 'box mean 3D IoU'), ('box_acc25', 'box Acc@0.25'),
-                       ('box_acc50', 'box Acc@0.5')):
-        if not any(math.isfinite(summary[r].get(f'{key}@{c}', {}).get('mean', math.nan)) for r in rows for c in cams):
-            continue
-        lines += [f'**{title}** per camera (mean over seeds and scenes [95 % paired bootstrap interval])', '',
-                  '| row | seeds | ' + ' | '.join(zooms) + ' |', '|---|---|' + '---|' * len(zooms)]
-        lines += [f"| {r} | {len(summary[r]['runs'])} | " + ' | '.join(cell(summary[r].get(f'{key}@{c}')) for c in zooms) + ' |'
-                  for r in rows]
-        lines.append('')
-    keys = ['depth_slope', 'depth_gain', 'depth_index', 'depth_index_in_range', 'box_slope', 'box_gain',
-            'box_index', 'box_index_in_range', 'depth_mra_worst_ratio', 'box_acc25_worst_ratio']
-    lines += ['**Shortcut** (slope: d log(ẑ/z) / d log s over the zooms; gain: d log ẑ / d log z at s = 1; '
-              'index = slope / gain: −1 reads the focal from the pixels, 0 reads K; in range: over the answers '
-              'whose camera-blind value z/s is within the 5–95 % range of the depths at s = 1; worst ratio: the lowest '
-              'value over the zooms / the value at s = 1)', '',
-              '| row | ' + ' | '.join(keys) + ' |', '|---|' + '---|' * len(keys)]
-    lines += [f'| {r} | ' + ' | '.join(cell(summary[r].get(k)) for k in keys) + ' |' for r in rows]
-    dkeys = [f'depth_mra@{c}' for c in dict.fromkeys(zooms[:1] + ['zoom_1.00'] + zooms[-1:])]
-    dkeys += ['box_iou@zoom_1.00', 'depth_gain', 'depth_index', 'box_index']
-    for reference, rows_diff in (diffs or {}).items():
-        lines += ['', f'**Difference to {reference}** (row − {reference}, paired draws)', '',
-                  '| row | ' + ' | '.join(dkeys) + ' |', '|---|' + '---|' * len(dkeys)]
-        lines += [f'| {r} | ' + ' | '.join(cell(d.get(k)) for k in dkeys) + ' |' for r, d in rows_diff.items()]
-    return '\n'.join(lines) + '\n'
-
-
-def plot_seeds(summary, path):
-    """Depth MRA and box Acc@0.25 against zoom s with 95 % interval bars, one line per row."""
-    try:
-        import matplotlib
-        matplotlib.use('Agg')
-        import matplotlib.pyplot as plt
-    except ImportError as e:
-        print(f'plot skipped: matplotlib is not installed ({e}); pip install matplotlib')
-        return None
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, (key, title) in zip(axes, (('depth_mra', 'depth MRA'), ('box_acc25', 'box Acc@0.25'))):
-        for row, stats in summary.items():
-            pts = []
-            for name, m in stats.items():
-                if name.startswith(f'{key}@zoom_') and math.isfinite(m['mean']):
-                    pts.append((float(name.split('_')[-1]), m['mean'], m['mean'] - m['lo'], m['hi'] - m['mean']))
-            if pts:
-                s, y, lo, hi = zip(*sorted(pts))
-                ax.errorbar(s, y, yerr=[lo, hi], marker='o', capsize=3, label=row)
-        ax.set(xscale='log', xlabel="zoom s (f' = s·f)", title=title, ylim=(0, 1.02))
-        zooms = sorted({float(n.split('_')[-1]) for stats in summary.values() for n in stats if n.startswith(f'{key}@zoom_')})
-        if zooms:
-            ax.set_xticks(zooms, [f'{s:g}' for s in zooms])
-        ax.minorticks_off()
-        ax.grid(alpha=0.3)
-    if axes[0].get_legend_handles_labels()[0]:
-        axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+def camera_depth(box, R):
+    """The camera-frame depth of a box's centre (x y z in the gravity-aligned frame, c2w rotation R)."""
+    return None if box is None else float((R.T @ np.asarray(box[:3], np.float64))[2])
 
 
 # ----------------------------------------------------------------------------- checkpoints, CLI
@@ -424,11 +244,12 @@ def eval_scene_config(train_cfg, camera='standard', image_size=128, zooms=ZOOMS,
 
 def visible_range(zooms, shifts=()):
     """(s_min, s_max): the zooms through which the test scenes keep every object in view. The
-    default sweep's [0.5, 2] (train.py's range too, so test scenes look like training ones),
-    widened to every zoom requested, and to s >= 1 / (1 − 2|f|) for a principal-point shift by a
-    fraction f of the image: an object inside the view of that zoom stays in the shifted view."""
+    training range augment.ZOOM_RANGE = [0.5, 2] (train.py's too, so test scenes look like training
+    ones), widened to every zoom requested, and to s >= 1 / (1 − 2|f|) for a principal-point shift
+    by a fraction f of the image: an object inside the view of that zoom stays in the shifted view."""
     f = max([abs(v) for _, frac_x, frac_y in shifts for v in (frac_x, frac_y)], default=0.0)
-    return min(*ZOOMS, *zooms), max(*ZOOMS, *zooms, 1 / (1 - 2 * f))
+    lo, hi = augment.ZOOM_RANGE
+    return min(lo, *zooms), max(hi, *zooms, 1 / (1 - 2 * f))
 
 
 def saved_records(path, items):
@@ -516,14 +337,14 @@ def main(argv=None):
         if records is None:
             records = evaluate(model, cache[key], args.batch_size, args.max_new_tokens, canonical_f=f_c)
         results[label] = dict(ckpt=path, train_config=train_cfg, scene_config=asdict(scene_cfg),
-                              summary=summarize(records, constants[key]))
+                              summary=report.summarize(records, constants[key]))
         all_records[label], item_keys[label] = records, key
         with open(os.path.join(args.out, f'records_{label}.jsonl'), 'w') as f:
             f.writelines(json.dumps(r, default=lambda x: x.tolist()) + '\n' for r in records)
         del model
     seeds = {}
     if args.n_boot > 0:   # rows pooled over seeds, with paired-bootstrap intervals
-        groups = group_runs(results)
+        groups = report.group_runs(results)
         for row, labels in groups.items():
             if len({item_keys[label] for label in labels}) > 1:
                 raise SystemExit(f'{row}: runs {labels} were evaluated on different items (scene config, tasks or '
@@ -532,13 +353,13 @@ def main(argv=None):
         diffs = {ref: differences(draws, ref) for ref in args.reference.split(',') if ref in summary}
         seeds = dict(rows=summary, differences=diffs)
         with open(os.path.join(args.out, 'seeds.md'), 'w') as f:
-            f.write(seed_table := seed_tables(summary, diffs))
-        plot_seeds(summary, os.path.join(args.out, 'seeds.png'))
+            f.write(seed_table := report.seed_tables(summary, diffs))
+        report.plot_seeds(summary, os.path.join(args.out, 'seeds.png'))
     with open(os.path.join(args.out, 'results.json'), 'w') as f:
         json.dump(dict(args=vars(args), results=results, seeds=seeds), f, indent=1, default=lambda x: x.tolist())
     with open(os.path.join(args.out, 'table.md'), 'w') as f:
-        f.write(table := markdown_table(results))
-    plot_zoom(results, os.path.join(args.out, 'zoom.png'))
+        f.write(table := report.markdown_table(results))
+    report.plot_zoom(results, os.path.join(args.out, 'zoom.png'), ZOOMS)
     print(table)
     if seeds:
         print(seed_table)

@@ -37,7 +37,6 @@ import torch
 
 import data
 import pinhole
-import scenes
 import views
 from metrics import fit_slope, mra
 

@@ -1,4 +1,4 @@
-"""Guards the ablation's machinery: the paired bootstrap (a known interval, exact pairing), the
+"""Guards the ablation's machinery: the paired bootstrap of intervals.py (a known interval, exact pairing), the
 two baselines (camera as text, the canonical-focal label space and its way back), the no-pose
 control, and pooling seeds into rows with the shortcut index.
 
@@ -17,9 +17,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import camera_embed  # noqa: E402
 import data  # noqa: E402
 import eval as E  # noqa: E402
+import intervals  # noqa: E402
 import metrics  # noqa: E402
 import model  # noqa: E402
 import pinhole  # noqa: E402
+import report  # noqa: E402
 import scenes  # noqa: E402
 import train  # noqa: E402
 
@@ -28,8 +30,8 @@ import train  # noqa: E402
 def test_bootstrap_interval_of_a_mean_has_the_normal_width():
     """Scenes with values N(2, 1): the 95 % interval of the mean is 2 ± 1.96·σ/√n (σ the sample's)."""
     x = np.random.default_rng(0).normal(2.0, 1.0, size=(1, 900))           # (runs, scenes)
-    draws = metrics.bootstrap(lambda runs, scenes: x[runs][:, scenes].mean(), 1, 900, n_boot=2000)
-    lo, hi = metrics.interval(draws)
+    draws = intervals.bootstrap(lambda runs, scenes: x[runs][:, scenes].mean(), 1, 900, n_boot=2000)
+    lo, hi = intervals.interval(draws)
     half = 1.96 * x.std() / math.sqrt(900)
     assert lo < x.mean() < hi
     assert (hi - lo) / 2 == pytest.approx(half, rel=0.1)
@@ -41,12 +43,12 @@ def test_bootstrap_resamples_runs_and_is_paired():
     draws do not depend on how many seeds a row has."""
     x = np.random.default_rng(1).normal(0.0, 0.1, size=(2, 200)) + np.array([[0.0], [1.0]])
     stat = lambda runs, scenes: x[runs][:, scenes].mean()
-    a, b = metrics.bootstrap(stat, 2, 200, n_boot=500), metrics.bootstrap(stat, 2, 200, n_boot=500)
-    lo, hi = metrics.interval(a)
+    a, b = intervals.bootstrap(stat, 2, 200, n_boot=500), intervals.bootstrap(stat, 2, 200, n_boot=500)
+    lo, hi = intervals.interval(a)
     assert lo < 0.1 and hi > 0.9                                           # run 0 twice, or run 1 twice
-    assert np.array_equal(a, b) and metrics.interval(a - b) == (0.0, 0.0)
-    one = metrics.bootstrap(lambda runs, scenes: x[0, scenes].mean(), 1, 200, n_boot=500)   # one seed only
-    assert np.array_equal(one, metrics.bootstrap(lambda runs, scenes: x[0, scenes].mean(), 3, 200, n_boot=500))
+    assert np.array_equal(a, b) and intervals.interval(a - b) == (0.0, 0.0)
+    one = intervals.bootstrap(lambda runs, scenes: x[0, scenes].mean(), 1, 200, n_boot=500)   # one seed only
+    assert np.array_equal(one, intervals.bootstrap(lambda runs, scenes: x[0, scenes].mean(), 3, 200, n_boot=500))
 
 
 # ----------------------------------------------------------------------------- canonical focal
@@ -138,7 +140,7 @@ def test_no_pose_control_ignores_the_pose():
 
 # ----------------------------------------------------------------------------- seeds pooled into rows
 def test_group_runs_by_seed_suffix():
-    groups = E.group_runs(['full_s0', 'full_s1', 'rgb_only-seed2', 'camera_text_s0', 'default'])
+    groups = report.group_runs(['full_s0', 'full_s1', 'rgb_only-seed2', 'camera_text_s0', 'default'])
     assert groups == {'full': ['full_s0', 'full_s1'], 'rgb_only': ['rgb_only-seed2'],
                       'camera_text': ['camera_text_s0'], 'default': ['default']}
 
@@ -161,18 +163,18 @@ def _records(blind: bool, n=40, noise=0.0, seed=0, clip=(0, math.inf)):
 def test_seed_summary_gives_the_shortcut_index_of_known_models():
     records = {'blind_s0': _records(True), 'blind_s1': _records(True, seed=1),
                'reads_s0': _records(False, noise=0.05), 'reads_s1': _records(False, noise=0.05, seed=1)}
-    summary, draws = metrics.seed_summary(E.group_runs(records), records, n_boot=200)
+    summary, draws = intervals.seed_summary(report.group_runs(records), records, n_boot=200)
     blind, reads = summary['blind'], summary['reads']
     assert blind['depth_index']['mean'] == pytest.approx(-1.0) and blind['box_index']['mean'] == pytest.approx(-1.0)
     assert abs(reads['depth_index']['mean']) < 0.05 and reads['depth_gain']['lo'] > 0.8
     assert blind['box_acc25_worst_ratio']['mean'] == 0.0 and reads['box_acc25@zoom_2.00']['mean'] == 1.0
-    diff = metrics.differences(draws, 'reads')['blind']
+    diff = intervals.differences(draws, 'reads')['blind']
     assert diff['depth_index']['hi'] < -0.8                                # an interval that separates
-    table = E.seed_tables(summary, {'reads': {'blind': diff}})
+    table = report.seed_tables(summary, {'reads': {'blind': diff}})
     assert blind['depth_index_in_range']['mean'] == pytest.approx(-1.0)
     # a blind model that stays within its training depths: a flatter slope overall, -1 in range
     clipped = {'clipped_s0': _records(True, n=200, clip=(2, 8))}
-    row = metrics.seed_summary(E.group_runs(clipped), clipped, n_boot=50)[0]['clipped']
+    row = intervals.seed_summary(report.group_runs(clipped), clipped, n_boot=50)[0]['clipped']
     assert row['depth_index']['mean'] > -0.8 and row['depth_index_in_range']['mean'] == pytest.approx(-1.0)
     assert '| blind | 2 |' in table and 'Difference to reads' in table
 

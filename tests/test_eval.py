@@ -1,6 +1,6 @@
-"""Guards eval.py: the camera sweep and its paired visibility, real-data views through augment,
-the scoring chain on reference and camera-blind answers, and an end-to-end sweep of a tiny
-untrained model (its zoom plot only where matplotlib is installed). The metrics themselves are
+"""Guards eval.py and report.py: the camera sweep and its paired visibility, real-data views through
+augment, the scoring chain and its summary on reference and camera-blind answers, and an end-to-end
+sweep of a tiny untrained model (its zoom plot only where matplotlib is installed). The metrics themselves are
 tested in test_metrics.py.
 
     python -m pytest tests/test_eval.py -q
@@ -20,6 +20,7 @@ import eval as E  # noqa: E402
 import model  # noqa: E402
 import pinhole  # noqa: E402
 import raycast  # noqa: E402
+import report  # noqa: E402
 import scenes  # noqa: E402
 
 
@@ -112,7 +113,7 @@ def test_scoring_chain_on_data_answers_perfect_and_camera_blind_oracles():
     items = E.build_eval_items(cfg, sweep, 3)
     assert {it['task'] for it in items} == set(data.TASKS)
     # the reference answers parse and score perfectly (IoU up to the 2-decimal rounding)
-    summary = E.summarize([E.make_record(it, it['answer']) for it in items])
+    summary = report.summarize([E.make_record(it, it['answer']) for it in items])
     for cam in summary['cameras'].values():
         t = cam['tasks']
         assert all(v['unparsed'] == 0 for v in t.values())
@@ -124,7 +125,7 @@ def test_scoring_chain_on_data_answers_perfect_and_camera_blind_oracles():
     # a model that answers as if every camera were the training camera: depth z / s
     blind = [E.make_record(it, data.fmt(it['target'] / it['s']) if it['task'] == 'depth' else it['answer'])
              for it in items]
-    summary = E.summarize(blind)
+    summary = report.summarize(blind)
     assert summary['shortcut_slope'] == pytest.approx(-1.0, abs=0.02)
     mra = {c: v['tasks']['depth']['mra'] for c, v in summary['cameras'].items()}
     assert mra['zoom_1.00'] == 1.0 and mra['zoom_2.00'] <= 0.1 and mra['zoom_0.50'] == 0.0  # rel 0.5, 1
@@ -141,7 +142,7 @@ def test_constant_answer_baseline_is_the_training_median_scored_on_the_same_item
     items = E.build_eval_items(cfg, [c for c in E.camera_sweep(cfg, profiles=False) if c[0] == 'zoom_1.00'], 8,
                                ('depth',))
     const = [E.make_record(it, data.fmt(med['depth'])) for it in items]   # a model answering the median
-    summary = E.summarize(const, med)
+    summary = report.summarize(const, med)
     t = summary['cameras']['zoom_1.00']['tasks']['depth']
     assert t['mra_const'] == pytest.approx(t['mra'], abs=0.02)           # up to the 2-decimal rounding
 
@@ -149,7 +150,7 @@ def test_constant_answer_baseline_is_the_training_median_scored_on_the_same_item
 def test_zoom_plot_is_written_with_matplotlib(tmp_path):
     pytest.importorskip('matplotlib', reason='the zoom plot needs the optional matplotlib (requirements-extra.txt)')
     cams = {f'zoom_{s:.2f}': dict(s=s, tasks=dict(depth=dict(mra=0.5, log_ratio=-0.1))) for s in E.ZOOMS}
-    path = E.plot_zoom(dict(run=dict(summary=dict(cameras=cams))), str(tmp_path / 'zoom.png'))
+    path = report.plot_zoom(dict(run=dict(summary=dict(cameras=cams))), str(tmp_path / 'zoom.png'), E.ZOOMS)
     assert path and os.path.getsize(path) > 1000
 
 
