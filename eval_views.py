@@ -81,7 +81,8 @@ def still_asked(qa, v: views.Views, seen) -> bool:
     if not all(anywhere[idx[n]] for n in qa['objects']):
         return False
     if qa['task'] == 'appearance_order':
-        p, q = qa['target'], next(n for n in qa['objects'] if n != qa['target'])
+        p = qa['objects'][qa['options'].index(qa['target'])]                # the letter's object
+        q = next(n for n in qa['objects'] if n != p)
         return first[idx[p]] < first[idx[q]]
     return True
 

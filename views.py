@@ -34,9 +34,9 @@ Questions (VSI-Bench's types; answers plain text as data.py writes them):
     abs_distance      distance between the centres of A and B             "3.27"    |c_A − c_B|
     object_size       longest side of A                                   "1.23"    max(w, h, l)
     room_size         floor area of the room                              "41.60"   (left + right)·(back + front)
-    rel_distance      which of B, C (, D) is closest to A                 "red table"  (centres)
+    rel_distance      which of B, C (, D) is closest to A                 "B"          (centres; lettered options)
     rel_direction     standing at A facing B, is C left or right          "left"    sign of (C − A)·(down × (B − A))
-    appearance_order  which appears first, A or B                         "blue ball"  (its first frame is earlier)
+    appearance_order  which appears first, A or B                         "A"          (its first frame is earlier)
 Shapes: N frames, H×W pixels; image (N, H, W, 3) uint8, K (N, 3, 3), c2w (N, 4, 4), seen (N, n objects).
 """
 import math
@@ -68,12 +68,12 @@ PHRASES = {
                     "How long is the longest dimension (length, width or height) of the {a}, in metres?"),
     'room_size': ("What is the floor area of this room in square metres?",
                   "How large is this room? Answer its floor area in square metres."),
-    'rel_distance': ("Which of these is closest to the {a}: {options}?",
-                     "Measuring between centres, which object is nearest to the {a}: {options}?"),
+    'rel_distance': ("Which of these is closest to the {a}? {options}",
+                     "Measuring between centres, which object is nearest to the {a}? {options}"),
     'rel_direction': ("If I stand at the {a} facing the {b}, is the {c} to my left or to my right?",
                       "Standing by the {a} and looking at the {b}, is the {c} on my left or on my right?"),
-    'appearance_order': ("Which appears first in the video, the {a} or the {b}?",
-                         "Which object is seen first, the {a} or the {b}?"),
+    'appearance_order': ("Which appears first in the video? {options}",
+                         "Which object is seen first? {options}"),
 }
 
 
@@ -251,13 +251,16 @@ def feasible(views: Views, task: str) -> bool:
     return len(seen) >= need
 
 
-def _options(names) -> str:
-    return ', '.join(f'the {n}' for n in names[:-1]) + f' or the {names[-1]}'
+def lettered(names) -> tuple[str, list[str]]:
+    """VSI-Bench's multiple choice: ('A. red table B. blue ball', ['A', 'B']); the answer is a letter."""
+    letters = [chr(ord('A') + i) for i in range(len(names))]
+    return ' '.join(f'{x}. {n}' for x, n in zip(letters, names)), letters
 
 
 def make_view_qa(views: Views, task: str, rng) -> dict:
     """One question of `task` about the seen objects and its exact answer: dict(question, answer,
-    task, target, options, objects) (options: the names offered, in the order asked, [] for numbers;
+    task, target, options, objects) (options: the answers offered, in the order asked: letters for
+    the two multiple-choice tasks (VSI-Bench: a letter needs no copying of a name), left/right, [] for numbers;
     objects: the names the question refers to)."""
     if task not in VIEW_TASKS or not feasible(views, task):
         raise ValueError(f'task {task!r} cannot be asked here (tasks {VIEW_TASKS}, seen {len(seen_objects(views))})')
@@ -281,9 +284,10 @@ def make_view_qa(views: Views, task: str, rng) -> dict:
             dist = sorted(np.linalg.norm(c.center - a.center) for c in cands)
             if dist[1] - dist[0] >= REL_GAP:
                 break
-        options, named = [c.name for c in cands], [a, *cands]
-        target = min(cands, key=lambda c: np.linalg.norm(c.center - a.center)).name
-        question = phrase.format(a=a.name, options=_options(options))
+        listed, options = lettered([c.name for c in cands])
+        named = [a, *cands]
+        target = options[int(np.argmin([np.linalg.norm(c.center - a.center) for c in cands]))]
+        question = phrase.format(a=a.name, options=listed)
     elif task == 'rel_direction':
         for _ in range(16):     # c well off the line a -> b, when some draw allows it
             a, b, c = pick(3)
@@ -296,8 +300,9 @@ def make_view_qa(views: Views, task: str, rng) -> dict:
         first = dict((o.name, k) for o, k in seen)
         pairs = [(p, q) for p in objs for q in objs if first[p.name] < first[q.name]]
         p, q = pairs[rng.integers(len(pairs))]
-        options = [p.name, q.name] if rng.random() < 0.5 else [q.name, p.name]
-        question, target, named = phrase.format(a=options[0], b=options[1]), p.name, [p, q]
+        pair = [p, q] if rng.random() < 0.5 else [q, p]
+        listed, options = lettered([o.name for o in pair])
+        question, target, named = phrase.format(options=listed), options[pair.index(p)], pair
     answer = (str(len(objs)) if task == 'object_count' else data.fmt(target) if task in NUMBER_TASKS
               else target)                                                 # '4', '3.27', a name or left/right
     return dict(question=question, answer=answer, task=task, target=target, options=options,
@@ -325,7 +330,7 @@ def tokenizer_corpus() -> list[str]:
     """The phrases with the world's names, for the tiny BPE tokenizer of a multi-frame run."""
     names = [f'{c} {k}' for c in scenes.COLORS for k in scenes.CATEGORIES]
     trip = list(zip(names, names[1:] + names[:1], names[2:] + names[:2]))
-    return names + ['left', 'right'] + [p.format(a=a, b=b, c=c, options=_options([b, c])) for ps in PHRASES.values()
+    return names + ['left', 'right'] + [p.format(a=a, b=b, c=c, options=lettered([b, c])[0]) for ps in PHRASES.values()
                                         for p in ps for a, b, c in trip]
 
 

@@ -111,9 +111,15 @@ def test_questions_are_exact():
             assert metrics.score(task, qa['answer'], qa['target'])[
                 'mra' if task in views.NUMBER_TASKS else 'acc'] == 1.0
             assert metrics.score(task, 'no', qa['target'])['mra' if task in views.NUMBER_TASKS else 'acc'] == 0.0
-    order = views.make_view_qa(v, 'appearance_order', np.random.default_rng(0))
+    order = views.make_view_qa(v, 'appearance_order', np.random.default_rng(0))   # lettered options
     first = {o.name: k for o, k in seen}
-    assert first[order['answer']] < first[next(n for n in order['options'] if n != order['answer'])]
+    assert order['options'] == ['A', 'B'] and f"A. {order['objects'][0]} B. {order['objects'][1]}" in order['question']
+    chosen = order['objects'][order['options'].index(order['answer'])]
+    assert first[chosen] < first[next(n for n in order['objects'] if n != chosen)]
+    near = views.make_view_qa(v, 'rel_distance', np.random.default_rng(1))          # objects: [X, options...]
+    centre = {o.name: o.center for o in v.objects}
+    dist = [np.linalg.norm(centre[n] - centre[near['objects'][0]]) for n in near['objects'][1:]]
+    assert near['answer'] == 'ABC'[int(np.argmin(dist))]
 
 
 
