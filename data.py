@@ -1,5 +1,5 @@
 """
-Samples: spatial questions with computed answers, over synthetic scenes or real Omni3D data.
+Samples: spatial questions with computed answers, over synthetic scenes (or real data, omni3d.py).
 
 The idea. A sample is an image, its K, and one question whose answer follows from the 3D
 annotations in the camera frame (metres), never from the pixels: so zooming or cropping the
@@ -30,19 +30,16 @@ in the camera frame with the yaw about the camera's y axis (yaw_from_R).
 Seeding. Item i of split S renders scene seed scene_seed(S, i) = SPLIT_BASE·index(S) + i: the
 same on every machine and rank, and the splits never share a scene. The task is drawn with
 rng([seed, 100]); the question of (seed, task) with rng([seed, TASKS.index(task)]) exactly as
-eval.py draws it; the augmentation with rng([seed, 101]). Omni3D items use the image id as seed,
-so export_omni3d then load_omni3d asks the same questions as the synthetic dataset did.
+eval.py draws it; the augmentation with rng([seed, 101]). Omni3D items (omni3d.py) use the image id
+as seed, so export_omni3d then load_omni3d asks the same questions as the synthetic dataset did.
 
 Shapes: image (3,H,W) uint8, K (3,3), depth (H,W), points (H,W,3) (0 = unknown); B in batches.
 """
-import json
 import math
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from PIL import Image
 
 import augment
 import camera_embed
@@ -180,6 +177,21 @@ def answer_text(task: str, target) -> str:
     return ' '.join(map(fmt, target)) if isinstance(target, list) else fmt(target)
 
 
+def active_tasks(tasks, task_weights) -> list[int]:
+    """Indices of the tasks that can be drawn: all without weights, else those of weight > 0."""
+    return [i for i in range(len(tasks)) if task_weights is None or task_weights[i] > 0]
+
+
+def sample_qa(objects, seed: int, tasks=TASKS, task_weights=None) -> dict:
+    """The sample's task (by weight, among the feasible ones) and its question, from the seed alone."""
+    ok = [i for i in active_tasks(tasks, task_weights) if feasible(objects, tasks[i])]
+    if not ok:
+        raise ValueError(f"no task of {tasks} with weight > 0 can be asked about {[o['name'] for o in objects]}")
+    w = np.array([1.0 if task_weights is None else task_weights[i] for i in ok])
+    task = tasks[ok[np.random.default_rng([seed, TASK_STREAM]).choice(len(ok), p=w / w.sum())]]
+    return make_qa(objects, task, np.random.default_rng([seed, TASKS.index(task)]))
+
+
 # ----------------------------------------------------------------------------- canonical focal
 # A baseline from the depth literature (Metric3D, Yin et al. 2023), not the paper's method: train
 # depth-like answers in the label space of one canonical focal length f_c, and map them back with
@@ -224,20 +236,6 @@ def to_canonical(item: dict, f_c: float) -> dict:
     return dict(item, target=target, answer=answer_text(item['task'], target))
 
 
-def _weighted(tasks, task_weights):
-    return [i for i in range(len(tasks)) if task_weights is None or task_weights[i] > 0]
-
-
-def sample_qa(objects, seed: int, tasks=TASKS, task_weights=None) -> dict:
-    """The sample's task (by weight, among the feasible ones) and its question, from the seed alone."""
-    ok = [i for i in _weighted(tasks, task_weights) if feasible(objects, tasks[i])]
-    if not ok:
-        raise ValueError(f"no task of {tasks} with weight > 0 can be asked about {[o['name'] for o in objects]}")
-    w = np.array([1.0 if task_weights is None else task_weights[i] for i in ok])
-    task = tasks[ok[np.random.default_rng([seed, TASK_STREAM]).choice(len(ok), p=w / w.sum())]]
-    return make_qa(objects, task, np.random.default_rng([seed, TASKS.index(task)]))
-
-
 # ----------------------------------------------------------------------------- items and batches
 
 @dataclass
@@ -246,15 +244,6 @@ class DataConfig:
     tasks: tuple = TASKS
     task_weights: tuple | None = None   # one weight per task in `tasks`; None: uniform
     canonical_focal: float = 0.0        # > 0: answers in this focal length's label space (canonical_target)
-
-
-def check_tasks(tasks, task_weights):
-    bad = [t for t in tasks if t not in TASKS]
-    if bad or not tasks:
-        raise ValueError(f"tasks must be a non-empty subset of {TASKS}, got {tasks}")
-    if task_weights is not None and (len(task_weights) != len(tasks) or min(task_weights) < 0
-                                     or sum(task_weights) <= 0):
-        raise ValueError(f"task_weights must be {len(tasks)} non-negative numbers, not all 0; got {task_weights}")
 
 
 def object_depth_map(instance, objects) -> np.ndarray:
@@ -294,7 +283,7 @@ class SyntheticDataset(torch.utils.data.Dataset):
         check_tasks(cfg.tasks, cfg.task_weights)
         scene_seed(split, max(length - 1, 0))                  # checks split and length
         if cfg.scene.n_objects[0] < 2 and all(cfg.tasks[i] in ('distance', 'closer')
-                                              for i in _weighted(cfg.tasks, cfg.task_weights)):
+                                              for i in active_tasks(cfg.tasks, cfg.task_weights)):
             raise ValueError(f"tasks {cfg.tasks} all need two objects: use SceneConfig(n_objects=(2, ...))")
         self.cfg, self.split, self.length, self.augment = cfg, split, int(length), augment
 
@@ -311,14 +300,6 @@ class SyntheticDataset(torch.utils.data.Dataset):
         item = make_item(out['image'], scene.K, out['depth'], out['points'], qa, seed, self.augment,
                          object_depth_map(out['instance'], objects), scene.c2w)
         return to_canonical(item, self.cfg.canonical_focal) if self.cfg.canonical_focal > 0 else item
-
-
-def item_index(i, length: int) -> int:
-    """i as an int in [0, length), else IndexError (datasets are laid out by index)."""
-    i = int(i)
-    if not 0 <= i < length:
-        raise IndexError(f"item {i} of a dataset of {length}")
-    return i
 
 
 def collate(items: list) -> dict:
@@ -339,203 +320,20 @@ def collate(items: list) -> dict:
     return batch
 
 
-# ----------------------------------------------------------------------------- Omni3D format
-# Omni3D's conventions (Brazil et al. 2023; Cube R-CNN's cubercnn/util/math_util.py), converted on
-# the way in and back on the way out, so a box written here gives the corners Omni3D's tools give:
-#   dimensions [W, H, L]: L along the object's own x axis, H along y, W along z. Our size (w, h, l)
-#     is along x, y, z, so size = (L, H, W).   X_cam = R_cam · X_local + center_cam.
-#   bbox3D_cam: the 8 corners X_local = (±L/2, ±H/2, ±W/2) in get_cuboid_verts_faces' order:
-#     v0..v3 the face z = −W/2 going (−x,−y) (+x,−y) (+x,+y) (−x,+y); v4..v7 the same at z = +W/2.
-#   K puts pixel centres at integer coordinates; ours at integer + ½ (camera_embed.py). So cx, cy
-#     gain ½ on load and lose it on export, and so do the 2D boxes written by the exporter.
-OMNI3D_CORNER_SIGNS = np.array([[-1, -1, -1], [1, -1, -1], [1, 1, -1], [-1, 1, -1],
-                                [-1, -1, 1], [1, -1, 1], [1, 1, 1], [-1, 1, 1]], dtype=float)   # (8, 3)
+# ----------------------------------------------------------------------------- input checks
+
+def check_tasks(tasks, task_weights):
+    bad = [t for t in tasks if t not in TASKS]
+    if bad or not tasks:
+        raise ValueError(f"tasks must be a non-empty subset of {TASKS}, got {tasks}")
+    if task_weights is not None and (len(task_weights) != len(tasks) or min(task_weights) < 0
+                                     or sum(task_weights) <= 0):
+        raise ValueError(f"task_weights must be {len(tasks)} non-negative numbers, not all 0; got {task_weights}")
 
 
-def omni3d_corners(center, dimensions, R) -> np.ndarray:
-    """bbox3D_cam (8, 3) of an Omni3D box: center (3,), dimensions [W, H, L], R (3, 3)."""
-    W, H, L = dimensions
-    return (OMNI3D_CORNER_SIGNS * [L / 2, H / 2, W / 2]) @ np.asarray(R, float).T + center
-
-
-def _get(rec, key, kind, where, shape=None):
-    """rec[key] checked: present, of the right JSON type, numbers finite and of the given shape."""
-    if not isinstance(rec, dict):
-        raise ValueError(f"{where}: expected an object (dict), got {type(rec).__name__}")
-    if key not in rec:
-        raise ValueError(f"{where}: missing key {key!r}")
-    v = rec[key]
-    if kind == 'array':
-        a = np.array(v, dtype=object) if isinstance(v, list) else np.empty(0, dtype=object)
-        ok = a.shape == shape and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in a.flat)
-        a = a.astype(np.float64) if ok else a
-        if not ok or not np.isfinite(a).all():
-            raise ValueError(f"{where}: {key!r} must be finite numbers of shape {shape}, got {v!r}")
-        return a
-    if not isinstance(v, kind) or isinstance(v, bool) and kind is not bool:
-        raise ValueError(f"{where}: {key!r} must be {getattr(kind, '__name__', kind)}, got {v!r}")
-    return v
-
-
-def _flag(rec, key, default, where) -> bool:
-    """An optional JSON boolean (valid3D, behind_camera): a string such as "false" is an error."""
-    return _get(rec, key, bool, where) if key in rec else default
-
-
-def _rotation(rec, where) -> np.ndarray:
-    """R_cam checked to be a rotation (orthonormal, det +1, to 1e-3): an all-zero R is an error."""
-    R = _get(rec, 'R_cam', 'array', where, (3, 3))
-    if not (np.allclose(R.T @ R, np.eye(3), atol=1e-3) and abs(np.linalg.det(R) - 1) < 1e-3):
-        raise ValueError(f"{where}: 'R_cam' must be a rotation matrix (R^T R = I, det R = 1), got {R.tolist()}")
-    return R
-
-
-def yaw_from_R(R) -> float:
-    """Heading of the object's local x axis R e_x in the camera's x-z plane: R_y(yaw) -> yaw.
-    Real cameras are not level, so for them this is the yaw about the camera's own y axis."""
-    return math.atan2(-R[2, 0], R[0, 0])
-
-
-class Omni3DDataset(torch.utils.data.Dataset):
-    """Items from an Omni3D JSON; validated at load, images read when asked for. With a length
-    beyond the records (training for several epochs), item i is record i mod n in epoch e = i // n,
-    asked and augmented with a seed drawn from (image id, e): a new question each epoch. Epoch 0
-    uses the image id itself, so an exported synthetic set asks what the synthetic dataset did."""
-
-    def __init__(self, records, tasks=TASKS, task_weights=None, augment=None, skipped=0, empty=0, length=None):
-        self.records, self.tasks, self.task_weights, self.augment = records, tasks, task_weights, augment
-        self.skipped_annotations, self.images_without_questions = skipped, empty
-        self.length = len(records) if length is None else int(length)
-
-    def __len__(self):
-        return self.length
-
-    def __getitem__(self, i):
-        i = item_index(i, self.length)
-        r, epoch = self.records[i % len(self.records)], i // len(self.records)
-        seed = r['seed'] if epoch == 0 else int(np.random.SeedSequence([r['seed'], epoch]).generate_state(1)[0])
-        try:
-            with Image.open(r['file']) as im:
-                image = np.array(im.convert('RGB'))                          # (H, W, 3), writable
-        except (OSError, SyntaxError, ValueError) as e:                      # truncated, not an image
-            raise ValueError(f"{r['file']}: cannot read the image ({e})") from None
-        if image.shape[:2] != r['hw']:
-            raise ValueError(f"{r['file']}: image is {image.shape[:2]} but its record says (height, width) = {r['hw']}")
-        qa = sample_qa(r['objects'], seed, self.tasks, self.task_weights)
-        H, W = r['hw']
-        return make_item(image, r['K'], np.zeros((H, W), np.float32), np.zeros((H, W, 3), np.float32),
-                         qa, seed, self.augment)
-
-
-def load_omni3d(json_path, image_root, tasks=TASKS, task_weights=None, augment=None) -> Omni3DDataset:
-    """An Omni3D-format JSON -> Omni3DDataset, one item (one question) per usable image.
-
-    Usable: valid3D true (default true when absent) and behind_camera false (default false);
-    the others are counted in `skipped_annotations`; images about which no task of positive
-    weight can be asked (no usable object, or only repeated names and no detect) are left out
-    and counted in `images_without_questions`; a file with no usable image at all is an error.
-    depth and points are zeros (0 = unknown: no teacher geometry). Names are category names,
-    lower-cased with single spaces. Sizes, K and 2D coordinates follow the conventions above.
-    Anything malformed (a missing or mistyped key, a centre at z <= 0 that is not flagged
-    behind_camera, an R_cam that is not a rotation, ...) raises a ValueError naming the file, the
-    record (index and id) and the field."""
-    check_tasks(tasks, task_weights)
-    try:
-        with open(json_path) as f:
-            js = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{json_path}: not valid JSON ({e})") from None
-    images, annotations = (_get(js, k, list, str(json_path)) for k in ('images', 'annotations'))
-    by_id = {}
-    for idx, rec in enumerate(images):
-        where = f"{json_path}: images[{idx}]" + (f" (id={rec.get('id')!r})" if isinstance(rec, dict) else '')
-        iid = _get(rec, 'id', int, where)
-        if iid < 0 or iid in by_id:
-            raise ValueError(f"{where}: image id must be a unique non-negative int")
-        K = _get(rec, 'K', 'array', where, (3, 3))
-        try:
-            pinhole.check_K(np.asarray(K, dtype=np.float64), skew=False)
-        except ValueError as e:
-            raise ValueError(f"{where}: {e}") from None
-        hw = (_get(rec, 'height', int, where), _get(rec, 'width', int, where))
-        file = os.path.join(image_root, _get(rec, 'file_path', str, where))
-        if min(hw) <= 0 or not os.path.isfile(file):
-            raise ValueError(f"{where}: needs height, width > 0 and an existing image file, got {hw}, {file}")
-        K = K + [[0, 0, 0.5], [0, 0, 0.5], [0, 0, 0]]                       # pixel centres at integer + ½
-        by_id[iid] = dict(file=file, K=K, hw=hw, seed=iid, objects=[])
-    skipped = 0
-    for idx, ann in enumerate(annotations):
-        where = f"{json_path}: annotations[{idx}]" + (f" (id={ann.get('id')!r})" if isinstance(ann, dict) else '')
-        iid = _get(ann, 'image_id', int, where)
-        if iid not in by_id:
-            raise ValueError(f"{where}: unknown image_id {iid}")
-        name = ' '.join(_get(ann, 'category_name', str, where).lower().split())
-        if not name:
-            raise ValueError(f"{where}: empty category_name")
-        if not _flag(ann, 'valid3D', True, where) or _flag(ann, 'behind_camera', False, where):
-            skipped += 1
-            continue
-        center = _get(ann, 'center_cam', 'array', where, (3,))
-        W, H, L = _get(ann, 'dimensions', 'array', where, (3,))
-        R = _rotation(ann, where)
-        if min(W, H, L) <= 0:
-            raise ValueError(f"{where}: 'dimensions' must be positive, got {[W, H, L]}")
-        if center[2] <= 0:
-            raise ValueError(f"{where}: 'center_cam' must be in front of the camera (z > 0) unless "
-                             f"behind_camera is true, got {center.tolist()}")
-        size = np.array([L, H, W])                                          # (w, h, l) along local x, y, z
-        by_id[iid]['objects'].append(dict(name=name, center=center, size=size, yaw=yaw_from_R(R)))
-    records = [r for r in by_id.values()
-               if any(feasible(r['objects'], tasks[i]) for i in _weighted(tasks, task_weights))]
-    if not records:
-        raise ValueError(f"{json_path}: no usable image: {len(by_id)} images, {len(annotations)} annotations "
-                         f"({skipped} skipped as valid3D false or behind_camera), and no image allows a "
-                         f"question of tasks {tuple(tasks)} (weights {task_weights})")
-    return Omni3DDataset(records, tasks, task_weights, augment, skipped, len(by_id) - len(records))
-
-
-def export_omni3d(source, out_dir, limit=None) -> str:
-    """Write scenes (a SyntheticDataset or an iterable of scenes.Scene) as PNGs + omni3d.json.
-
-    Image id = scene seed. A dataset is exported un-augmented, rendered through its own camera.
-    Dimensions, corners, K and 2D boxes in Omni3D's conventions (above).
-    Returns the JSON path; load it with load_omni3d(path, out_dir)."""
-    if isinstance(source, SyntheticDataset):
-        n = len(source) if limit is None else min(limit, len(source))
-        split, cfg = source.split, source.cfg.scene
-        source = (scenes.sample_scene(scene_seed(split, i), cfg) for i in range(n))
-    os.makedirs(os.path.join(out_dir, 'images'), exist_ok=True)
-    images, annotations, categories, seen = [], [], {}, set()
-    for k, sc in enumerate(source):
-        if limit is not None and k >= limit:
-            break
-        if sc.seed in seen:
-            raise ValueError(f"two scenes share the seed {sc.seed}: image ids must be unique")
-        seen.add(sc.seed)
-        out = raycast.render(sc)
-        H, W = sc.image_hw
-        path = f"images/{sc.seed:010d}.png"
-        Image.fromarray(out['image']).save(os.path.join(out_dir, path))
-        K = sc.K - [[0, 0, 0.5], [0, 0, 0.5], [0, 0, 0]]                     # Omni3D: centres at integers
-        images.append(dict(id=int(sc.seed), file_path=path, width=W, height=H, K=K.tolist(),
-                           camera_height=sc.camera_height, dataset_id=0))
-        for i, o in enumerate(sc.objects):
-            dims, R = [o.size[2], o.size[1], o.size[0]], o.R_cam             # [W, H, L] = our (l, h, w)
-            corners = omni3d_corners(o.center, dims, R)                       # (8, 3) Cube R-CNN's order
-            uv = scenes.project(K, corners)                                   # (8, 2) Omni3D's pixels
-            v, u = np.nonzero(out['instance'] == i)                           # pixel u spans [u − ½, u + ½]
-            tight = [u.min() - 0.5, v.min() - 0.5, u.max() + 0.5, v.max() + 0.5] if len(u) else [-1.0] * 4
-            cid = categories.setdefault(o.name, len(categories))
-            annotations.append(dict(
-                id=len(annotations), image_id=int(sc.seed), dataset_id=0, category_id=cid,
-                category_name=o.name, valid3D=True, behind_camera=False, center_cam=o.center.tolist(),
-                dimensions=[float(d) for d in dims], R_cam=R.tolist(), bbox3D_cam=corners.tolist(),
-                bbox2D_proj=[*uv.min(0).tolist(), *uv.max(0).tolist()], bbox2D_tight=[float(t) for t in tight],
-                depth=float(o.center[2]), visibility=-1.0, truncation=-1.0))
-    js = dict(info=dict(description='synthetic rooms exported by data.export_omni3d', id=0),
-              categories=[dict(id=i, name=n) for n, i in categories.items()],
-              images=images, annotations=annotations)
-    json_path = os.path.join(out_dir, 'omni3d.json')
-    with open(json_path, 'w') as f:
-        json.dump(js, f)
-    return json_path
+def item_index(i, length: int) -> int:
+    """i as an int in [0, length), else IndexError (datasets are laid out by index)."""
+    i = int(i)
+    if not 0 <= i < length:
+        raise IndexError(f"item {i} of a dataset of {length}")
+    return i

@@ -46,6 +46,7 @@ from tqdm import tqdm
 
 import augment
 import data
+import omni3d
 import pinhole
 import raycast
 import report
@@ -112,7 +113,7 @@ def train_medians(scene_cfg, tasks, n_scenes=512) -> dict:
 
 
 def build_real_items(dataset, sweep, image_hw, n=None):
-    """Real data (data.load_omni3d) -> (items, left_out). Each image is letterboxed to the model's
+    """Real data (omni3d.load_omni3d) -> (items, left_out). Each image is letterboxed to the model's
     size (aspect ratio kept), then warped by A = K' K⁻¹ with K' = K_fn(K) (augment.zoom /
     shift_principal_point exactly); camera-frame labels stay. Paired as the synthetic sweep: the
     question (drawn as data.sample_qa does) is about objects whose 3D box is fully in view through
@@ -321,7 +322,7 @@ def main(argv=None):
                  if not keep or c[0] in keep]
         key = (repr(scene_cfg), tasks, tuple(c[0] for c in sweep))   # same scenes, tasks, cameras: same items
         if key not in cache and args.data:
-            cache[key], left_out = build_real_items(data.load_omni3d(args.data, args.image_root, tasks),
+            cache[key], left_out = build_real_items(omni3d.load_omni3d(args.data, args.image_root, tasks),
                                                     sweep, scene_cfg.image_hw, args.n_scenes)
             print(f'{args.data}: {len(cache[key]) // len(sweep)} images; {left_out} left out, with no question '
                   f'about objects fully in view through every camera of the sweep')

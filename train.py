@@ -57,10 +57,10 @@ from tqdm import tqdm
 from transformers import SiglipVisionConfig
 
 from augment import AugmentConfig
-from data import (TASKS, DataConfig, Omni3DDataset, SyntheticDataset, canonical_focal, collate, load_omni3d,
-                  tokenizer_corpus)
+from data import TASKS, DataConfig, SyntheticDataset, canonical_focal, collate, tokenizer_corpus
 from distill import DepthModelTeacher, RenderedTeacher
 from model import CameraAwareMLLM, ModelConfig, bpe_tokenizer, load_weights, read_json, read_safetensors
+from omni3d import Omni3DDataset, load_omni3d
 from scenes import CAMERAS, SceneConfig
 from views import VIEW_TASKS, ViewsConfig, ViewsDataset
 from views import tokenizer_corpus as views_corpus
@@ -99,6 +99,7 @@ class TrainConfig:
     patch_size: int = 16             # tiny vision encoder's patch (pixels)
     geometry_hidden: int = 128       # geometry head and embedding: 0 linear, > 0 one GELU layer this wide
     pixel_shuffle: int = 1           # r×r visual tokens -> one LLM token
+    visual_norm: bool = False        # RMSNorm on the visual tokens (model.ModelConfig.visual_norm)
     tokenizer: str = 'bpe'           # tiny LLM's tokenizer: 'bpe' (words, digits one by one) or 'char'
     # backbones ('' = tiny from configs); see model.py for names, folders and GGUF files
     vision: str = ''
@@ -199,7 +200,8 @@ def model_config(cfg: TrainConfig) -> ModelConfig:
                        camera_text=cfg.camera_text, pose=cfg.pose,
                        geometry_periods=periods(cfg.geometry_periods), geometry_hidden=cfg.geometry_hidden,
                        patch_size=cfg.patch_size,
-                       pixel_shuffle=cfg.pixel_shuffle, freeze_vision=cfg.freeze_vision,
+                       pixel_shuffle=cfg.pixel_shuffle, visual_norm=cfg.visual_norm,
+                       freeze_vision=cfg.freeze_vision,
                        zero_init=bool(cfg.vision or cfg.llm),   # only pretrained weights need keeping
                        freeze_llm=cfg.freeze_llm)
 

@@ -18,6 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import data  # noqa: E402
 import eval as E  # noqa: E402
 import model  # noqa: E402
+import omni3d  # noqa: E402
 import pinhole  # noqa: E402
 import raycast  # noqa: E402
 import report  # noqa: E402
@@ -50,8 +51,8 @@ def test_camera_sweep_and_paired_visibility():
 
 def test_real_data_views_follow_the_sweep_through_augment(tmp_path):
     cfg = scenes.SceneConfig(image_hw=(32, 40), n_objects=(1, 3), visible_zoom=(0.5, 2.0))
-    js = data.export_omni3d([scenes.sample_scene(data.scene_seed('test', i), cfg) for i in range(2)], str(tmp_path))
-    ds = data.load_omni3d(js, str(tmp_path), ('depth', 'closer'))
+    js = omni3d.export_omni3d([scenes.sample_scene(data.scene_seed('test', i), cfg) for i in range(2)], str(tmp_path))
+    ds = omni3d.load_omni3d(js, str(tmp_path), ('depth', 'closer'))
     sweep = [c for c in E.camera_sweep(cfg, zooms=(1.0, 2.0), profiles=False) if c[0] != 'shift_y+10%']
     items, left_out = E.build_real_items(ds, sweep, (32, 40))
     assert len(items) == 2 * 4 and left_out == 0 and {it['task'] for it in items} <= {'depth', 'closer'}
@@ -98,7 +99,7 @@ def test_end_to_end_sweep_of_a_tiny_untrained_model(tmp_path):
     assert 'VG-LLM' in table and 'F1@0.25 pooled' in table and '≤ 1−θ' in table
     # real data: an Omni3D export of two scenes, zoom and shifts through augment
     cfg = scenes.SceneConfig(image_hw=(32, 32), n_objects=(1, 2), visible_zoom=(0.5, 2.0))
-    js = data.export_omni3d([scenes.sample_scene(data.scene_seed('test', i), cfg) for i in range(2)],
+    js = omni3d.export_omni3d([scenes.sample_scene(data.scene_seed('test', i), cfg) for i in range(2)],
                             str(tmp_path / 'omni'))
     results = E.main(['--ckpt', str(ckpt), '--camera-shift', '--data', js, '--image-root', str(tmp_path / 'omni'),
                       '--tasks', 'depth', '--zooms', '1,2', '--max-new-tokens', '4', '--out', str(tmp_path / 'real')])
@@ -180,8 +181,8 @@ def test_box_in_view():
 
 def test_real_data_sweep_is_paired_and_keeps_the_aspect_ratio(tmp_path):
     cfg = scenes.SceneConfig(image_hw=(32, 48), n_objects=(2, 3))          # in view at s = 1 only
-    js = data.export_omni3d([scenes.sample_scene(data.scene_seed('test', i), cfg) for i in range(6)], str(tmp_path))
-    ds = data.load_omni3d(js, str(tmp_path), ('depth', 'closer', 'detect'))
+    js = omni3d.export_omni3d([scenes.sample_scene(data.scene_seed('test', i), cfg) for i in range(6)], str(tmp_path))
+    ds = omni3d.load_omni3d(js, str(tmp_path), ('depth', 'closer', 'detect'))
     sweep = E.camera_sweep(cfg, zooms=(1.0, 2.5), shifts=(), profiles=False)
     items, left_out = E.build_real_items(ds, sweep, (32, 32))
     assert len(items) == 2 * (6 - left_out)

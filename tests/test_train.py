@@ -343,10 +343,11 @@ def test_the_real_llm_recipe_trains_its_last_layers_and_its_checkpoint_reloads(t
 def omni3d_export(tmp_path_factory):
     """Six synthetic scenes (48x80: not the model's size nor square) written as an Omni3D file."""
     import data
+    import omni3d
     import scenes
     root = str(tmp_path_factory.mktemp('omni3d'))
     cfg = data.DataConfig(scene=scenes.SceneConfig(image_hw=(48, 80), n_objects=(2, 2), visible_zoom=(0.5, 2)))
-    return data.export_omni3d(data.SyntheticDataset(cfg, 'train', 6), root), root
+    return omni3d.export_omni3d(data.SyntheticDataset(cfg, 'train', 6), root), root
 
 
 def test_trains_on_omni3d_data_with_a_depth_model_teacher(tmp_path, tiny_depth_model, omni3d_export):
@@ -366,12 +367,12 @@ def test_trains_on_omni3d_data_with_a_depth_model_teacher(tmp_path, tiny_depth_m
 
 
 def test_real_data_epochs_ask_new_questions_and_hold_out_the_last_images(omni3d_export):
-    import data
+    import omni3d
     js, root = omni3d_export
     cfg = train.parse_args(TINY + ['--data', js, '--image-root', root, '--no-distill', '--max-steps', '5',
                                    '--val-samples', '2'])
     train_ds, val_ds = train.datasets(cfg, train.data_config(cfg))
-    full = data.load_omni3d(js, root, ('depth', 'closer'))
+    full = omni3d.load_omni3d(js, root, ('depth', 'closer'))
     assert len(train_ds) == 5 * 4 and [r['file'] for r in val_ds.records] == [r['file'] for r in full.records[-2:]]
     assert not {r['file'] for r in train_ds.records} & {r['file'] for r in val_ds.records}
     a, b = train_ds[0], train_ds[4]                                       # one image, epochs 0 and 1
