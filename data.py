@@ -81,7 +81,7 @@ PHRASES = {
 
 def tokenizer_corpus(camera_text: bool = False) -> list[str]:
     """Every phrase with the synthetic world's names, and the names alone (answers of closer and
-    detect): the text a tiny BPE tokenizer (model.bpe_tokenizer) is trained on. camera_text: and
+    detect): the text a tiny BPE tokenizer (tokens.bpe_tokenizer) is trained on. camera_text: and
     the intrinsics as text (camera_embed.camera_text) of a few cameras, for the text baseline."""
     kinds = list(scenes.CATEGORIES) + list(scenes.SHAPES)
     names = [f'{c} {k}' for c in scenes.COLORS for k in kinds]

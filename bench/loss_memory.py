@@ -5,7 +5,7 @@ with the LM head only at the answer positions (CameraAwareMLLM.forward). Expect 
 full logits are B·L·V floats (V = 49152), about 0.4 GB in float32 for 8 samples of 250 tokens, and
 their gradient and softmax as much again, for the 5 answer tokens per sample that are scored.
 
-    python model.py --convert-gguf smollm2 runs/smollm2      # once
+    python -m tools.gguf smollm2 runs/smollm2      # once
     python -m bench.loss_memory --llm runs/smollm2
 
 A micro-batch of the real preset's shape on the CPU: 8 depth questions on 224 px images, patch 16,
@@ -75,7 +75,7 @@ def main(llm: str, batch_size: int):
 
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--llm', default='runs/smollm2', help='the converted SmolLM2 folder (python model.py --convert-gguf)')
+    p.add_argument('--llm', default='runs/smollm2', help='the converted SmolLM2 folder (python -m tools.gguf)')
     p.add_argument('--batch-size', type=int, default=8)
     p.add_argument('--variant', choices=('full', 'answer'), help=argparse.SUPPRESS)   # the child process
     args = p.parse_args()

@@ -8,7 +8,7 @@
 set -euo pipefail
 OUT=${1:-runs/real_llm}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-[ -f runs/smollm2/model.safetensors ] || python model.py --convert-gguf smollm2 runs/smollm2
+[ -f runs/smollm2/model.safetensors ] || python -m tools.gguf smollm2 runs/smollm2
 [ -f "$OUT/ckpt/model.safetensors" ] || python train.py --preset real-llm --llm runs/smollm2 --out "$OUT"
 for d in "$OUT"/step_*; do
   [ -f "$d/eval/results.json" ] || python eval.py --ckpt "$d" --out "$d/eval" > /dev/null

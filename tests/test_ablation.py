@@ -23,6 +23,7 @@ import model  # noqa: E402
 import pinhole  # noqa: E402
 import report  # noqa: E402
 import scenes  # noqa: E402
+import tokens  # noqa: E402
 import train  # noqa: E402
 
 
@@ -116,8 +117,8 @@ def test_camera_text_is_written_for_the_pixels_the_model_reads():
     K = scenes.camera_K('standard', (128, 128))
     assert camera_embed.camera_text(K) == 'Camera: fx 110.9 fy 110.9 cx 64.0 cy 64.0 px. '
     cfg = model.ModelConfig(image_size=64, patch_size=16, camera_text=True)
-    m = model.CameraAwareMLLM(cfg, tokenizer=model.bpe_tokenizer(data.tokenizer_corpus(camera_text=True)))
-    q = model.questions_with_camera(['How far?'], torch.tensor(K)[None], (128, 128), 64)   # 128 px, read at 64
+    m = model.CameraAwareMLLM(cfg, tokenizer=tokens.bpe_tokenizer(data.tokenizer_corpus(camera_text=True)))
+    q = tokens.questions_with_camera(['How far?'], torch.tensor(K)[None], (128, 128), 64)   # 128 px, read at 64
     assert q == ['Camera: fx 55.4 fy 55.4 cx 32.0 cy 32.0 px. How far?']
     assert m.tokenizer.decode(m.tokenizer(q[0]).input_ids) == q[0]         # the BPE writes it exactly
     batch = dict(images=torch.zeros(1, 3, 128, 128, dtype=torch.uint8), K=torch.tensor(K, dtype=torch.float32)[None],

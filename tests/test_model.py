@@ -1,5 +1,5 @@
 """
-Guards model.py: a tiny model memorises a few samples (also two that differ only by the image);
+Guards model.py (tokenizers: test_tokens.py): a tiny model memorises a few samples (also two that differ only by the image);
 the camera embedding is ignored when off, used when on, a no-op at initialisation, and given the
 pose; cached, uncached, batched and one-by-one greedy decoding agree; save -> load is exact and broken folders
 fail loudly; real-format checkpoints (tiny random SigLIP and Llama written with save_pretrained)
@@ -21,8 +21,9 @@ from safetensors.torch import load_file, save_file
 from transformers import LlamaConfig, LlamaForCausalLM, SiglipVisionConfig, SiglipVisionModel
 
 from distill import GEO_DIM
-from model import (CameraAwareMLLM, ModelConfig, bpe_tokenizer, char_tokenizer, digit_wasserstein, export_llm,
-                   prompt_ids, smollm2_gguf)
+from model import CameraAwareMLLM, ModelConfig, digit_wasserstein
+from tokens import char_tokenizer, prompt_ids
+from tools.gguf import export_llm, smollm2_gguf
 
 TINY = dict(image_size=32, patch_size=8, vision_width=32, vision_layers=2, vision_heads=2, llm_width=32,
             llm_layers=2, llm_heads=2, camera={'hidden': 32})
@@ -78,36 +79,6 @@ def test_tiny_model_memorises_samples_and_generates_their_answers():
     assert model.generate(batch['images'], batch['K'], batch['question'], max_new_tokens=48) == ANSWERS
 
 
-def test_char_tokenizer_round_trips_and_saves(tmp_path):
-    tok = char_tokenizer()
-    text = 'red box 0.41 -1.12 3.27\nWhere? (x, y) = [a_b]'
-    ids = tok(text, add_special_tokens=False).input_ids
-    assert len(ids) == len(text) and tok.decode(ids) == text
-    assert tok.unk_token_id in tok('é', add_special_tokens=False).input_ids
-    ids = prompt_ids(tok, 'Hi?', n_image=3)
-    assert ids == [tok.bos_token_id, -1, -1, -1] + tok('Hi?\n', add_special_tokens=False).input_ids
-    tok.save_pretrained(tmp_path)
-    from transformers import AutoTokenizer
-    again = AutoTokenizer.from_pretrained(tmp_path)
-    assert again(text).input_ids == tok(text).input_ids and again.eos_token == '<eos>'
-
-
-def test_bpe_tokenizer_is_word_level_on_questions_digit_level_on_numbers_and_exact(tmp_path):
-    import data
-    tok = bpe_tokenizer(data.tokenizer_corpus())
-    q = data.PHRASES['depth'][0].format(a='red table')
-    assert len(tok(q, add_special_tokens=False).input_ids) < len(q) / 3             # words, not characters
-    for text in ('7.91', 'red table 0.41 -1.12 3.27\nblue sofa 1.00', 'An unseen word: refrigerator!', q):
-        ids = tok(text, add_special_tokens=False).input_ids
-        assert tok.decode(ids) == text and tok.unk_token_id not in ids
-    digits = tok('12.34', add_special_tokens=False).input_ids
-    assert tok.convert_ids_to_tokens(digits) == list('12.34')                      # one token per digit
-    assert tok.get_vocab() == bpe_tokenizer(data.tokenizer_corpus()).get_vocab()   # deterministic
-    tok.save_pretrained(tmp_path)
-    from transformers import AutoTokenizer
-    assert AutoTokenizer.from_pretrained(tmp_path)(q).input_ids == tok(q).input_ids
-
-
 def test_geometry_features_make_decimal_digits_linearly_separable():
     from model import geometry_features
     g = torch.randn(3, 7, GEO_DIM)
@@ -125,7 +96,7 @@ def test_geometry_features_make_decimal_digits_linearly_separable():
 
 
 def test_digit_wasserstein_is_ordinal_and_reads_only_digits():
-    from model import digit_token_ids, digit_wasserstein
+    from tokens import digit_token_ids
     tok = char_tokenizer()
     digit_ids = digit_token_ids(tok)
     V = len(tok)

