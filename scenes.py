@@ -52,6 +52,7 @@ COLORS = {'red': (200, 40, 40), 'green': (40, 160, 60), 'blue': (45, 85, 215),
           'yellow': (235, 205, 40), 'purple': (135, 65, 185), 'orange': (240, 135, 30),
           'cyan': (40, 195, 210), 'pink': (245, 125, 190)}
 SHAPES = ('box', 'sphere', 'cylinder')
+BOX, SPHERE, CYLINDER = range(len(SHAPES))   # indices into SHAPES
 # Object categories with characteristic sizes (w, h, l) in metres, as real rooms have them: the
 # familiar-size cue (a table is about 0.75 m tall) that pins the scale of a scene at the training
 # camera, and that a camera-blind model turns into a focal-length shortcut (apparent size f·H/Z).
@@ -260,14 +261,15 @@ def _candidates(rng, cfg, K, f_min, h, R=None, n=8):
     elif cfg.sizes == 'category':
         kind = rng.integers(len(CATEGORIES), size=n)        # index into CATEGORIES
         cats = list(CATEGORIES.values())
-        shape = np.array([SHAPES.index(cats[k][0]) for k in kind])   # 0 box, 1 sphere, 2 cylinder
+        shape = np.array([SHAPES.index(cats[k][0]) for k in kind])   # BOX, SPHERE or CYLINDER
         size = np.array([cats[k][1] for k in kind]) * rng.uniform(1 - CATEGORY_JITTER, 1 + CATEGORY_JITTER, (n, 3))
     else:
         raise ValueError(f"SceneConfig.sizes must be 'category' or 'uniform', got {cfg.sizes!r}")
-    size[shape > 0, 2] = size[shape > 0, 0]                 # round in x-z: diameter d = w = l
-    size[shape == 1, 1] = size[shape == 1, 0]               # sphere: h = d too
-    yaw = np.where(shape == 0, rng.uniform(-math.pi / 2, math.pi / 2, n), 0.0)
-    r = np.where(shape == 0, 0.5 * np.hypot(size[:, 0], size[:, 2]), size[:, 0] / 2)   # footprint
+    box, sphere = shape == BOX, shape == SPHERE
+    size[~box, 2] = size[~box, 0]                           # round in x-z: diameter d = w = l
+    size[sphere, 1] = size[sphere, 0]                       # sphere: h = d too
+    yaw = np.where(box, rng.uniform(-math.pi / 2, math.pi / 2, n), 0.0)
+    r = np.where(box, 0.5 * np.hypot(size[:, 0], size[:, 2]), size[:, 0] / 2)   # footprint
     if R is not None:
         x, z, ok = _tilted_positions(rng, cfg, K, f_min, h, R, size, yaw)
         return kind[ok], shape[ok], np.stack([x, h - size[:, 1] / 2, z], 1)[ok], size[ok], yaw[ok], r[ok]

@@ -94,11 +94,13 @@ def prompt_ids(tok, question: str, n_image: int, frames: int = 1) -> list[int]:
                                        tokenize=False, add_generation_prompt=True)
     else:
         text = tok.bos_token + IMAGE + question + '\n'
-    pre, post = text.split(IMAGE, 1)
-    enc = lambda s: tok(s, add_special_tokens=False).input_ids
-    if frames > 1:
-        return enc(pre) + [i for k in range(frames) for i in enc(frame_marker(k)) + [-1] * n_image] + enc(post)
-    return enc(pre) + [-1] * n_image + enc(post)
+    pre, post = (tok(part, add_special_tokens=False).input_ids for part in text.split(IMAGE, 1))
+    if frames <= 1:
+        return pre + [-1] * n_image + post
+    visual = []
+    for k in range(frames):                                  # each frame: its marker, then its tokens
+        visual += tok(frame_marker(k), add_special_tokens=False).input_ids + [-1] * n_image
+    return pre + visual + post
 
 
 def frame_marker(k: int) -> str:
@@ -112,7 +114,11 @@ def pad_batch(seqs: list[list[int]], labels: list[list[int]], pad_id: int, left:
     """Pad to `length` (at least the longest sequence; left for generation, right for training).
     Returns ids (B, L), labels (B, L) with -100 where no loss, attention mask (B, L), position ids (B, L)."""
     L = max(length, max(len(s) for s in seqs))
-    pad = lambda s, v: [v] * (L - len(s)) + s if left else s + [v] * (L - len(s))
+
+    def pad(seq, value):
+        fill = [value] * (L - len(seq))
+        return fill + seq if left else seq + fill
+
     ids = torch.tensor([pad(s, pad_id) for s in seqs])
     lab = torch.tensor([pad(s, -100) for s in labels])
     attn = torch.tensor([pad([1] * len(s), 0) for s in seqs])
