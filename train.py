@@ -15,13 +15,13 @@ The three parts of the method are three switches, so the ablation is five comman
 and --distill (a geometry branch matched to a teacher's dense geometry).
 
 One TrainConfig, every field a flag (defaults < --preset < flags given). The batch comes from one
-number: grad_accum = batch_size // (micro_batch · world); --micro-batch 0 (the default) is
-batch_size // world, and since every loss is a per-sample mean the split changes a step only by
-float rounding. Under torchrun the device is set before the process group starts, rank 0 fetches
-the backbones' files while the others wait, and DDP does not broadcast buffers (they are
-constants). Rank 0 logs (OUT/log.jsonl) and saves. Chapters of their own: the data, laid out by
-sample index and batched in workers (loader.py); the learning rates per part (optim.py); the
-checkpoints that survive a crash, and --resume (checkpoint.py).
+number: grad_accum = batch_size // (micro_batch · world), e.g. 16 // (4 · 2) = 2 micro-steps per rank;
+--micro-batch 0 (the default) is batch_size // world, and since every loss is a per-sample mean the
+split changes a step only by float rounding. Under torchrun the device is set before the process
+group starts, rank 0 fetches the backbones' files while the others wait, and DDP does not broadcast
+buffers (they are constants). Rank 0 logs (OUT/log.jsonl) and saves. Chapters of their own: the
+data, laid out by sample index and batched in workers (loader.py); the learning rates per part
+(optim.py); the checkpoints that survive a crash, and --resume (checkpoint.py).
 """
 import argparse
 import json
