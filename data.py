@@ -89,7 +89,7 @@ def tokenizer_corpus(camera_text: bool = False) -> list[str]:
     corpus = names + [p.format(a=a, b=b) for ps in PHRASES.values() for p in ps for a, b in pairs]
     if camera_text:
         corpus += [camera_embed.camera_text(pinhole.zoom_K(scenes.camera_K(c, (128, 128)), s))
-                   for c in scenes.CAMERAS for s in (0.5, 1.0, 2.0)]
+                   for c in scenes.CAMERAS for s in (augment.ZOOM_RANGE[0], 1.0, augment.ZOOM_RANGE[1])]
     return corpus
 
 

@@ -29,26 +29,7 @@ import math
 
 import numpy as np
 
-TOL = 1e-6   # zeros below the diagonal and K[2, 2] = 1 hold to this (float32 rounding of A·K)
-
-
-def check_K(K, skew: bool = True) -> np.ndarray:
-    """K unchanged if it is an intrinsics matrix (3, 3) or a batch (B, 3, 3): finite, fx, fy > 0, zeros
-    below the diagonal and K[2, 2] = 1; with skew=False also s = 0 (the renderer's rays are
-    separable). Else a ValueError that says what is wrong. K: a numpy array (camera_embed.validate_K
-    checks a tensor through a float64 copy: a torch operation costs ~5x a numpy one on 3×3 values)."""
-    if K.ndim not in (2, 3) or tuple(K.shape[-2:]) != (3, 3):
-        raise ValueError(f"K must have shape (3, 3) or (B, 3, 3), got {tuple(K.shape)}")
-    if not (abs(K) < math.inf).all():
-        raise ValueError("K contains non-finite values (nan or inf)")
-    fx, fy = K[..., 0, 0], K[..., 1, 1]
-    if not ((fx > 0) & (fy > 0)).all():
-        raise ValueError(f"K needs fx > 0 and fy > 0, got fx={fx.tolist()}, fy={fy.tolist()}")
-    off = abs(K[..., 1, 0]) + abs(K[..., 2, 0]) + abs(K[..., 2, 1]) + abs(K[..., 2, 2] - 1)
-    if (off + (0 if skew else abs(K[..., 0, 1])) > TOL).any():
-        raise ValueError(f"K must be upper-triangular with K[2, 2] = 1, [[fx, {'s' if skew else '0'}, cx], "
-                         f"[0, fy, cy], [0, 0, 1]]{'' if skew else ' (no skew)'}, got {K.tolist()}")
-    return K
+TOL = 1e-6   # check_K: zeros below the diagonal and K[2, 2] = 1 hold to this (float32 rounding of A·K)
 
 
 def ray_xy(K, u, v):
@@ -76,6 +57,27 @@ def zoom_K(K, s: float) -> np.ndarray:
     K2 = np.array(K, dtype=np.float64)
     K2[..., :2, :2] *= s
     return K2
+
+
+# ----------------------------------------------------------------------------- checks
+
+def check_K(K, skew: bool = True) -> np.ndarray:
+    """K unchanged if it is an intrinsics matrix (3, 3) or a batch (B, 3, 3): finite, fx, fy > 0, zeros
+    below the diagonal and K[2, 2] = 1; with skew=False also s = 0 (the renderer's rays are
+    separable). Else a ValueError that says what is wrong. K: a numpy array (camera_embed.validate_K
+    checks a tensor through a float64 copy: a torch operation costs ~5x a numpy one on 3×3 values)."""
+    if K.ndim not in (2, 3) or tuple(K.shape[-2:]) != (3, 3):
+        raise ValueError(f"K must have shape (3, 3) or (B, 3, 3), got {tuple(K.shape)}")
+    if not (abs(K) < math.inf).all():
+        raise ValueError("K contains non-finite values (nan or inf)")
+    fx, fy = K[..., 0, 0], K[..., 1, 1]
+    if not ((fx > 0) & (fy > 0)).all():
+        raise ValueError(f"K needs fx > 0 and fy > 0, got fx={fx.tolist()}, fy={fy.tolist()}")
+    off = np.abs(K[..., [1, 2, 2, 2, 0], [0, 0, 1, 2, 1]] - [0, 0, 0, 1, 0])   # below the diagonal, K[2, 2] − 1, s
+    if (off[..., :4 if skew else 5] > TOL).any():
+        raise ValueError(f"K must be upper-triangular with K[2, 2] = 1, [[fx, {'s' if skew else '0'}, cx], "
+                         f"[0, fy, cy], [0, 0, 1]]{'' if skew else ' (no skew)'}, got {K.tolist()}")
+    return K
 
 
 def check_hw(hw, name: str = 'image_hw') -> tuple[int, int]:

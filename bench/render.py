@@ -46,7 +46,7 @@ def main():
     args = p.parse_args()
     hw, k = (args.size, args.size), args.objects
     tilt = dict(pitch_range=(-10.0, 20.0), roll_range=(-15.0, 15.0))    # a tilted hand-held camera
-    for vz, pose in ((None, {}), ((0.5, 2.0), {}), ((0.5, 2.0), tilt)):
+    for vz, pose in ((None, {}), (augment.ZOOM_RANGE, {}), (augment.ZOOM_RANGE, tilt)):
         cfg = scenes.SceneConfig(image_hw=hw, n_objects=(k, k), visible_zoom=vz, **pose)
         S = [scenes.sample_scene(i, cfg) for i in range(args.n)]          # warm-up and inputs
         s, r = rate(lambda i: scenes.sample_scene(i, cfg), args.n)[0], rate(lambda i: raycast.render(S[i]), args.n)[0]
@@ -60,7 +60,7 @@ def main():
               f"with augment.AugmentConfig(): {rate(lambda i: dsa[i], args.n)[0]:.0f}/s (CPU time)")
     if args.stats:
         for camera in ('standard', 'wide', 'tele'):
-            cfg = scenes.SceneConfig(camera=camera, visible_zoom=(0.5, 2.0))
+            cfg = scenes.SceneConfig(camera=camera, visible_zoom=augment.ZOOM_RANGE)
             try:
                 S = [scenes.sample_scene(i, cfg) for i in range(200)]
             except ValueError as e:
