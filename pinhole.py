@@ -4,7 +4,7 @@ The pinhole camera, once: the pixel convention, K and its check, the ray of a pi
 Every file that touches a camera uses these rules: the renderer (scenes.py, raycast.py) on numpy
 arrays, the camera embedding and the augmentation (camera_embed.py, augment.py) on torch tensors.
 The rays and the zoom are plain arithmetic that runs on both; the check runs in numpy, where it
-costs ~20 µs (in torch, ~0.1 ms: a tenth of a render).
+costs ~15 µs (in torch, ~0.1 ms: a tenth of a render).
 
 Pixel convention (used by every file in this repo). Integer pixel (u, v) (column u, row v) covers
 the square [u, u+1) × [v, v+1) of continuous image coordinates and has its centre at
