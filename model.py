@@ -71,8 +71,6 @@ class ModelConfig:
     max_seq_len: int = 1024
     # the joint
     pixel_shuffle: int = 1        # r: r×r neighbouring tokens -> one LLM token (nanoVLM); grid % r == 0
-    visual_norm: bool = False     # RMSNorm on the projector's output: visual tokens keep norm √D (README:
-                                  # several posed frames, why a from-scratch LLM needs it)
     camera_embed: bool = True
     camera: dict = field(default_factory=dict)   # CameraEmbedConfig fields, e.g. {'num_freqs': 6}
     geometry: bool = True
@@ -198,8 +196,7 @@ class CameraAwareMLLM(nn.Module):
         r = cfg.pixel_shuffle
         if self.enc_grid_hw[0] % r:
             raise ValueError(f'pixel_shuffle={r} does not divide the patch grid {self.enc_grid_hw}')
-        self.projector = nn.Sequential(nn.Linear(r * r * Dv, D), nn.GELU(), nn.Linear(D, D),
-                                       *([nn.RMSNorm(D)] if cfg.visual_norm else []))
+        self.projector = nn.Sequential(nn.Linear(r * r * Dv, D), nn.GELU(), nn.Linear(D, D))
         # built last, so that with one seed the camera-free model gets the same backbone weights
         self.camera = CameraEmbedding(Dv, CameraEmbedConfig(**cfg.camera)) if cfg.camera_embed else None
         if self.camera is not None and not cfg.zero_init:

@@ -83,7 +83,6 @@ class TrainConfig:
     patch_size: int = 16             # tiny vision encoder's patch (pixels)
     geometry_hidden: int = 128       # geometry head and embedding: 0 linear, > 0 one GELU layer this wide
     pixel_shuffle: int = 1           # r×r visual tokens -> one LLM token
-    visual_norm: bool = False        # RMSNorm on the visual tokens (model.ModelConfig.visual_norm)
     tokenizer: str = 'bpe'           # tiny LLM's tokenizer: 'bpe' (words, digits one by one) or 'char'
     # backbones ('' = tiny from configs); see model.py for names, folders and GGUF files
     vision: str = ''
@@ -165,7 +164,7 @@ def model_config(cfg: TrainConfig) -> ModelConfig:
                        camera_text=cfg.camera_text, pose=cfg.pose,
                        geometry_periods=periods(cfg.geometry_periods), geometry_hidden=cfg.geometry_hidden,
                        patch_size=cfg.patch_size,
-                       pixel_shuffle=cfg.pixel_shuffle, visual_norm=cfg.visual_norm,
+                       pixel_shuffle=cfg.pixel_shuffle,
                        freeze_vision=cfg.freeze_vision,
                        zero_init=bool(cfg.vision or cfg.llm),   # only pretrained weights need keeping
                        freeze_llm=cfg.freeze_llm)
