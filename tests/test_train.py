@@ -111,8 +111,14 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     two = str(tmp_path / 'two')
     env = {**os.environ, 'OMP_NUM_THREADS': '1'}
     # --micro-batch 0, the default: batch_size // world = 2 per process, as the README's command runs
-    subprocess.run(['torchrun', '--standalone', '--nproc_per_node=2', os.path.join(ROOT, 'train.py'),
-                    *args, '--micro-batch', '0', '--out', two], check=True, cwd=ROOT, env=env, timeout=300)
+    log = tmp_path / 'torchrun.log'
+    with open(log, 'w') as f:
+        try:
+            subprocess.run(['torchrun', '--standalone', '--nproc_per_node=2', os.path.join(ROOT, 'train.py'),
+                            *args, '--micro-batch', '0', '--out', two], check=True, cwd=ROOT, env=env,
+                           timeout=300, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT)
+        except (subprocess.TimeoutExpired, subprocess.CalledProcessError) as e:
+            pytest.fail(f'{e}\ntorchrun output (last 4000 characters):\n{log.read_text()[-4000:]}')
     a, b = weights(one), weights(two)
     assert a.keys() == b.keys()
     for k in a:
