@@ -29,7 +29,7 @@ import math
 import os
 import time
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from functools import partial
 
 import torch
@@ -120,6 +120,7 @@ class TrainConfig:
                                      # -1: CUDA: CPU cores per process - 1 (at most 8); CPU: 1 if 2+ threads
                                      # per process (the step then gets one thread less), else 0
     resume: bool = False
+    init_from: str = ''              # a run or model folder to start from (weights and tokenizer; same model flags)
 
 
 PRESETS = {
@@ -241,7 +242,13 @@ def build(cfg: TrainConfig, ddp: bool, master: bool, device):
             cfg = replace(cfg, image_size=size)
         teacher = (None if not cfg.distill else DepthModelTeacher(cfg.teacher, device=device) if cfg.teacher
                    else RenderedTeacher())
-        model = CameraAwareMLLM(model_config(cfg), tokenizer=tiny_tokenizer(cfg)).to(device)
+        if cfg.init_from:   # a curriculum's next stage (README: posed frames)
+            model = CameraAwareMLLM.load(find_checkpoint(cfg.init_from) or cfg.init_from).to(device)
+            if asdict(model.cfg) != asdict(model_config(cfg)):
+                raise ValueError(f'--init-from {cfg.init_from}: its model settings {asdict(model.cfg)} differ from '
+                                 f'these flags\' {asdict(model_config(cfg))}')
+        else:
+            model = CameraAwareMLLM(model_config(cfg), tokenizer=tiny_tokenizer(cfg)).to(device)
     if cfg.freeze_llm:
         train_last_llm_layers(model.llm, cfg.llm_train_layers)
     return cfg, teacher, model

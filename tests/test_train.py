@@ -137,6 +137,21 @@ def tiny_model_and_opt(cfg):
     return model, optim.configure_optimizer(model, cfg)
 
 
+def test_init_from_starts_from_the_weights_and_tokenizer_of_another_run(tmp_path):
+    first = str(tmp_path / 'first')
+    train.main(train.parse_args(TINY + ['--max-steps', '1', '--out', first]))
+    cfg = train.parse_args(TINY + ['--tasks', 'depth', '--init-from', first, '--out', str(tmp_path / 'next')])
+    _, _, model = train.build(cfg, False, True, torch.device('cpu'))
+    assert model.tokenizer.name_or_path == os.path.join(first, 'ckpt')      # its tokenizer, not a new one
+    saved = weights(first)
+    for k, v in model.state_dict().items():
+        if k in saved:
+            assert torch.equal(v, saved[k]), k
+    with pytest.raises(ValueError, match='init-from'):    # another architecture cannot start from it
+        train.build(train.parse_args(TINY + ['--pixel-shuffle', '2', '--init-from', first, '--out', str(tmp_path / 'x')]),
+                    False, True, torch.device('cpu'))
+
+
 def test_resume_takes_the_saved_settings_and_refuses_changed_ones(tmp_path):
     out = str(tmp_path / 'run')
     train.main(train.parse_args(TINY + ['--no-augment', '--lr', '0.002', '--max-steps', '2', '--out', out]))
