@@ -233,8 +233,9 @@ def rank0_first(ddp: bool, master: bool):
         dist.barrier()
 
 
-def build(cfg: TrainConfig, ddp: bool, master: bool, device):
-    """(cfg, teacher, model on device), rank 0 first; cfg takes a pretrained encoder's image size."""
+def build(cfg: TrainConfig, ddp: bool, master: bool, device, ckpt: str | None = None):
+    """(cfg, teacher, model on device), rank 0 first; cfg takes a pretrained encoder's image size.
+    --init-from: that run's model; resumed (ckpt), the run's own checkpoint, which holds the same tokenizer."""
     with rank0_first(ddp, master):   # the backbones' and the teacher's files
         if cfg.vision and cfg.image_size != (size := SiglipVisionConfig.from_pretrained(cfg.vision).image_size):
             if master:
@@ -243,10 +244,10 @@ def build(cfg: TrainConfig, ddp: bool, master: bool, device):
         teacher = (None if not cfg.distill else DepthModelTeacher(cfg.teacher, device=device) if cfg.teacher
                    else RenderedTeacher())
         if cfg.init_from:   # a curriculum's next stage (README: posed frames)
-            model = CameraAwareMLLM.load(find_checkpoint(cfg.init_from) or cfg.init_from).to(device)
-            if asdict(model.cfg) != asdict(model_config(cfg)):
+            model = CameraAwareMLLM.load(ckpt or find_checkpoint(cfg.init_from) or cfg.init_from).to(device)
+            if asdict(model.cfg) != (flags := asdict(model_config(cfg))):
                 raise ValueError(f'--init-from {cfg.init_from}: its model settings {asdict(model.cfg)} differ from '
-                                 f'these flags\' {asdict(model_config(cfg))}')
+                                 f'these flags\' {flags}')
         else:
             model = CameraAwareMLLM(model_config(cfg), tokenizer=tiny_tokenizer(cfg)).to(device)
     if cfg.freeze_llm:
@@ -268,7 +269,7 @@ def main(cfg: TrainConfig):
     torch.set_num_threads(threads)
     torch.manual_seed(cfg.seed)  # same initial weights on every rank
 
-    cfg, teacher, model = build(cfg, ddp, master, device)
+    cfg, teacher, model = build(cfg, ddp, master, device, ckpt)
     train_ds, val_ds = datasets(cfg, data_config(cfg))
     # batches are built, tokenised (and given the renderer's teacher targets) in the workers
     bucket = cfg.seq_bucket or (64 if cfg.compile else 1)

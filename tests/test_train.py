@@ -147,6 +147,12 @@ def test_init_from_starts_from_the_weights_and_tokenizer_of_another_run(tmp_path
     for k, v in model.state_dict().items():
         if k in saved:
             assert torch.equal(v, saved[k]), k
+    train.main(train.parse_args(TINY + ['--tasks', 'depth', '--max-steps', '1', '--init-from', first,
+                                        '--out', str(tmp_path / 'next')]))
+    shutil.rmtree(first)                                   # resuming needs only the run's own checkpoint
+    train.main(train.parse_args(['--out', str(tmp_path / 'next'), '--resume', '--max-steps', '2']))
+    assert json.load(open(tmp_path / 'next' / 'ckpt' / 'train_state.json'))['step'] == 2
+    train.main(train.parse_args(TINY + ['--max-steps', '1', '--out', first]))
     with pytest.raises(ValueError, match='init-from'):    # another architecture cannot start from it
         train.build(train.parse_args(TINY + ['--pixel-shuffle', '2', '--init-from', first, '--out', str(tmp_path / 'x')]),
                     False, True, torch.device('cpu'))
