@@ -317,6 +317,8 @@ def collate(items: list) -> dict:
         batch['c2w'] = torch.stack([it['c2w'] for it in items])              # (B, 4, 4)
     for key in ('question', 'answer', 'task', 'target', 'seed'):
         batch[key] = [it[key] for it in items]
+    if any('turns' in it for it in items):   # follow-up questions (views.follow_ups)
+        batch['turns'] = [it.get('turns', []) for it in items]
     return batch
 
 

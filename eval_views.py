@@ -38,6 +38,7 @@ import torch
 import data
 import pinhole
 import views
+from loader import room_objects
 from metrics import fit_slope, mra
 
 SCALES = (0.5, 0.75, 1.0, 1.5, 2.0)
@@ -48,8 +49,9 @@ def views_config(train_cfg) -> views.ViewsConfig:
     """The training rooms of a --frames checkpoint (train.py views_config, from train_config.json)."""
     tasks = [t for t in str(train_cfg.get('tasks', '')).split(',') if t in views.VIEW_TASKS] or views.VIEW_TASKS
     size = int(train_cfg.get('image_size', 64))
-    return views.ViewsConfig(frames=int(train_cfg['frames']), image_hw=(size, size),
-                             camera=train_cfg.get('camera', 'standard'), tasks=tuple(tasks))
+    return views.ViewsConfig(frames=int(train_cfg['frames']), image_hw=(size, size), tasks=tuple(tasks),
+                             camera=train_cfg.get('camera', 'standard'),
+                             n_objects=room_objects(train_cfg.get('room_objects', '3,5')))
 
 
 def questions(v: views.Views, tasks) -> dict:

@@ -15,12 +15,14 @@ augment, stack and tokenise each micro-batch and compute the renderer's teacher 
 (one compiled graph each). worker_count splits the cores between the workers and the step.
 Real data (--data) holds out the file's last --val-samples images; its zooms only widen the view.
 """
+from dataclasses import replace
+
 import torch
 
 from augment import ZOOM_RANGE, AugmentConfig
 from data import TASKS, DataConfig, SyntheticDataset, canonical_focal, collate
 from omni3d import Omni3DDataset, load_omni3d
-from scenes import SceneConfig
+from scenes import COLORS, SceneConfig
 from views import VIEW_TASKS, ViewsConfig, ViewsDataset
 
 # ----------------------------------------------------------------------------- datasets from the flags
@@ -49,8 +51,22 @@ def views_config(cfg) -> ViewsConfig:
     if unknown := [t for t in tasks if t not in VIEW_TASKS]:
         raise ValueError(f'unknown multi-frame task(s) {unknown} in --tasks; known: {VIEW_TASKS}')
     weights = tuple(float(w) for w in cfg.task_weights.split(',')) if cfg.task_weights else None
+    if not cfg.questions >= 1:
+        raise ValueError(f'--questions {cfg.questions} (must be >= 1: questions per room in one sequence)')
     return ViewsConfig(frames=cfg.frames, image_hw=(cfg.image_size, cfg.image_size), camera=cfg.camera,
-                       tasks=tasks, task_weights=weights)
+                       tasks=tasks, task_weights=weights, n_objects=room_objects(cfg.room_objects),
+                       questions=cfg.questions)
+
+
+def room_objects(text: str) -> tuple:
+    """'3,5' -> (3, 5): objects per room of a --frames run, 1 <= lo <= hi <= the colours (names are unique)."""
+    try:
+        lo, hi = (int(p) for p in text.split(','))
+    except ValueError:
+        lo, hi = 1, 0
+    if not 1 <= lo <= hi <= len(COLORS):
+        raise ValueError(f'--room-objects must be two counts lo,hi with 1 <= lo <= hi <= {len(COLORS)}; got {text!r}')
+    return lo, hi
 
 
 def datasets(cfg, dcfg):
@@ -61,8 +77,8 @@ def datasets(cfg, dcfg):
     rendered scene, a photo has no margin known to keep it in view."""
     n = cfg.max_steps * cfg.batch_size
     if cfg.frames:   # every frame its own random camera (zoom, shift; K exact)
-        return (ViewsDataset(dcfg, 'train', n, AugmentConfig() if cfg.augment else None),
-                ViewsDataset(dcfg, 'val', cfg.val_samples))
+        return (ViewsDataset(dcfg, 'train', n, AugmentConfig() if cfg.augment else None),   # held out: one question
+                ViewsDataset(replace(dcfg, questions=1), 'val', cfg.val_samples))           # each, as eval asks
     if not cfg.data:
         aug = AugmentConfig() if cfg.augment else None
         return SyntheticDataset(dcfg, 'train', n, aug), SyntheticDataset(dcfg, 'val', cfg.val_samples)

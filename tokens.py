@@ -10,6 +10,8 @@ where the data enters (a DataLoader worker, or generate), so the forward reads t
     answer_pos the positions whose hidden state predicts an answer token or eos, and answer_ids those
                tokens: the LM head reads only these (model.py), the loss is their cross-entropy.
 Several posed frames: 'Frame 1:' <image>×N ' Frame 2:' <image>×N ... question (frame_marker).
+Follow-up questions (a sample's 'turns', training only): ... question answer <eos> question2 "\n"
+answer2 <eos> ..., the loss on every answer and its eos (conversation; LLaVA's multi-turn data).
 
 Tokenizers. A real LLM brings its own. The tiny LLM trained from scratch gets a small BPE trained
 on the question corpus (bpe_tokenizer: words with their leading space are tokens, digits one by
@@ -169,22 +171,37 @@ def encode_batch(tok, batch: dict, n_image: int, camera_text_size: int = 0, left
     if camera_text_size:
         questions = questions_with_camera(questions, K, images.shape[-2:], camera_text_size)
     prompts = [prompt_ids(tok, q, n_image, frames) for q in questions]
+    turns = batch.get('turns') or [[] for _ in questions]
+    if any(turns) and (answers is None or tok.chat_template):
+        raise ValueError('follow-up questions (turns) need answers (training) and the tiny tokenizer (no chat template)')
     if answers is None:
         seqs, labels = prompts, [[-100] * len(p) for p in prompts]
     else:
-        ans = [a + [tok.eos_token_id] for a in tok(list(answers), add_special_tokens=False).input_ids]
-        seqs = [p + a for p, a in zip(prompts, ans)]
-        labels = [[-100] * len(p) + a for p, a in zip(prompts, ans)]  # loss on answer + eos only
+        seqs, labels = zip(*(conversation(tok, p, [(None, a), *t]) for p, a, t in zip(prompts, answers, turns)))
     L = round_up(max(len(s) for s in seqs), pad_to)
     ids, labels, attn, pos = pad_batch(seqs, labels, tok.pad_token_id, left, L)
     out = dict(input_ids=ids, attention_mask=attn, position_ids=pos)
     if answers is not None:
-        A = round_up(max(len(a) for a in ans), ANSWER_BUCKET if pad_to > 1 else 1)
+        where = [(row[1:] != -100).nonzero().flatten() for row in labels]   # t: the state at t predicts t + 1
+        A = round_up(max(len(w) for w in where), ANSWER_BUCKET if pad_to > 1 else 1)
         at = torch.zeros(len(seqs), A, dtype=torch.long)                  # (B, A)
         target = torch.full((len(seqs), A), -100, dtype=torch.long)       # (B, A)
-        for b, a in enumerate(ans):
-            first = (L - len(seqs[b]) if left else 0) + len(prompts[b])   # position of the answer's 1st token
-            at[b, :len(a)] = torch.arange(first - 1, first - 1 + len(a))  # hidden state at t predicts t + 1
-            target[b, :len(a)] = torch.tensor(a)
+        for b, w in enumerate(where):
+            at[b, :len(w)] = w
+            target[b, :len(w)] = labels[b, w + 1]
         out.update(answer_pos=at, answer_ids=target)
     return out
+
+
+def conversation(tok, prompt: list[int], turns) -> tuple[list[int], list[int]]:
+    """prompt + answer + eos [+ question + '\\n' + answer + eos ...] and its labels: the loss is on the
+    answers and their eos only. turns = [(None, first answer), (follow-up question, answer), ...]: several
+    questions about one sample in one sequence (LLaVA's multi-turn conversations; one vision pass)."""
+    seq, labels = list(prompt), [-100] * len(prompt)
+    for question, answer in turns:
+        if question is not None:
+            q = tok(question + '\n', add_special_tokens=False).input_ids
+            seq, labels = seq + q, labels + [-100] * len(q)
+        a = tok(answer, add_special_tokens=False).input_ids + [tok.eos_token_id]
+        seq, labels = seq + a, labels + a
+    return seq, labels

@@ -62,6 +62,8 @@ class TrainConfig:
     tasks: str = 'depth'             # any of data.TASKS, comma-separated, e.g. depth,closer,detect
     frames: int = 0                  # > 0: views.py rooms filmed in this many posed frames, with the multi-frame
                                      # tasks views.VIEW_TASKS (--tasks: a subset; the default 'depth' means all)
+    room_objects: str = '3,5'        # --frames: objects per room, 'lo,hi'
+    questions: int = 1               # --frames: up to this many questions per room in one sequence (multi-turn)
     task_weights: str = ''           # comma-separated, same order as tasks; '' = uniform
     data: str = ''                   # an Omni3D-format JSON to train on ('' = synthetic scenes); its
     image_root: str = ''             # images are in image_root; the last val_samples are held out
@@ -161,14 +163,10 @@ def parse_args(argv=None) -> TrainConfig:
 def model_config(cfg: TrainConfig) -> ModelConfig:
     return ModelConfig(vision=cfg.vision or None, llm=cfg.llm or None, gguf_file=cfg.gguf_file or None,
                        image_size=cfg.image_size, camera_embed=cfg.camera_embed, geometry=cfg.distill,
-                       distill_weight=cfg.distill_weight, digit_loss=cfg.digit_loss,
-                       camera_text=cfg.camera_text, pose=cfg.pose,
-                       geometry_periods=periods(cfg.geometry_periods), geometry_hidden=cfg.geometry_hidden,
-                       patch_size=cfg.patch_size,
-                       pixel_shuffle=cfg.pixel_shuffle,
-                       freeze_vision=cfg.freeze_vision,
-                       zero_init=bool(cfg.vision or cfg.llm),   # only pretrained weights need keeping
-                       freeze_llm=cfg.freeze_llm)
+                       distill_weight=cfg.distill_weight, digit_loss=cfg.digit_loss, camera_text=cfg.camera_text,
+                       pose=cfg.pose, geometry_periods=periods(cfg.geometry_periods), geometry_hidden=cfg.geometry_hidden,
+                       patch_size=cfg.patch_size, pixel_shuffle=cfg.pixel_shuffle, freeze_vision=cfg.freeze_vision,
+                       zero_init=bool(cfg.vision or cfg.llm), freeze_llm=cfg.freeze_llm)  # zero init: keep pretrained
 
 
 def periods(text: str) -> tuple:

@@ -37,6 +37,8 @@ Questions (VSI-Bench's types; answers plain text as data.py writes them):
     rel_distance      which of B, C (, D) is closest to A                 "B"          (centres; lettered options)
     rel_direction     standing at A facing B, is C left or right          "left"    sign of (C − A)·(down × (B − A))
     appearance_order  which appears first, A or B                         "A"          (its first frame is earlier)
+With questions > 1 a training room is asked up to that many of its askable tasks in one sequence
+(follow_ups; tokens.conversation): one vision pass, an answer for each.
 Shapes: N frames, H×W pixels; image (N, H, W, 3) uint8, K (N, 3, 3), c2w (N, 4, 4), seen (N, n objects).
 """
 import math
@@ -92,6 +94,7 @@ class ViewsConfig:
     min_pixels: int = 6                # an object is seen in a frame from this many pixels on
     tasks: tuple = VIEW_TASKS
     task_weights: tuple | None = None  # one per task; None: uniform
+    questions: int = 1                 # > 1: up to this many questions per room in one sequence (follow_ups)
 
 
 @dataclass
@@ -326,6 +329,18 @@ def sample_view_qa(views: Views, seed: int, tasks=VIEW_TASKS, task_weights=None)
     return make_view_qa(views, task, np.random.default_rng([seed, QA_STREAM + VIEW_TASKS.index(task)]))
 
 
+def follow_ups(views: Views, seed: int, first: str, n: int, tasks=VIEW_TASKS, task_weights=None) -> list:
+    """Up to n − 1 more questions about the room, [(question, answer), ...]: the other askable tasks
+    in a random order (rng([seed, data.TASK_STREAM, 1])), each its own question as sample_view_qa would
+    ask it. A sequence of several answers per vision pass (LLaVA's multi-turn conversations) gives every
+    task about n times the answers per step for a longer text; every task still comes first as often."""
+    others = [tasks[i] for i in asked_tasks(views, tasks, task_weights) if tasks[i] != first]
+    order = np.random.default_rng([seed, data.TASK_STREAM, 1]).permutation(len(others))[:max(n - 1, 0)]
+    qas = [make_view_qa(views, others[i], np.random.default_rng([seed, QA_STREAM + VIEW_TASKS.index(others[i])]))
+           for i in order]
+    return [(qa['question'], qa['answer']) for qa in qas]
+
+
 def tokenizer_corpus() -> list[str]:
     """The phrases with the world's names, for the tiny BPE tokenizer of a multi-frame run."""
     names = [f'{c} {k}' for c in scenes.COLORS for k in scenes.CATEGORIES]
@@ -374,4 +389,6 @@ class ViewsDataset(torch.utils.data.Dataset):
         seed = data.scene_seed(self.split, data.item_index(i, self.length))
         views, frames = sample_views(seed, self.cfg)
         qa = sample_view_qa(views, seed, self.cfg.tasks, self.cfg.task_weights)
+        if self.cfg.questions > 1:
+            qa['turns'] = follow_ups(views, seed, qa['task'], self.cfg.questions, self.cfg.tasks, self.cfg.task_weights)
         return make_views_item(frames, np.broadcast_to(views.K, (len(views.c2w), 3, 3)), views.c2w, qa, seed, self.augment)

@@ -33,3 +33,26 @@ def test_diagnose_runs_on_a_tiny_checkpoint(tmp_path, capsys):
     out = capsys.readouterr().out
     assert 'probe of log z' in out and 'cross-entropy per character' in out and 'attention mass' in out
     assert 'input assembly: sound' in out
+
+
+def test_reads_compares_own_other_and_black_inputs_per_task(tmp_path, capsys):
+    import torch
+    from tools import reads
+    cfg = model.ModelConfig(image_size=32, patch_size=16, vision_width=32, vision_layers=1, vision_heads=2,
+                            llm_width=32, llm_layers=1, llm_heads=2)
+    ckpt = tmp_path / 'ckpt'
+    model.CameraAwareMLLM(cfg).save(str(ckpt))
+    (ckpt / 'train_config.json').write_text(json.dumps(dict(frames=2, image_size=32, patch_size=16, room_objects='2,3',
+                                                            tokenizer='char')))
+    res = reads.reads(str(ckpt), n=6, batch_size=3)
+    mean, norm, spread = res.pop('common')
+    assert 0 <= mean <= norm and spread > 0
+    assert res['ALL']['n'] == 6 and sum(d['n'] for t, d in res.items() if t != 'ALL') == 6
+    assert all(np.isfinite(d[how]) for d in res.values() for how in reads.INPUTS)
+    images = torch.arange(2 * 5).reshape(2, 5)
+    batch = dict(images=images, K=torch.eye(3).expand(2, 3, 3))
+    assert torch.equal(reads.swapped(batch, 'other')['images'], images.flip(0))       # two samples: swapped
+    assert (reads.swapped(batch, 'black')['images'] == 0).all() and reads.swapped(batch, 'own') is batch
+    assert reads.swapped(batch, 'other')['K'] is batch['K']                            # the camera stays
+    reads.main([str(ckpt), '--n', '3', '--batch', '3'])
+    assert 'common part' in capsys.readouterr().out

@@ -135,6 +135,58 @@ def test_a_task_subset_redraws_rooms_where_it_cannot_be_asked():
     with pytest.raises(ValueError, match='none of the tasks'):
         views.sample_view_qa(v, 0, ('appearance_order',))
 
+def test_follow_up_questions_are_the_other_askable_tasks_each_asked_as_alone():
+    cfg = views.ViewsConfig(frames=3, image_hw=(48, 48), questions=7)
+    ds = views.ViewsDataset(cfg, 'train', 8)
+    for i in range(4):
+        item, seed = ds[i], data.scene_seed('train', i)
+        v, _ = views.sample_views(seed, cfg)
+        first = views.sample_view_qa(v, seed)                       # the single-question item's question
+        asked = [views.VIEW_TASKS[j] for j in views.asked_tasks(v, views.VIEW_TASKS)]
+        assert item['question'] == first['question'] and len(item['turns']) == len(asked) - 1
+        again = {qa['question']: qa['answer'] for qa in (views.make_view_qa(
+            v, t, np.random.default_rng([seed, views.QA_STREAM + views.VIEW_TASKS.index(t)])) for t in asked)}
+        assert all(again[q] == a for q, a in item['turns']) and first['question'] not in dict(item['turns'])
+    assert len(views.follow_ups(v, seed, first['task'], 3)) == 2 and views.follow_ups(v, seed, first['task'], 1) == []
+    assert 'turns' not in views.ViewsDataset(CFG, 'train', 8)[0]                 # one question: as before
+
+
+def test_follow_ups_are_trained_on_their_answers_only():
+    from tokens import encode_batch
+    tok = char_tokenizer()
+    batch = dict(images=torch.zeros(2, 2, 3, 8, 8, dtype=torch.uint8), question=['Q?', 'R?'], answer=['12', '3'],
+                 K=torch.tensor([[8.0, 0, 4], [0, 8, 4], [0, 0, 1]]).expand(2, 2, 3, 3))
+    one = encode_batch(tok, batch, n_image=2)
+    two = encode_batch(tok, dict(batch, turns=[[('S?', '45')], []]), n_image=2)
+    text = tok.decode([t for t in two['input_ids'][0].tolist() if t >= 0])
+    assert text == '<bos>Frame 1: Frame 2:Q?\n12<eos>S?\n45<eos>'
+    assert tok.decode(two['answer_ids'][0].tolist()) == '12<eos>45<eos>'              # answers and eos only
+    ids = two['input_ids'][0]
+    assert torch.equal(ids[two['answer_pos'][0] + 1], two['answer_ids'][0])        # each position predicts the next
+    assert torch.equal(two['answer_pos'][0, :3], one['answer_pos'][0])              # the first turn as alone
+    assert torch.equal(two['answer_ids'][1, :2], one['answer_ids'][1, :2]) and (two['answer_ids'][1, 2:] == -100).all()
+    with pytest.raises(ValueError, match='follow-up questions'):
+        encode_batch(tok, dict(batch, answer=None, turns=[[('S?', '45')], []]), n_image=2)
+
+
+def test_room_objects_flag_reaches_training_and_evaluation_rooms():
+    import eval_views
+    import loader
+    import train
+    cfg = train.parse_args(['--frames', '3', '--room-objects', '1,2', '--questions', '4'])
+    vc = loader.views_config(cfg)
+    assert vc.n_objects == (1, 2) and vc.questions == 4
+    assert eval_views.views_config(dict(frames=3, room_objects='1,2')).n_objects == (1, 2)
+    assert eval_views.views_config(dict(frames=3)).n_objects == views.ViewsConfig().n_objects   # older runs
+    counts = {len(views.sample_views(s, vc)[0].objects) for s in range(12)}
+    assert counts <= {1, 2}
+    for bad in ('3', '0,2', '2,1', '1,99', 'a,b'):
+        with pytest.raises(ValueError, match='--room-objects'):
+            loader.room_objects(bad)
+    with pytest.raises(ValueError, match='--questions'):
+        loader.views_config(train.parse_args(['--frames', '3', '--questions', '0']))
+
+
 def test_augmented_items_keep_exact_K_per_frame_and_the_model_reads_several_frames():
     import augment
     ds = views.ViewsDataset(CFG, 'train', 8, augment.AugmentConfig(p_identity=0.0))
@@ -172,7 +224,7 @@ def test_train_frames_flag_runs_and_is_checked(tmp_path):
     out = str(tmp_path / 'run')
     train.main(train.parse_args(['--frames', '2', '--image-size', '32', '--patch-size', '16', '--pixel-shuffle', '2',
                                  '--batch-size', '2', '--max-steps', '2', '--warmup-steps', '1', '--val-samples', '2',
-                                 '--workers', '0', '--out', out]))
+                                 '--workers', '0', '--questions', '3', '--out', out]))
     assert checkpoint.saved_config(out + '/ckpt', train.TrainConfig)['frames'] == 2
     log = [json.loads(line) for line in open(out + '/log.jsonl')]
     assert log[-1]['distill'] > 0                                                     # a target per frame
