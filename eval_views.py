@@ -39,6 +39,7 @@ import data
 import pinhole
 import views
 from loader import room_objects
+from intervals import interval
 from metrics import fit_slope, mra
 
 SCALES = (0.5, 0.75, 1.0, 1.5, 2.0)
@@ -135,25 +136,39 @@ def train_medians(cfg: views.ViewsConfig, n_rooms: int = 512) -> dict:
     return {t: float(np.median(v)) for t, v in targets.items() if v}
 
 
-def constant_score(task, recs, medians) -> float | None:
-    """A number: MRA of the training median; a choice: accuracy of the best fixed option position."""
+def constant_scores(task, recs, medians) -> np.ndarray | None:
+    """Per question, the score of the constant answer: a number's MRA of the training median; a
+    choice's accuracy of the fixed option position that is best on these questions (so the bar is,
+    if anything, set high)."""
     if task in views.NUMBER_TASKS:
-        return float(np.mean([mra(medians[task], r['target']) for r in recs])) if task in medians else None
-    best = max(len(r['options']) for r in recs)
-    return max(float(np.mean([r['options'][min(j, len(r['options']) - 1)] == r['target'] for r in recs]))
-               for j in range(best))
+        return np.array([mra(medians[task], r['target']) for r in recs]) if task in medians else None
+    fixed = [np.array([r['options'][min(j, len(r['options']) - 1)] == r['target'] for r in recs], float)
+             for j in range(max(len(r['options']) for r in recs))]
+    return max(fixed, key=np.mean)
+
+
+def gap_interval(score, const, n_boot=1000, seed=0) -> tuple[float, float]:
+    """95 % bootstrap interval of mean(score − const) over the questions (paired: one draw, both)."""
+    d = np.asarray(score, float) - np.asarray(const, float)
+    draws = d[np.random.default_rng(seed).integers(len(d), size=(n_boot, len(d)))].mean(1)
+    lo, hi = interval(draws)
+    return float(lo), float(hi)
 
 
 def summarize(records, medians) -> dict:
-    """{camera: {task: dict(n, score, const, unparsed)}} with score MRA (numbers) or accuracy (choices)."""
+    """{camera: {task: dict(n, score, const, gap, unparsed)}}: score MRA (numbers) or accuracy
+    (choices), const the constant answer's, gap the 95 % interval of score − const."""
     out = {}
     for r in records:
         out.setdefault(r['camera'], {}).setdefault(r['task'], []).append(r)
     for cam, tasks in out.items():
         for t, rs in tasks.items():
-            key = 'mra' if t in views.NUMBER_TASKS else 'acc'
-            tasks[t] = dict(n=len(rs), score=float(np.mean([r[key] for r in rs])),
-                            const=constant_score(t, rs, medians), unparsed=sum(not r['parsed'] for r in rs))
+            scores = [r['mra' if t in views.NUMBER_TASKS else 'acc'] for r in rs]
+            const = constant_scores(t, rs, medians)
+            tasks[t] = dict(n=len(rs), score=float(np.mean(scores)),
+                            const=None if const is None else float(const.mean()),
+                            gap=None if const is None else gap_interval(scores, const),
+                            unparsed=sum(not r['parsed'] for r in rs))
     return out
 
 
@@ -186,6 +201,9 @@ def markdown(results) -> str:
     base = 'base'
     lines.append(f'| constant answer ({base}) | | ' + ' | '.join(
         f(results[lab]['sweep'][base].get(t, {}).get('const')) for lab in labels for t in tasks) + ' |')
+    gap = lambda c: '–' if not c.get('gap') else f"{c['score'] - c['const']:+.2f} [{c['gap'][0]:+.2f}, {c['gap'][1]:+.2f}]"
+    lines.append(f'| − constant, 95 % ({base}) | | ' + ' | '.join(
+        gap(results[lab]['sweep'][base].get(t, {})) for lab in labels for t in tasks) + ' |')
     lines.append(f'| questions ({base}) | | ' + ' | '.join(
         str(results[lab]['sweep'][base].get(t, {}).get('n', 0)) for lab in labels for t in tasks) + ' |')
     if any(r.get('pose') for r in results.values()):

@@ -43,8 +43,17 @@ def test_still_asked_follows_what_each_lens_sees():
 
 def test_constant_baselines():
     recs = [dict(options=['a', 'b'], target='b'), dict(options=['c', 'd', 'e'], target='e'), dict(options=['f', 'g'], target='f')]
-    assert np.isclose(eval_views.constant_score('rel_distance', recs, {}), 2 / 3)   # the third option (the last of two)
-    assert eval_views.constant_score('room_size', [dict(target=40.0)], {'room_size': 40.0}) == 1.0
+    assert np.isclose(eval_views.constant_scores('rel_distance', recs, {}).mean(), 2 / 3)   # the third option (the last of two)
+    assert eval_views.constant_scores('room_size', [dict(target=40.0)], {'room_size': 40.0}).tolist() == [1.0]
+
+
+def test_gap_interval_covers_the_mean_difference_and_excludes_zero_only_when_it_should():
+    rng = np.random.default_rng(0)
+    const = rng.random(200)
+    lo, hi = eval_views.gap_interval(const + 0.1, const)                  # always 0.1 better: a point interval
+    assert np.isclose(lo, 0.1) and np.isclose(hi, 0.1)
+    lo, hi = eval_views.gap_interval(rng.random(200), rng.random(200))   # no difference: 0 inside
+    assert lo < 0 < hi and hi - lo < 0.2
 
 
 def test_pose_response_is_one_for_answers_that_scale_and_zero_for_constant_ones():
