@@ -86,6 +86,7 @@ class TrainConfig:
     geometry_hidden: int = 128       # geometry head and embedding: 0 linear, > 0 one GELU layer this wide
     pixel_shuffle: int = 1           # r×r visual tokens -> one LLM token
     tokenizer: str = 'bpe'           # tiny LLM's tokenizer: 'bpe' (words, digits one by one) or 'char'
+    llm_layers: int = 2              # the tiny LLM's decoder layers (built from a config; not with --llm)
     # backbones ('' = tiny from configs); see model.py for names, folders and GGUF files
     vision: str = ''
     llm: str = ''
@@ -166,7 +167,8 @@ def model_config(cfg: TrainConfig) -> ModelConfig:
                        distill_weight=cfg.distill_weight, digit_loss=cfg.digit_loss, camera_text=cfg.camera_text,
                        pose=cfg.pose, geometry_periods=periods(cfg.geometry_periods), geometry_hidden=cfg.geometry_hidden,
                        patch_size=cfg.patch_size, pixel_shuffle=cfg.pixel_shuffle, freeze_vision=cfg.freeze_vision,
-                       zero_init=bool(cfg.vision or cfg.llm), freeze_llm=cfg.freeze_llm)  # zero init: keep pretrained
+                       zero_init=bool(cfg.vision or cfg.llm), freeze_llm=cfg.freeze_llm,  # zero init: keep pretrained
+                       llm_layers=cfg.llm_layers)
 
 
 def periods(text: str) -> tuple:
@@ -358,7 +360,7 @@ def check_config(cfg: TrainConfig):
     """Clear errors before anything runs (a zero would divide by zero later, or train no-op steps)."""
     bad = [f"--{k.replace('_', '-')} {getattr(cfg, k)} (must be >= 1)" for k in
            ('batch_size', 'max_steps', 'log_every', 'eval_every', 'save_every', 'val_samples', 'image_size',
-            'max_objects', 'patch_size', 'pixel_shuffle') if not getattr(cfg, k) >= 1]
+            'max_objects', 'patch_size', 'pixel_shuffle', 'llm_layers') if not getattr(cfg, k) >= 1]
     bad += [f"--{k.replace('_', '-')} {getattr(cfg, k)} (must be >= 0)" for k in
             ('micro_batch', 'warmup_steps', 'min_lr', 'weight_decay', 'grad_clip', 'distill_weight', 'digit_loss',
              'geometry_hidden', 'new_lr', 'projector_steps', 'keep_every', 'seq_bucket', 'llm_train_layers')

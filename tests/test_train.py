@@ -418,3 +418,12 @@ def test_real_data_settings_fail_clearly(tmp_path, omni3d_export, flags, named):
     js, root = omni3d_export
     with pytest.raises(ValueError, match=re.escape(named)):
         train.main(train.parse_args(TINY + ['--data', js, '--image-root', root, *flags, '--out', str(tmp_path)]))
+
+
+def test_llm_layers_flag_builds_that_many_decoder_layers():
+    from model import CameraAwareMLLM
+    cfg = train.parse_args(TINY + ['--llm-layers', '3'])
+    model = CameraAwareMLLM(train.model_config(cfg), tokenizer=train.tiny_tokenizer(cfg))
+    assert len(model.llm.model.layers) == 3
+    with pytest.raises(ValueError, match='--llm-layers 0'):
+        train.check_config(train.parse_args(TINY + ['--llm-layers', '0']))
