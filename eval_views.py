@@ -1,6 +1,6 @@
 """
-Evaluation on posed multi-frame rooms (views.py): VSI-Bench scoring, the camera-shift sweep, and
-the pose-scale check. eval.py hands a checkpoint trained with --frames to main() here.
+Evaluation on posed multi-frame rooms (views.py): VSI-Bench scoring, the camera-shift sweep, the
+pose-scale check and the floor-ruler check. eval.py hands a checkpoint trained with --frames to main() here.
 
     python eval.py --ckpt runs/views/full runs/views/no_camera --camera-shift --n-scenes 64 --out out/views
 
@@ -25,6 +25,11 @@ distances and sizes, k² for the floor area). Per task: MRA against the scaled a
 response d log ŷ / d log k over the pairs (k, k = 1), divided by the answer's power of k: 1 for a
 model that takes the scale from the poses, 0 for one that ignores them (a model without the
 camera embedding sees identical inputs, so 0 by construction).
+
+Floor ruler. The same rooms with the floor checker's tiles times f (0.5 m by default): nothing
+metric changes but the tiles, so the answers should not. The response d log ŷ / d log f ÷ power is
+−1 for a model that measures the room in tiles (a ruler in every frame, and a hidden constant of
+the training world, like the training camera's focal length) and 0 for one that does not.
 Shapes: one item is image (N, 3, H, W) uint8, K (N, 3, 3), c2w (N, 4, 4) for N frames.
 """
 import json
@@ -43,6 +48,7 @@ from intervals import interval
 from metrics import fit_slope, mra
 
 SCALES = (0.5, 0.75, 1.0, 1.5, 2.0)
+TILES = (0.5, 1.0, 2.0)       # the floor-ruler check: tile size × f
 POWER = dict(object_count=0, abs_distance=1, object_size=1, room_size=2)   # answer ∝ k^power
 
 
@@ -125,6 +131,20 @@ def scale_items(cfg: views.ViewsConfig, n_rooms: int, scales=SCALES) -> list:
     return items
 
 
+def tile_items(cfg: views.ViewsConfig, n_rooms: int, factors=TILES) -> list:
+    """The metric questions of the test rooms with the floor tiles scaled by f (camera 'tile_x{f}'):
+    the same answers, the same poses and lenses; only the checker on the floor changes."""
+    items, tasks = [], [t for t in cfg.tasks if POWER.get(t, 0) > 0]
+    for i in range(n_rooms):
+        seed = data.scene_seed('test', i)
+        base, _ = views.sample_views(seed, cfg)
+        K, qas = np.broadcast_to(base.K, (cfg.frames, 3, 3)), questions(base, tasks).values()
+        for f in factors:
+            frames = views.render_views(replace(base, room=dict(base.room, tile=base.room['tile'] * f)))
+            items += [item(qa, frames, K, base.c2w, i, seed, f'tile_x{f:g}', f) for qa in qas]
+    return items
+
+
 def train_medians(cfg: views.ViewsConfig, n_rooms: int = 512) -> dict:
     """{number task: median target over training rooms}: the constant answer to beat."""
     targets = {t: [] for t in cfg.tasks if t in views.NUMBER_TASKS}
@@ -172,8 +192,9 @@ def summarize(records, medians) -> dict:
     return out
 
 
-def pose_response(records) -> dict:
-    """{task: (MRA over all k, response)}: response = d log ŷ / d log k over the pairs with k = 1, / power."""
+def pose_response(records, scales=SCALES) -> dict:
+    """{task: (MRA at each k, response)}: response = d log ŷ / d log k over the pairs with k = 1, / power
+    (the pose scale k, or the tile factor f of the floor-ruler check)."""
     out = {}
     for t in sorted({r['task'] for r in records}):
         rs = [r for r in records if r['task'] == t]
@@ -181,7 +202,7 @@ def pose_response(records) -> dict:
         pairs = [(math.log(r['s']), math.log(r['pred'] / base[r['scene']])) for r in rs
                  if r['pred'] and base.get(r['scene']) and r['pred'] > 0 and base[r['scene']] > 0]
         slope = fit_slope([x for x, _ in pairs], [y for _, y in pairs]) if pairs else None
-        out[t] = dict(mra={f"{k:g}": float(np.mean([r['mra'] for r in rs if r['s'] == k])) for k in SCALES},
+        out[t] = dict(mra={f"{k:g}": float(np.mean([r['mra'] for r in rs if r['s'] == k])) for k in scales},
                       response=None if slope is None else slope / POWER[t])
     return out
 
@@ -215,6 +236,15 @@ def markdown(results) -> str:
             for t, p in results[lab].get('pose', {}).items():
                 lines.append(f'| {lab} | {t} | ' + ' | '.join(f(p['mra'][f'{k:g}']) for k in SCALES)
                              + f" | {f(p['response'])} |")
+    if any(r.get('tiles') for r in results.values()):
+        lines += ['', 'floor ruler: the tiles × f, nothing else; MRA at f = ' + ', '.join(f'{k:g}' for k in TILES)
+                  + '; response d log ŷ / d log f ÷ power (−1 measures in tiles, 0 does not)', '',
+                  '| checkpoint | task | ' + ' | '.join(f'MRA f={k:g}' for k in TILES) + ' | response |',
+                  '|---|---|' + '---|' * (len(TILES) + 1)]
+        for lab in labels:
+            for t, p in results[lab].get('tiles', {}).items():
+                lines.append(f'| {lab} | {t} | ' + ' | '.join(f(p['mra'][f'{k:g}']) for k in TILES)
+                             + f" | {f(p['response'])} |")
     return '\n'.join(lines) + '\n'
 
 
@@ -232,8 +262,10 @@ def main(args, evaluate, load_checkpoint, label_of):
             n_base = sum(it['camera'] == 'base' for it in sweep)
             print(f'{args.n_scenes} rooms: {n_base} questions, {(len(sweep) - n_base) // len(cameras)} of them paired '
                   f'({left_out} left out: an object unseen, or another answer, through some camera)')
-            cache[repr(cfg)] = sweep, scale_items(cfg, args.n_scenes) if args.camera_shift else [], train_medians(cfg)
-        sweep, scaled, medians = cache[repr(cfg)]
+            shift = args.camera_shift
+            cache[repr(cfg)] = (sweep, scale_items(cfg, args.n_scenes) if shift else [], train_medians(cfg),
+                                tile_items(cfg, args.n_scenes) if shift else [])
+        sweep, scaled, medians, tiled = cache[repr(cfg)]
         records = evaluate(model, sweep, args.batch_size, args.max_new_tokens)
         for r, it in zip(records, sweep):
             r['options'] = it['options']
@@ -241,6 +273,8 @@ def main(args, evaluate, load_checkpoint, label_of):
         results[label] = dict(ckpt=path, train_config=train_cfg, medians=medians, sweep=summarize(records, medians))
         if scaled:
             results[label]['pose'] = pose_response(evaluate(model, scaled, args.batch_size, args.max_new_tokens))
+        if tiled:
+            results[label]['tiles'] = pose_response(evaluate(model, tiled, args.batch_size, args.max_new_tokens), TILES)
         with open(os.path.join(args.out, f'records_{label}.jsonl'), 'w') as f:
             f.writelines(json.dumps(r, default=lambda x: x.tolist()) + '\n' for r in records)
     with open(os.path.join(args.out, 'results.json'), 'w') as f:

@@ -62,7 +62,7 @@ class TrainConfig:
     tasks: str = 'depth'             # any of data.TASKS, comma-separated, e.g. depth,closer,detect
     frames: int = 0                  # > 0: views.py rooms filmed in this many posed frames, with the multi-frame
                                      # tasks views.VIEW_TASKS (--tasks: a subset; the default 'depth' means all)
-    room_objects: str = '3,5'        # --frames: objects per room, 'lo,hi'
+    room_objects: str = '3,5'        # --frames: objects per room, 'lo,hi' (a room that shows fewer than 2 is redrawn)
     questions: int = 1               # --frames: up to this many questions per room in one sequence (multi-turn)
     task_weights: str = ''           # comma-separated, same order as tasks; '' = uniform
     data: str = ''                   # an Omni3D-format JSON to train on ('' = synthetic scenes); its

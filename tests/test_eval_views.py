@@ -6,7 +6,9 @@ checkpoint over to it end to end.  Run alone: python -m pytest -q tests/test_eva
 import json
 
 import numpy as np
+import torch
 
+import data
 import eval
 import eval_views
 import views
@@ -63,6 +65,24 @@ def test_pose_response_is_one_for_answers_that_scale_and_zero_for_constant_ones(
     assert np.isclose(out['abs_distance']['response'], 1.0) and np.isclose(out['room_size']['response'], 0.0)
 
 
+def test_floor_ruler_items_change_only_the_tiles():
+    items = eval_views.tile_items(CFG, 2)
+    by = {}
+    for it in items:
+        by.setdefault((it['scene'], it['question']), {})[it['s']] = it
+    assert {it['task'] for it in items} <= {'abs_distance', 'object_size', 'room_size'} and by
+    v, frames = views.sample_views(data.scene_seed('test', 0), CFG)
+    for (scene, _), its in by.items():
+        assert set(its) == set(eval_views.TILES)
+        assert len({it['answer'] for it in its.values()}) == 1                        # the same answers
+        assert all(torch.equal(it['c2w'], its[1.0]['c2w']) and torch.equal(it['K'], its[1.0]['K']) for it in its.values())
+        assert not torch.equal(its[0.5]['image'], its[1.0]['image'])                  # other tiles on the floor
+        if scene == 0:
+            assert torch.equal(its[1.0]['image'], torch.from_numpy(frames['image']).permute(0, 3, 1, 2))   # f = 1: as rendered
+    recs = [dict(task='room_size', scene=i, s=f, pred=40.0 / f ** 2, mra=0.0) for i in range(3) for f in eval_views.TILES]
+    assert np.isclose(eval_views.pose_response(recs, eval_views.TILES)['room_size']['response'], -1.0)   # a tile ruler
+
+
 def test_eval_hands_a_frames_checkpoint_to_eval_views(tmp_path):
     from model import CameraAwareMLLM, ModelConfig
     model = CameraAwareMLLM(ModelConfig(image_size=32, patch_size=16, vision_width=32, llm_width=32,
@@ -73,3 +93,6 @@ def test_eval_hands_a_frames_checkpoint_to_eval_views(tmp_path):
                          '--max-new-tokens', '3'])
     sweep = next(iter(results.values()))['sweep']
     assert set(sweep) == {'all_zoom_1.00', 'base'} and (tmp_path / 'out' / 'table.md').exists()
+    results = eval.main(['--ckpt', str(tmp_path / 'ckpt'), '--n-scenes', '1', '--out', str(tmp_path / 'out'),
+                         '--max-new-tokens', '3', '--camera-shift', '--zooms', '1,2'])
+    assert 'floor ruler' in (tmp_path / 'out' / 'table.md').read_text() and 'tiles' in next(iter(results.values()))
