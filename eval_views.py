@@ -207,6 +207,16 @@ def pose_response(records, scales=SCALES) -> dict:
     return out
 
 
+def zoom_response(records, zooms) -> dict:
+    """{protocol: {task: response}}: d log ŷ / d log s over the paired questions (against s = 1) ÷
+    power, per protocol (all_zoom, some_zoom): −1 for a model that reads metric size off the pixels
+    with the training lens assumed, 0 for one that reads K (the shortcut slope of eval.py)."""
+    one = [r for r in records if r['camera'] == 'all_zoom_1.00']
+    return {p: {t: v['response'] for t, v in pose_response(one + [r for r in records if r['camera'].startswith(p)
+                                                                    and r['s'] != 1.0], zooms).items()}
+            for p in ('all_zoom', 'some_zoom')}
+
+
 def markdown(results) -> str:
     """The sweep: a row per camera, a column per (checkpoint, task); then the constants and the pose check."""
     f = lambda x: '–' if x is None else f'{x:.2f}'
@@ -227,6 +237,14 @@ def markdown(results) -> str:
         gap(results[lab]['sweep'][base].get(t, {})) for lab in labels for t in tasks) + ' |')
     lines.append(f'| questions ({base}) | | ' + ' | '.join(
         str(results[lab]['sweep'][base].get(t, {}).get('n', 0)) for lab in labels for t in tasks) + ' |')
+    if any(r.get('zoom') for r in results.values()):
+        lines += ['', 'zoom response: d log ŷ / d log s ÷ power over the paired questions (−1 reads sizes off the '
+                  'pixels with the training lens assumed, 0 reads K)', '',
+                  '| checkpoint | task | every frame zoomed | odd frames zoomed |', '|---|---|---|---|']
+        for lab in labels:
+            z = results[lab].get('zoom', {})
+            for t in z.get('all_zoom', {}):
+                lines.append(f"| {lab} | {t} | {f(z['all_zoom'][t])} | {f(z.get('some_zoom', {}).get(t))} |")
     if any(r.get('pose') for r in results.values()):
         lines += ['', 'pose scale: room and path × k, same pixels; MRA at k = ' + ', '.join(f'{k:g}' for k in SCALES)
                   + '; response d log ŷ / d log k ÷ power (1 follows the poses, 0 ignores them)', '',
@@ -271,6 +289,9 @@ def main(args, evaluate, load_checkpoint, label_of):
             r['options'] = it['options']
         label = label_of(path, results)
         results[label] = dict(ckpt=path, train_config=train_cfg, medians=medians, sweep=summarize(records, medians))
+        if args.camera_shift:
+            results[label]['zoom'] = zoom_response([r for r in records if r['task'] in POWER and POWER[r['task']]],
+                                                   sorted(set(args.zooms)))
         if scaled:
             results[label]['pose'] = pose_response(evaluate(model, scaled, args.batch_size, args.max_new_tokens))
         if tiled:

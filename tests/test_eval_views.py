@@ -65,6 +65,13 @@ def test_pose_response_is_one_for_answers_that_scale_and_zero_for_constant_ones(
     assert np.isclose(out['abs_distance']['response'], 1.0) and np.isclose(out['room_size']['response'], 0.0)
 
 
+def test_zoom_response_is_minus_one_for_a_lens_blind_model_and_zero_for_one_that_reads_K():
+    recs = [dict(task='abs_distance', scene=i, s=s, camera=f'{p}_{s:.2f}', pred=(3.0 / s if p == 'all_zoom' else 3.0), mra=0.0)
+            for i in range(3) for s in (0.5, 1.0, 2.0) for p in ('all_zoom', 'some_zoom') if not (p == 'some_zoom' and s == 1.0)]
+    out = eval_views.zoom_response(recs, (0.5, 1.0, 2.0))
+    assert np.isclose(out['all_zoom']['abs_distance'], -1.0) and np.isclose(out['some_zoom']['abs_distance'], 0.0)
+
+
 def test_floor_ruler_items_change_only_the_tiles():
     items = eval_views.tile_items(CFG, 2)
     by = {}
@@ -95,4 +102,5 @@ def test_eval_hands_a_frames_checkpoint_to_eval_views(tmp_path):
     assert set(sweep) == {'all_zoom_1.00', 'base'} and (tmp_path / 'out' / 'table.md').exists()
     results = eval.main(['--ckpt', str(tmp_path / 'ckpt'), '--n-scenes', '1', '--out', str(tmp_path / 'out'),
                          '--max-new-tokens', '3', '--camera-shift', '--zooms', '1,2'])
-    assert 'floor ruler' in (tmp_path / 'out' / 'table.md').read_text() and 'tiles' in next(iter(results.values()))
+    table = (tmp_path / 'out' / 'table.md').read_text()
+    assert 'floor ruler' in table and 'zoom response' in table and {'tiles', 'zoom'} <= set(next(iter(results.values())))
