@@ -176,8 +176,8 @@ def gap_interval(score, const, n_boot=1000, seed=0) -> tuple[float, float]:
 
 
 def summarize(records, medians) -> dict:
-    """{camera: {task: dict(n, score, const, gap, unparsed)}}: score MRA (numbers) or accuracy
-    (choices), const the constant answer's, gap the 95 % interval of score − const."""
+    """{camera: {task: dict(n, score, scores, const, gap, unparsed)}}: score MRA (numbers) or accuracy
+    (choices), per question in scores, const the constant answer's, gap the 95 % interval of score − const."""
     out = {}
     for r in records:
         out.setdefault(r['camera'], {}).setdefault(r['task'], []).append(r)
@@ -185,7 +185,7 @@ def summarize(records, medians) -> dict:
         for t, rs in tasks.items():
             scores = [r['mra' if t in views.NUMBER_TASKS else 'acc'] for r in rs]
             const = constant_scores(t, rs, medians)
-            tasks[t] = dict(n=len(rs), score=float(np.mean(scores)),
+            tasks[t] = dict(n=len(rs), score=float(np.mean(scores)), scores=scores,
                             const=None if const is None else float(const.mean()),
                             gap=None if const is None else gap_interval(scores, const),
                             unparsed=sum(not r['parsed'] for r in rs))
@@ -235,6 +235,12 @@ def markdown(results) -> str:
     gap = lambda c: '–' if not c.get('gap') else f"{c['score'] - c['const']:+.2f} [{c['gap'][0]:+.2f}, {c['gap'][1]:+.2f}]"
     lines.append(f'| − constant, 95 % ({base}) | | ' + ' | '.join(
         gap(results[lab]['sweep'][base].get(t, {})) for lab in labels for t in tasks) + ' |')
+    if len(labels) == 2:   # the same items for both (one config): paired per question
+        a, b = (results[lab]['sweep'][base] for lab in labels)
+        diff = lambda t: ('–' if t not in a or t not in b or a[t]['n'] != b[t]['n'] else '{:+.2f} [{:+.2f}, {:+.2f}]'.format(
+            a[t]['score'] - b[t]['score'], *gap_interval(a[t]['scores'], b[t]['scores'])))
+        lines.append(f'| {labels[0]} − {labels[1]}, 95 % ({base}; its columns) | | '
+                     + ' | '.join([diff(t) for t in tasks] + [''] * len(tasks)) + ' |')
     lines.append(f'| questions ({base}) | | ' + ' | '.join(
         str(results[lab]['sweep'][base].get(t, {}).get('n', 0)) for lab in labels for t in tasks) + ' |')
     if any(r.get('zoom') for r in results.values()):

@@ -72,6 +72,15 @@ def test_zoom_response_is_minus_one_for_a_lens_blind_model_and_zero_for_one_that
     assert np.isclose(out['all_zoom']['abs_distance'], -1.0) and np.isclose(out['some_zoom']['abs_distance'], 0.0)
 
 
+def test_two_checkpoints_get_a_paired_difference_row():
+    recs = lambda acc: [dict(camera='base', task='rel_direction', options=['left', 'right'], target='left', acc=a, parsed=True)
+                        for a in acc]
+    results = {lab: dict(sweep=eval_views.summarize(recs(acc), {})) for lab, acc in (('a', [1, 1, 0, 1]), ('b', [0, 1, 0, 0]))}
+    lines = eval_views.markdown(results).splitlines()
+    row, head = next(x for x in lines if x.startswith('| a − b')), next(x for x in lines if x.startswith('| camera'))
+    assert '+0.50 [' in row and row.count('|') == head.count('|')          # under a's column, b's left empty
+
+
 def test_floor_ruler_items_change_only_the_tiles():
     items = eval_views.tile_items(CFG, 2)
     by = {}
