@@ -217,6 +217,20 @@ def zoom_response(records, zooms) -> dict:
             for p in ('all_zoom', 'some_zoom')}
 
 
+def response_table(results, key: str, factors, letter: str, title: str) -> list[str]:
+    """The lines of a pose-scale or floor-ruler table (results[label][key] from pose_response); [] if none."""
+    if not any(r.get(key) for r in results.values()):
+        return []
+    f = lambda x: '–' if x is None else f'{x:.2f}'
+    lines = ['', f'{title}; MRA at {letter} = ' + ', '.join(f'{k:g}' for k in factors), '',
+             '| checkpoint | task | ' + ' | '.join(f'MRA {letter}={k:g}' for k in factors) + ' | response |',
+             '|---|---|' + '---|' * (len(factors) + 1)]
+    for lab, r in results.items():
+        for t, p in r.get(key, {}).items():
+            lines.append(f'| {lab} | {t} | ' + ' | '.join(f(p['mra'][f'{k:g}']) for k in factors) + f" | {f(p['response'])} |")
+    return lines
+
+
 def markdown(results) -> str:
     """The sweep: a row per camera, a column per (checkpoint, task); then the constants and the pose check."""
     f = lambda x: '–' if x is None else f'{x:.2f}'
@@ -251,24 +265,10 @@ def markdown(results) -> str:
             z = results[lab].get('zoom', {})
             for t in z.get('all_zoom', {}):
                 lines.append(f"| {lab} | {t} | {f(z['all_zoom'][t])} | {f(z.get('some_zoom', {}).get(t))} |")
-    if any(r.get('pose') for r in results.values()):
-        lines += ['', 'pose scale: room and path × k, same pixels; MRA at k = ' + ', '.join(f'{k:g}' for k in SCALES)
-                  + '; response d log ŷ / d log k ÷ power (1 follows the poses, 0 ignores them)', '',
-                  '| checkpoint | task | ' + ' | '.join(f'MRA k={k:g}' for k in SCALES) + ' | response |',
-                  '|---|---|' + '---|' * (len(SCALES) + 1)]
-        for lab in labels:
-            for t, p in results[lab].get('pose', {}).items():
-                lines.append(f'| {lab} | {t} | ' + ' | '.join(f(p['mra'][f'{k:g}']) for k in SCALES)
-                             + f" | {f(p['response'])} |")
-    if any(r.get('tiles') for r in results.values()):
-        lines += ['', 'floor ruler: the tiles × f, nothing else; MRA at f = ' + ', '.join(f'{k:g}' for k in TILES)
-                  + '; response d log ŷ / d log f ÷ power (−1 measures in tiles, 0 does not)', '',
-                  '| checkpoint | task | ' + ' | '.join(f'MRA f={k:g}' for k in TILES) + ' | response |',
-                  '|---|---|' + '---|' * (len(TILES) + 1)]
-        for lab in labels:
-            for t, p in results[lab].get('tiles', {}).items():
-                lines.append(f'| {lab} | {t} | ' + ' | '.join(f(p['mra'][f'{k:g}']) for k in TILES)
-                             + f" | {f(p['response'])} |")
+    lines += response_table(results, 'pose', SCALES, 'k', 'pose scale: room and path × k, same pixels; '
+                            'response d log ŷ / d log k ÷ power (1 follows the poses, 0 ignores them)')
+    lines += response_table(results, 'tiles', TILES, 'f', 'floor ruler: the tiles × f, nothing else; '
+                            'response d log ŷ / d log f ÷ power (−1 measures in tiles, 0 does not)')
     return '\n'.join(lines) + '\n'
 
 
