@@ -17,7 +17,10 @@ exactly (f' = s·f about the principal point), in two protocols:
     some_zoom_s   only the odd frames (2nd, 4th, ...): one sample mixes two focal lengths
 Paired: questions are drawn through the base lens and enter only if they stay asked and answered
 the same through every camera of the sweep (still_asked: zooming changes which objects each frame
-sees, and so a count or an appearance order).
+sees, and so a count or an appearance order). The zoom response per protocol, d log ŷ / d log s ÷
+the answer's power over the paired questions, is −1 for a model that reads sizes off the pixels with
+the training lens assumed and 0 for one that reads K (eval.py's shortcut slope). Two checkpoints on
+the same rooms also get a paired row of their difference per question type.
 
 Pose scale. The same room and path with every length times k (views.scale_views): the frames are
 the same pixels, only the translations of the poses differ, and every metric answer scales (k for
