@@ -427,3 +427,7 @@ def test_llm_layers_flag_builds_that_many_decoder_layers():
     assert len(model.llm.model.layers) == 3
     with pytest.raises(ValueError, match='--llm-layers 0'):
         train.check_config(train.parse_args(TINY + ['--llm-layers', '0']))
+    with pytest.raises(ValueError, match='a --llm model brings its own'):
+        train.check_config(train.parse_args(TINY + ['--llm-layers', '4', '--llm', 'some/model']))
+    with pytest.raises(ValueError, match='are for --frames runs'):
+        train.check_config(train.parse_args(TINY + ['--questions', '3']))
