@@ -61,13 +61,13 @@ def views_config(train_cfg) -> views.ViewsConfig:
     size = int(train_cfg.get('image_size', 64))
     return views.ViewsConfig(frames=int(train_cfg['frames']), image_hw=(size, size), tasks=tuple(tasks),
                              camera=train_cfg.get('camera', 'standard'),
-                             n_objects=room_objects(train_cfg.get('room_objects', '3,5')))
+                             n_objects=room_objects(train_cfg['room_objects']) if 'room_objects' in train_cfg
+                             else views.ViewsConfig.n_objects)                     # older runs: the default rooms
 
 
 def questions(v: views.Views, tasks) -> dict:
     """{task: qa}: one question per feasible task, from rng([seed, QA_STREAM + task index])."""
-    rng = lambda t: np.random.default_rng([v.seed, views.QA_STREAM + views.VIEW_TASKS.index(t)])
-    return {t: views.make_view_qa(v, t, rng(t)) for t in tasks if views.feasible(v, t)}
+    return {t: views.ask(v, t, v.seed) for t in tasks if views.feasible(v, t)}
 
 
 def sweep_cameras(zooms, frames: int) -> list:
@@ -299,7 +299,7 @@ def main(args, evaluate, load_checkpoint, label_of):
         label = label_of(path, results)
         results[label] = dict(ckpt=path, train_config=train_cfg, medians=medians, sweep=summarize(records, medians))
         if args.camera_shift:
-            results[label]['zoom'] = zoom_response([r for r in records if r['task'] in POWER and POWER[r['task']]],
+            results[label]['zoom'] = zoom_response([r for r in records if POWER.get(r['task'], 0) > 0],
                                                    sorted(set(args.zooms)))
         if scaled:
             results[label]['pose'] = pose_response(evaluate(model, scaled, args.batch_size, args.max_new_tokens))

@@ -382,8 +382,8 @@ def check_config(cfg: TrainConfig):
             'of them out'] if cfg.canonical_focal and 'distance' in cfg.tasks.split(',') else []
     bad += [f"--tokenizer {cfg.tokenizer!r} (char or bpe)"] if cfg.tokenizer not in ('char', 'bpe') else []
     bad += [f'--frames {cfg.frames} (0: single images, else 1..16)'] if not 0 <= cfg.frames <= 16 else []
-    bad += ['--questions and --room-objects are for --frames runs'] if not cfg.frames and (cfg.questions, cfg.room_objects) != (1, '3,5') else []
-    bad += ['--llm-layers is the tiny LLM\'s depth; a --llm model brings its own'] if cfg.llm and cfg.llm_layers != 2 else []
+    bad += ['--questions and --room-objects are for --frames runs'] if not cfg.frames and (cfg.questions, cfg.room_objects) != (TrainConfig.questions, TrainConfig.room_objects) else []
+    bad += ['--llm-layers is the tiny LLM\'s depth; a --llm model brings its own'] if cfg.llm and cfg.llm_layers != TrainConfig.llm_layers else []
     bad += ['--frames trains on synthetic rooms (the rendered teacher) without camera text: no --data, no --teacher, '
             'no --camera-text, no --canonical-focal'] if cfg.frames and (
         cfg.teacher or cfg.data or cfg.camera_text or cfg.canonical_focal) else []

@@ -326,6 +326,12 @@ def sample_view_qa(views: Views, seed: int, tasks=VIEW_TASKS, task_weights=None)
                          f'({len(seen_objects(views))} objects seen)')
     w = np.array([1.0 if task_weights is None else task_weights[i] for i in ok])
     task = tasks[ok[np.random.default_rng([seed, data.TASK_STREAM]).choice(len(ok), p=w / w.sum())]]
+    return ask(views, task, seed)
+
+
+def ask(views: Views, task: str, seed: int) -> dict:
+    """The question of `task` about this room: make_view_qa with rng([seed, QA_STREAM + task index]),
+    so a task is asked the same whether it comes first, as a follow-up, or in evaluation."""
     return make_view_qa(views, task, np.random.default_rng([seed, QA_STREAM + VIEW_TASKS.index(task)]))
 
 
@@ -336,9 +342,7 @@ def follow_ups(views: Views, seed: int, first: str, n: int, tasks=VIEW_TASKS, ta
     task about n times the answers per step for a longer text; every task still comes first as often."""
     others = [tasks[i] for i in asked_tasks(views, tasks, task_weights) if tasks[i] != first]
     order = np.random.default_rng([seed, data.TASK_STREAM, 1]).permutation(len(others))[:max(n - 1, 0)]
-    qas = [make_view_qa(views, others[i], np.random.default_rng([seed, QA_STREAM + VIEW_TASKS.index(others[i])]))
-           for i in order]
-    return [(qa['question'], qa['answer']) for qa in qas]
+    return [(qa['question'], qa['answer']) for qa in (ask(views, others[i], seed) for i in order)]
 
 
 def tokenizer_corpus() -> list[str]:

@@ -46,8 +46,9 @@ def swapped(batch: dict, how: str) -> dict:
 @torch.no_grad()
 def answer_losses(model, batch: dict) -> list[float]:
     """Per-sample answer cross-entropy (mean over its answer tokens and eos), as train.py's loss."""
-    logits, _, _ = model(batch)                                            # (B, A, V)
-    target = model.encode(batch)['answer_ids']                             # (B, A)
+    enc = model.encode(batch)                                              # tokenised once, for both
+    logits, _, _ = model(dict(batch, **enc))                               # (B, A, V)
+    target = enc['answer_ids']                                             # (B, A)
     nll = F.cross_entropy(logits.float().transpose(1, 2), target, reduction='none')
     return (nll.sum(1) / (target != -100).sum(1).clamp(min=1)).tolist()
 
