@@ -47,7 +47,7 @@ import data
 import pinhole
 import views
 from loader import room_objects
-from intervals import interval
+from intervals import bootstrap, interval
 from metrics import fit_slope, mra
 
 SCALES = (0.5, 0.75, 1.0, 1.5, 2.0)
@@ -195,29 +195,43 @@ def summarize(records, medians) -> dict:
     return out
 
 
-def pose_response(records, scales=SCALES) -> dict:
-    """{task: (MRA at each k, response)}: response = d log ŷ / d log k over the pairs with k = 1, / power
-    (the pose scale k, or the tile factor f of the floor-ruler check)."""
+def pose_response(records, scales=SCALES, n_boot=1000) -> dict:
+    """{task: dict(mra at each k, response, ci)}: response = d log ŷ / d log k over the pairs with k = 1,
+    / power (the pose scale k, or the tile factor f of the floor-ruler check); ci its 95 % bootstrap
+    interval over the rooms (a room's pairs drawn together)."""
     out = {}
     for t in sorted({r['task'] for r in records}):
         rs = [r for r in records if r['task'] == t]
         base = {r['scene']: r['pred'] for r in rs if r['s'] == 1.0}
-        pairs = [(math.log(r['s']), math.log(r['pred'] / base[r['scene']])) for r in rs
-                 if r['pred'] and base.get(r['scene']) and r['pred'] > 0 and base[r['scene']] > 0]
-        slope = fit_slope([x for x, _ in pairs], [y for _, y in pairs]) if pairs else None
+        by_room = {}
+        for r in rs:
+            if r['pred'] and base.get(r['scene']) and r['pred'] > 0 and base[r['scene']] > 0:
+                by_room.setdefault(r['scene'], []).append((math.log(r['s']), math.log(r['pred'] / base[r['scene']])))
+        rooms = [np.array(p) for p in by_room.values()]                        # (pairs of a room, 2)
+        slope = lambda idx: fit_slope(*np.concatenate([rooms[i] for i in idx]).T) if len(idx) else None
+        response = slope(range(len(rooms)))
+        draws = bootstrap(lambda _, idx: np.nan if (b := slope(idx)) is None else b, 1, len(rooms), n_boot) \
+            if response is not None else None
         out[t] = dict(mra={f"{k:g}": float(np.mean([r['mra'] for r in rs if r['s'] == k])) for k in scales},
-                      response=None if slope is None else slope / POWER[t])
+                      response=None if response is None else response / POWER[t],
+                      ci=None if draws is None else tuple(float(x) / POWER[t] for x in interval(draws)))
     return out
 
 
 def zoom_response(records, zooms) -> dict:
-    """{protocol: {task: response}}: d log ŷ / d log s over the paired questions (against s = 1) ÷
-    power, per protocol (all_zoom, some_zoom): −1 for a model that reads metric size off the pixels
-    with the training lens assumed, 0 for one that reads K (the shortcut slope of eval.py)."""
+    """{protocol: {task: (response, ci)}}: d log ŷ / d log s over the paired questions (against s = 1) ÷
+    power, per protocol (all_zoom, some_zoom), and its 95 % interval over the rooms: −1 for a model
+    that reads metric size off the pixels with the training lens assumed, 0 for one that reads K (the
+    shortcut slope of eval.py)."""
     one = [r for r in records if r['camera'] == 'all_zoom_1.00']
-    return {p: {t: v['response'] for t, v in pose_response(one + [r for r in records if r['camera'].startswith(p)
-                                                                    and r['s'] != 1.0], zooms).items()}
+    return {p: {t: (v['response'], v['ci']) for t, v in pose_response(
+        one + [r for r in records if r['camera'].startswith(p) and r['s'] != 1.0], zooms).items()}
             for p in ('all_zoom', 'some_zoom')}
+
+
+def with_ci(x, ci=None) -> str:
+    """'0.36 [0.30, 0.41]', or '–' for none."""
+    return '–' if x is None else f'{x:.2f}' + ('' if ci is None else f' [{ci[0]:.2f}, {ci[1]:.2f}]')
 
 
 def response_table(results, key: str, factors, letter: str, title: str) -> list[str]:
@@ -230,7 +244,8 @@ def response_table(results, key: str, factors, letter: str, title: str) -> list[
              '|---|---|' + '---|' * (len(factors) + 1)]
     for lab, r in results.items():
         for t, p in r.get(key, {}).items():
-            lines.append(f'| {lab} | {t} | ' + ' | '.join(f(p['mra'][f'{k:g}']) for k in factors) + f" | {f(p['response'])} |")
+            lines.append(f'| {lab} | {t} | ' + ' | '.join(f(p['mra'][f'{k:g}']) for k in factors)
+                         + f" | {with_ci(p['response'], p.get('ci'))} |")
     return lines
 
 
@@ -267,7 +282,7 @@ def markdown(results) -> str:
         for lab in labels:
             z = results[lab].get('zoom', {})
             for t in z.get('all_zoom', {}):
-                lines.append(f"| {lab} | {t} | {f(z['all_zoom'][t])} | {f(z.get('some_zoom', {}).get(t))} |")
+                lines.append(f"| {lab} | {t} | {with_ci(*z['all_zoom'][t])} | {with_ci(*z.get('some_zoom', {}).get(t, (None,)))} |")
     lines += response_table(results, 'pose', SCALES, 'k', 'pose scale: room and path × k, same pixels; '
                             'response d log ŷ / d log k ÷ power (1 follows the poses, 0 ignores them)')
     lines += response_table(results, 'tiles', TILES, 'f', 'floor ruler: the tiles × f, nothing else; '

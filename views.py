@@ -37,6 +37,8 @@ Questions (VSI-Bench's types; answers plain text as data.py writes them):
     rel_distance      which of B, C (, D) is closest to A                 "B"          (centres; lettered options)
     rel_direction     standing at A facing B, is C left or right          "left"    sign of (C − A)·(down × (B − A))
     appearance_order  which appears first, A or B                         "A"          (its first frame is earlier)
+and one auxiliary for training, a grounding question (each name tied to the pixels it names):
+    frame_objects     the objects of every frame, left to right           "1: blue stool, red bin; 2: red bin; 3: none"
 With questions > 1 a training room is asked up to that many of its askable tasks in one sequence
 (follow_ups; tokens.conversation): one vision pass, an answer for each.
 Shapes: N frames, H×W pixels; image (N, H, W, 3) uint8, K (N, 3, 3), c2w (N, 4, 4), seen (N, n objects).
@@ -56,6 +58,7 @@ VIEW_TASKS = ('object_count', 'abs_distance', 'object_size', 'room_size', 'rel_d
               'appearance_order')
 NUMBER_TASKS = ('object_count', 'abs_distance', 'object_size', 'room_size')     # MRA; the others: accuracy
                                                                                 # (metrics.score, as VSI-Bench)
+AUX_TASKS = ('frame_objects',)   # training only (--tasks ...,frame_objects): never evaluated, not VSI-Bench's
 FRONT = 1.0                # metres: the front wall behind the first camera (never in view)
 PATH_STREAM, QA_STREAM = 1, 200
 REL_GAP = 0.3              # metres: the nearest object of rel_distance beats the next by this, when it can
@@ -76,6 +79,8 @@ PHRASES = {
                       "Standing by the {a} and looking at the {b}, is the {c} on my left or on my right?"),
     'appearance_order': ("Which appears first in the video? {options}",
                          "Which object is seen first? {options}"),
+    'frame_objects': ("Which objects does each frame show, from left to right?",
+                      "List the objects in every frame, left to right."),
 }
 
 
@@ -265,8 +270,9 @@ def make_view_qa(views: Views, task: str, rng) -> dict:
     task, target, options, objects) (options: the answers offered, in the order asked: letters for
     the two multiple-choice tasks (VSI-Bench: a letter needs no copying of a name), left/right, [] for numbers;
     objects: the names the question refers to)."""
-    if task not in VIEW_TASKS or not feasible(views, task):
-        raise ValueError(f'task {task!r} cannot be asked here (tasks {VIEW_TASKS}, seen {len(seen_objects(views))})')
+    if task not in VIEW_TASKS + AUX_TASKS or not feasible(views, task):
+        raise ValueError(f'task {task!r} cannot be asked here (tasks {VIEW_TASKS + AUX_TASKS}, '
+                         f'seen {len(seen_objects(views))})')
     phrase, seen = PHRASES[task][rng.integers(len(PHRASES[task]))], seen_objects(views)
     objs = [o for o, _ in seen]
     pick = lambda n: [objs[i] for i in rng.permutation(len(objs))[:n]]
@@ -275,6 +281,8 @@ def make_view_qa(views: Views, task: str, rng) -> dict:
         question, target, named = phrase, float(len(objs)), objs
     elif task == 'room_size':
         question, target, named = phrase, room_area(views.room), []
+    elif task == 'frame_objects':
+        question, target, named = phrase, frame_listing(views), objs
     elif task == 'object_size':
         named = pick(1)
         question, target = phrase.format(a=named[0].name), float(max(named[0].size))
@@ -312,6 +320,17 @@ def make_view_qa(views: Views, task: str, rng) -> dict:
                 objects=[o.name for o in named])
 
 
+def frame_listing(views: Views) -> str:
+    """'1: blue stool, red bin; 2: red bin; 3: none': every frame's seen objects by the image column
+    of their centre (u of K·R_kᵀ(c − o_k)), left to right."""
+    out = []
+    for k, (c2w, seen) in enumerate(zip(views.c2w, views.seen)):
+        u = [(views.K @ c2w[:3, :3].T @ (o.center - c2w[:3, 3]))[[0, 2]] for o in views.objects]
+        names = [o.name for (x, z), o, s in sorted(zip(u, views.objects, seen), key=lambda t: t[0][0] / t[0][1]) if s]
+        out.append(f"{k + 1}: {', '.join(names) or 'none'}")
+    return '; '.join(out)
+
+
 def asked_tasks(views: Views, tasks, task_weights=None) -> list[int]:
     """Indices of the tasks (weight > 0) that can be asked about this room."""
     return [i for i, t in enumerate(tasks) if (task_weights is None or task_weights[i] > 0) and feasible(views, t)]
@@ -332,7 +351,7 @@ def sample_view_qa(views: Views, seed: int, tasks=VIEW_TASKS, task_weights=None)
 def ask(views: Views, task: str, seed: int) -> dict:
     """The question of `task` about this room: make_view_qa with rng([seed, QA_STREAM + task index]),
     so a task is asked the same whether it comes first, as a follow-up, or in evaluation."""
-    return make_view_qa(views, task, np.random.default_rng([seed, QA_STREAM + VIEW_TASKS.index(task)]))
+    return make_view_qa(views, task, np.random.default_rng([seed, QA_STREAM + (VIEW_TASKS + AUX_TASKS).index(task)]))
 
 
 def follow_ups(views: Views, seed: int, first: str, n: int, tasks=VIEW_TASKS, task_weights=None) -> list:
@@ -381,8 +400,8 @@ class ViewsDataset(torch.utils.data.Dataset):
 
     def __init__(self, cfg: ViewsConfig = ViewsConfig(), split: str = 'train', length: int = 10000,
                  augment_cfg: 'augment.AugmentConfig | None' = None):
-        if unknown := [t for t in cfg.tasks if t not in VIEW_TASKS]:
-            raise ValueError(f'unknown multi-frame task(s) {unknown}; known: {VIEW_TASKS}')
+        if unknown := [t for t in cfg.tasks if t not in VIEW_TASKS + AUX_TASKS]:
+            raise ValueError(f'unknown multi-frame task(s) {unknown}; known: {VIEW_TASKS + AUX_TASKS}')
         data.scene_seed(split, max(length - 1, 0))
         self.cfg, self.split, self.length, self.augment = cfg, split, int(length), augment_cfg
 

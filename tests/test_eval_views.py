@@ -5,6 +5,8 @@ checkpoint over to it end to end.  Run alone: python -m pytest -q tests/test_eva
 """
 import json
 
+import math
+
 import numpy as np
 import torch
 
@@ -63,13 +65,27 @@ def test_pose_response_is_one_for_answers_that_scale_and_zero_for_constant_ones(
     recs += [dict(task='room_size', scene=i, s=k, pred=40.0, mra=0.0) for i in range(3) for k in eval_views.SCALES]
     out = eval_views.pose_response(recs)
     assert np.isclose(out['abs_distance']['response'], 1.0) and np.isclose(out['room_size']['response'], 0.0)
+    assert np.allclose(out['abs_distance']['ci'], 1.0) and np.allclose(out['room_size']['ci'], 0.0)   # exact: a point
+
+
+def test_response_interval_is_over_rooms_and_narrows_with_more_of_them():
+    rng = np.random.default_rng(0)
+    def ci(n_rooms):     # each room answers k^0.5 times its own noise: response 0.5 on average
+        recs = [dict(task='abs_distance', scene=i, s=k, pred=k ** 0.5 * math.exp(rng.normal(0, 0.3) * (k != 1)), mra=0.0)
+                for i in range(n_rooms) for k in eval_views.SCALES]
+        out = eval_views.pose_response(recs)['abs_distance']
+        assert out['ci'][0] <= out['response'] <= out['ci'][1]
+        return out['ci']
+    small, large = ci(16), ci(400)
+    assert small[0] < 0.5 < small[1] and large[0] < 0.5 < large[1] and large[1] - large[0] < 0.5 * (small[1] - small[0])
 
 
 def test_zoom_response_is_minus_one_for_a_lens_blind_model_and_zero_for_one_that_reads_K():
     recs = [dict(task='abs_distance', scene=i, s=s, camera=f'{p}_{s:.2f}', pred=(3.0 / s if p == 'all_zoom' else 3.0), mra=0.0)
             for i in range(3) for s in (0.5, 1.0, 2.0) for p in ('all_zoom', 'some_zoom') if not (p == 'some_zoom' and s == 1.0)]
     out = eval_views.zoom_response(recs, (0.5, 1.0, 2.0))
-    assert np.isclose(out['all_zoom']['abs_distance'], -1.0) and np.isclose(out['some_zoom']['abs_distance'], 0.0)
+    assert np.isclose(out['all_zoom']['abs_distance'][0], -1.0) and np.isclose(out['some_zoom']['abs_distance'][0], 0.0)
+    assert np.allclose(out['all_zoom']['abs_distance'][1], -1.0)
 
 
 def test_two_checkpoints_get_a_paired_difference_row():

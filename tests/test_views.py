@@ -123,6 +123,32 @@ def test_questions_are_exact():
     assert near['answer'] == 'ABC'[int(np.argmin(dist))]
 
 
+def test_grounding_question_lists_each_frames_seen_objects_left_to_right_and_is_never_evaluated():
+    import eval_views
+    import loader
+    import train
+    agree = total = 0
+    for seed in range(6):
+        v, frames = views.sample_views(seed, CFG)
+        qa = views.ask(v, 'frame_objects', seed)
+        rows = [row.split(': ') for row in qa['answer'].split('; ')]
+        assert [k for k, _ in rows] == ['1', '2', '3']
+        for k, (_, listed) in enumerate(rows):
+            w2c = np.linalg.inv(v.c2w[k])                    # the centre's pixel column, through the inverse pose
+            u = {o.name: (v.K @ (w2c @ np.append(o.center, 1))[:3])[[0, 2]] for i, o in enumerate(v.objects)
+                 if v.seen[k, i]}
+            assert listed == (', '.join(sorted(u, key=lambda n: u[n][0] / u[n][1])) or 'none')
+            cols = {o.name: np.nonzero(frames['instance'][k] == i)[1].mean() for i, o in enumerate(v.objects)
+                    if v.seen[k, i]}                         # the visible pixels' order: the same, but for cut-off ones
+            agree, total = agree + (sorted(cols, key=cols.get) == sorted(u, key=lambda n: u[n][0] / u[n][1])), total + 1
+        assert {n for _, listed in rows for n in listed.split(', ') if n != 'none'} == {
+            o.name for o, _ in views.seen_objects(v)}                       # every seen object, counted once
+    assert agree >= 0.75 * total
+    cfg = train.parse_args(['--frames', '3', '--tasks', 'object_count,frame_objects', '--questions', '2'])
+    item = views.ViewsDataset(loader.views_config(cfg), 'train', 4)[0]
+    assert {item['question'], *(q for q, _ in item['turns'])} & set(views.PHRASES['frame_objects'])
+    assert eval_views.views_config(dict(frames=3, tasks='object_count,frame_objects')).tasks == ('object_count',)
+
 
 def test_a_task_subset_redraws_rooms_where_it_cannot_be_asked():
     cfg = views.ViewsConfig(frames=3, image_hw=(48, 48), tasks=('appearance_order',))
