@@ -317,10 +317,12 @@ def main(args, evaluate, load_checkpoint, label_of):
             results[label]['zoom'] = zoom_response([r for r in records if POWER.get(r['task'], 0) > 0],
                                                    sorted(set(args.zooms)))
         if scaled:
-            results[label]['pose'] = pose_response(evaluate(model, scaled, args.batch_size, args.max_new_tokens))
+            results[label]['pose'] = pose_response(posed := evaluate(model, scaled, args.batch_size, args.max_new_tokens))
+            records += posed
         if tiled:
-            results[label]['tiles'] = pose_response(evaluate(model, tiled, args.batch_size, args.max_new_tokens), TILES)
-        with open(os.path.join(args.out, f'records_{label}.jsonl'), 'w') as f:
+            results[label]['tiles'] = pose_response(tiles := evaluate(model, tiled, args.batch_size, args.max_new_tokens), TILES)
+            records += tiles
+        with open(os.path.join(args.out, f'records_{label}.jsonl'), 'w') as f:    # sweep, pose_x*, tile_x*
             f.writelines(json.dumps(r, default=lambda x: x.tolist()) + '\n' for r in records)
     with open(os.path.join(args.out, 'results.json'), 'w') as f:
         json.dump(dict(args=vars(args), results=results), f, indent=1, default=lambda x: x.tolist())
