@@ -108,7 +108,9 @@ class RenderedTeacher:
 
     def __call__(self, batch: dict, grid_hw):
         if batch['depth'].dim() == 4:   # (B, F, H, W): posed frames (views.py), one target per frame as encoded
-            return geometry_targets(batch['depth'].flatten(0, 1), batch['points'].flatten(0, 1), grid_hw)
+            obj = batch.get('object_depth')
+            return geometry_targets(batch['depth'].flatten(0, 1), batch['points'].flatten(0, 1), grid_hw,
+                                    object_depth=None if obj is None else obj.flatten(0, 1))
         return geometry_targets(batch['depth'], batch['points'], grid_hw, object_depth=batch.get('object_depth'))
 
 

@@ -374,15 +374,26 @@ def tokenizer_corpus() -> list[str]:
 
 # ----------------------------------------------------------------------------- items
 
-def make_views_item(frames: dict, K, c2w, qa: dict, seed: int, augment_cfg=None) -> dict:
+def object_depths(views: Views, instance) -> np.ndarray:
+    """(N, H, W): z of the centre of the object each pixel of frame k sees, in frame k's camera
+    (R_kᵀ(c − o_k))_z, 0 where it sees none: the teacher's object channels, per frame (data.object_depth_map)."""
+    z = np.stack([[(c2w[:3, :3].T @ (o.center - c2w[:3, 3]))[2] for o in views.objects] + [0.0]
+                  for c2w in views.c2w]).astype(np.float32)                 # (N, n + 1): id −1 -> 0
+    return np.take_along_axis(z, np.where(instance >= 0, instance, len(views.objects)).reshape(len(z), -1),
+                              1).reshape(instance.shape)
+
+
+def make_views_item(frames: dict, K, c2w, qa: dict, seed: int, augment_cfg=None, object_depth=None) -> dict:
     """Rendered frames (render_views) -> an item of tensors: image (N, 3, H, W) uint8, K (N, 3, 3),
-    c2w (N, 4, 4), depth (N, H, W), points (N, H, W, 3) + the question. augment_cfg: every frame its
-    own random camera (augment.random_camera_augment, rng([seed, data.AUG_STREAM, k])), K exact."""
+    c2w (N, 4, 4), depth (N, H, W), points (N, H, W, 3) [, object_depth (N, H, W): object_depths]
+    + the question. augment_cfg: every frame its own random camera (augment.random_camera_augment,
+    rng([seed, data.AUG_STREAM, k])), K exact."""
     images, Ks, geos = [], [], []
     for k in range(len(c2w)):
         image = torch.from_numpy(frames['image'][k]).permute(2, 0, 1).contiguous()        # (3, H, W)
-        geo = torch.cat([torch.from_numpy(frames['depth'][k])[None],
-                         torch.from_numpy(frames['points'][k]).permute(2, 0, 1)])          # (4, H, W)
+        maps = [frames['depth'][k][None], frames['points'][k].transpose(2, 0, 1)]
+        maps += [] if object_depth is None else [object_depth[k][None]]
+        geo = torch.from_numpy(np.concatenate(maps).astype(np.float32))                   # (4 or 5, H, W)
         Kk = torch.tensor(np.asarray(K)[k], dtype=torch.float32)
         if augment_cfg is not None:
             image, Kk, geo = augment.random_camera_augment(
@@ -390,9 +401,12 @@ def make_views_item(frames: dict, K, c2w, qa: dict, seed: int, augment_cfg=None)
         images.append(image)
         Ks.append(Kk.float())
         geos.append(geo)
-    geo = torch.stack(geos)                                                                # (N, 4, H, W)
-    return dict(image=torch.stack(images), K=torch.stack(Ks), c2w=torch.as_tensor(c2w, dtype=torch.float32),
-                depth=geo[:, 0], points=geo[:, 1:].permute(0, 2, 3, 1).contiguous(), seed=int(seed), **qa)
+    geo = torch.stack(geos)                                                                # (N, 4 or 5, H, W)
+    item = dict(image=torch.stack(images), K=torch.stack(Ks), c2w=torch.as_tensor(c2w, dtype=torch.float32),
+                depth=geo[:, 0], points=geo[:, 1:4].permute(0, 2, 3, 1).contiguous(), seed=int(seed), **qa)
+    if object_depth is not None:
+        item['object_depth'] = geo[:, 4]
+    return item
 
 
 class ViewsDataset(torch.utils.data.Dataset):
@@ -414,4 +428,5 @@ class ViewsDataset(torch.utils.data.Dataset):
         qa = sample_view_qa(views, seed, self.cfg.tasks, self.cfg.task_weights)
         if self.cfg.questions > 1:
             qa['turns'] = follow_ups(views, seed, qa['task'], self.cfg.questions, self.cfg.tasks, self.cfg.task_weights)
-        return make_views_item(frames, np.broadcast_to(views.K, (len(views.c2w), 3, 3)), views.c2w, qa, seed, self.augment)
+        return make_views_item(frames, np.broadcast_to(views.K, (len(views.c2w), 3, 3)), views.c2w, qa, seed, self.augment,
+                               object_depths(views, frames['instance']))

@@ -195,6 +195,27 @@ def test_follow_ups_are_trained_on_their_answers_only():
         encode_batch(tok, dict(batch, answer=None, turns=[[('S?', '45')], []]), n_image=2)
 
 
+def test_teacher_object_channels_per_frame_are_each_frames_object_centre_depth():
+    import augment
+    import distill
+    v, frames = views.sample_views(2, CFG)
+    od = views.object_depths(v, frames['instance'])                          # (N, H, W)
+    inst, depth = frames['instance'], frames['depth']
+    assert ((od > 0) == (inst >= 0)).all()
+    for k, i in zip(*np.nonzero([[(inst[k] == i).any() for i in range(len(v.objects))] for k in range(3)])):
+        on = inst[k] == i                                     # the surface is within the object's reach of its centre
+        assert np.allclose(od[k][on], od[k][on][0]) and np.abs(od[k][on] - depth[k][on]).max() <= max(v.objects[i].size)
+        p = views.world_points(frames['points'], v.c2w)[k][on].mean(0)                 # same object, world frame
+        assert np.linalg.norm(p - v.objects[i].center) <= max(v.objects[i].size)
+    aug = augment.AugmentConfig(p_identity=0.0)
+    item = views.make_views_item(frames, np.broadcast_to(v.K, (3, 3, 3)), v.c2w, {}, 2, aug, od)
+    assert item['object_depth'].shape == item['depth'].shape                # through the same crops and zooms
+    assert set(np.unique(item['object_depth'].numpy())) <= set(np.unique(od)) | {0.0}
+    batch = data.collate([dict(item, question='q', answer='a', task='t', target=0)] * 2)
+    target, mask = distill.RenderedTeacher()(batch, (4, 4))                 # (B·N, 16, 3): object channels counted
+    assert target.shape == (6, 16, 3) and mask[..., 1].all() and target[..., 1].max() > 0   # objects' share
+
+
 def test_room_objects_flag_reaches_training_and_evaluation_rooms():
     import eval_views
     import loader
