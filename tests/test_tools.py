@@ -56,3 +56,23 @@ def test_reads_compares_own_other_and_black_inputs_per_task(tmp_path, capsys):
     assert reads.swapped(batch, 'other')['K'] is batch['K']                            # the camera stays
     reads.main([str(ckpt), '--n', '3', '--batch', '3'])
     assert 'common part' in capsys.readouterr().out
+
+
+def test_grounding_scores_each_frames_listing_and_runs_on_a_tiny_checkpoint(tmp_path, capsys):
+    from tools import grounding
+    truth = '1: blue stool, red bin; 2: red bin; 3: none'
+    assert np.allclose(grounding.scores(truth, truth), 1.0)
+    got = grounding.scores(truth, '1: red bin, blue stool; 2: red ball; 3: none')     # order; a wrong category
+    assert np.allclose(got, [[0, 1, 1], [0, 0, 1], [1, 1, 1]])
+    assert np.allclose(grounding.scores(truth, 'garbage')[:2], 0)                     # unparsed: nothing right
+    assert grounding.frames_of('1: a; 2: none; x') == {'1': ['a'], '2': []}
+    cfg = model.ModelConfig(image_size=32, patch_size=16, vision_width=32, vision_layers=1, vision_heads=2,
+                            llm_width=32, llm_layers=1, llm_heads=2)
+    ckpt = tmp_path / 'ckpt'
+    model.CameraAwareMLLM(cfg).save(str(ckpt))
+    (ckpt / 'train_config.json').write_text(json.dumps(dict(frames=2, image_size=32, patch_size=16, room_objects='2,3',
+                                                            tokenizer='char')))
+    res = grounding.grounding(str(ckpt), n=4, batch_size=2)
+    assert res['model'].shape == (3,) and (0 <= res['model']).all() and (res['constant'] <= 1).all()
+    grounding.main([str(ckpt), '--n', '2'])
+    assert 'colours F1' in capsys.readouterr().out
