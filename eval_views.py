@@ -22,7 +22,7 @@ the answer's power over the paired questions, is −1 for a model that reads siz
 the training lens assumed and 0 for one that reads K (eval.py's shortcut slope). Two checkpoints on
 the same rooms also get a paired row of their difference per question type.
 
-Pose scale. The same room and path with every length times k (views.scale_views): the frames are
+Pose scale. The same room and path with every length times k (scale_views): the frames are
 the same pixels, only the translations of the poses differ, and every metric answer scales (k for
 distances and sizes, k² for the floor area). Per task: MRA against the scaled answers and the
 response d log ŷ / d log k over the pairs (k, k = 1), divided by the answer's power of k: 1 for a
@@ -45,6 +45,7 @@ import torch
 
 import data
 import pinhole
+import scenes
 import views
 from loader import room_objects
 from intervals import bootstrap, interval
@@ -120,6 +121,16 @@ def sweep_items(cfg: views.ViewsConfig, n_rooms: int, cameras) -> tuple[list, in
     return items, left_out
 
 
+def scale_views(v: views.Views, s: float) -> views.Views:
+    """The same room and path with every length times s (objects, walls, tiles, camera height and
+    path): the frames are the same pixels, only the poses' translations say the scale."""
+    objects = [scenes.Object(o.name, o.shape, o.color, o.center * s, o.size * s, o.yaw) for o in v.objects]
+    room = dict(v.room, **{k: v.room[k] * s for k in ('tile', 'front', 'back', 'left', 'right', 'height')})
+    c2w = v.c2w.copy()
+    c2w[:, :3, 3] *= s
+    return views.Views(objects, room, c2w, v.K, v.image_hw, v.camera_height * s, v.seed, v.seen)
+
+
 def scale_items(cfg: views.ViewsConfig, n_rooms: int, scales=SCALES) -> list:
     """The metric questions of the test rooms, each room and path scaled by k (camera 'pose_x{k}')."""
     items, tasks = [], [t for t in cfg.tasks if POWER.get(t, 0) > 0]
@@ -127,7 +138,7 @@ def scale_items(cfg: views.ViewsConfig, n_rooms: int, scales=SCALES) -> list:
         seed = data.scene_seed('test', i)
         base, _ = views.sample_views(seed, cfg)
         for k in scales:
-            v = views.scale_views(base, k)
+            v = scale_views(base, k)
             K = np.broadcast_to(v.K, (cfg.frames, 3, 3))
             items += [item(qa, views.render_views(v), K, v.c2w, i, seed, f'pose_x{k:g}', k)
                       for qa in questions(v, tasks).values()]

@@ -224,16 +224,6 @@ def seen_matrix(instance, n_objects: int, min_pixels: int, zoom=1.0) -> np.ndarr
     return counts >= min_pixels * np.asarray(zoom, np.float64).reshape(-1, 1) ** 2
 
 
-def scale_views(views: Views, s: float) -> Views:
-    """The same room and path with every length times s (objects, walls, tiles, camera height and
-    path): the frames are the same pixels, only the poses' translations say the scale."""
-    objects = [scenes.Object(o.name, o.shape, o.color, o.center * s, o.size * s, o.yaw) for o in views.objects]
-    room = dict(views.room, **{k: views.room[k] * s for k in ('tile', 'front', 'back', 'left', 'right', 'height')})
-    c2w = views.c2w.copy()
-    c2w[:, :3, 3] *= s
-    return Views(objects, room, c2w, views.K, views.image_hw, views.camera_height * s, views.seed, views.seen)
-
-
 # ----------------------------------------------------------------------------- questions
 
 def seen_objects(views: Views) -> list:

@@ -11,6 +11,7 @@ import torch
 
 import camera_embed
 import data
+import eval_views
 import metrics
 import raycast
 import scenes
@@ -90,7 +91,7 @@ def test_world_point_maps_of_two_frames_agree_on_the_same_surface():
 
 def test_scaled_room_gives_the_same_pixels_and_scaled_answers():
     v, frames = views.sample_views(2, CFG)
-    big = views.scale_views(v, 2.0)
+    big = eval_views.scale_views(v, 2.0)
     frames2 = views.render_views(big)
     assert (np.abs(frames2['image'].astype(int) - frames['image']).max(-1) > 8).mean() < 0.01   # rounding at edges only
     rng = lambda: np.random.default_rng(0)
@@ -124,7 +125,6 @@ def test_questions_are_exact():
 
 
 def test_grounding_question_lists_each_frames_seen_objects_left_to_right_and_is_never_evaluated():
-    import eval_views
     import loader
     import train
     agree = total = 0
@@ -217,7 +217,6 @@ def test_teacher_object_channels_per_frame_are_each_frames_object_centre_depth()
 
 
 def test_room_objects_flag_reaches_training_and_evaluation_rooms():
-    import eval_views
     import loader
     import train
     cfg = train.parse_args(['--frames', '3', '--room-objects', '1,2', '--questions', '4'])
