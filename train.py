@@ -60,8 +60,8 @@ class TrainConfig:
     max_objects: int = 1             # objects per scene: 1..max_objects (README: why 1 on a CPU)
     pitch_range: str = '5,15'        # camera pitch, degrees down, uniform in 'lo,hi' (pose given to the model)
     tasks: str = 'depth'             # any of data.TASKS, comma-separated, e.g. depth,closer,detect
-    frames: int = 0                  # > 0: views.py rooms filmed in this many posed frames, with the multi-frame
-                                     # tasks views.VIEW_TASKS (--tasks: a subset; the default 'depth' means all)
+    frames: int = 0                  # > 0: views.py rooms in this many posed frames; --tasks 'depth' = views.VIEW_TASKS
+    object_channels: bool = True     # --frames: the teacher's object channels on every frame (no: surface depth only)
     room_objects: str = '3,5'        # --frames: objects per room, 'lo,hi' (a room that shows fewer than 2 is redrawn)
     questions: int = 1               # --frames: up to this many questions per room in one sequence (multi-turn)
     task_weights: str = ''           # comma-separated, same order as tasks; '' = uniform

@@ -100,6 +100,7 @@ class ViewsConfig:
     tasks: tuple = VIEW_TASKS
     task_weights: tuple | None = None  # one per task; None: uniform
     questions: int = 1                 # > 1: up to this many questions per room in one sequence (follow_ups)
+    object_channels: bool = True       # items carry object_depths (the teacher's object channels per frame)
 
 
 @dataclass
@@ -419,4 +420,4 @@ class ViewsDataset(torch.utils.data.Dataset):
         if self.cfg.questions > 1:
             qa['turns'] = follow_ups(views, seed, qa['task'], self.cfg.questions, self.cfg.tasks, self.cfg.task_weights)
         return make_views_item(frames, np.broadcast_to(views.K, (len(views.c2w), 3, 3)), views.c2w, qa, seed, self.augment,
-                               object_depths(views, frames['instance']))
+                               object_depths(views, frames['instance']) if self.cfg.object_channels else None)

@@ -222,6 +222,9 @@ def test_room_objects_flag_reaches_training_and_evaluation_rooms():
     cfg = train.parse_args(['--frames', '3', '--room-objects', '1,2', '--questions', '4'])
     vc = loader.views_config(cfg)
     assert vc.n_objects == (1, 2) and vc.questions == 4
+    assert vc.object_channels and 'object_depth' in views.ViewsDataset(vc, 'train', 2)[0]
+    off = loader.views_config(train.parse_args(['--frames', '3', '--no-object-channels']))
+    assert not off.object_channels and 'object_depth' not in views.ViewsDataset(off, 'train', 2)[0]   # surface depth only
     assert eval_views.views_config(dict(frames=3, room_objects='1,2')).n_objects == (1, 2)
     assert eval_views.views_config(dict(frames=3)).n_objects == views.ViewsConfig().n_objects   # older runs
     counts = {len(views.sample_views(s, vc)[0].objects) for s in range(12)}
