@@ -1,6 +1,7 @@
 """
 Guards tools/: the diagnosis of a checkpoint runs end to end on a tiny untrained model and prints
-its four measurements; the ridge probe recovers a linear signal and ignores noise.
+its four measurements; the ridge probe recovers a linear signal and ignores noise; reads compares
+own, other and black inputs; grounding scores a frame listing per frame.
 
     python -m pytest tests/test_tools.py -q
 """
@@ -35,15 +36,21 @@ def test_diagnose_runs_on_a_tiny_checkpoint(tmp_path, capsys):
     assert 'input assembly: sound' in out
 
 
-def test_reads_compares_own_other_and_black_inputs_per_task(tmp_path, capsys):
-    import torch
-    from tools import reads
+def tiny_views_checkpoint(tmp_path):
+    """An untrained 2-frame model saved as a --frames run would be."""
     cfg = model.ModelConfig(image_size=32, patch_size=16, vision_width=32, vision_layers=1, vision_heads=2,
                             llm_width=32, llm_layers=1, llm_heads=2)
     ckpt = tmp_path / 'ckpt'
     model.CameraAwareMLLM(cfg).save(str(ckpt))
     (ckpt / 'train_config.json').write_text(json.dumps(dict(frames=2, image_size=32, patch_size=16, room_objects='2,3',
                                                             tokenizer='char')))
+    return ckpt
+
+
+def test_reads_compares_own_other_and_black_inputs_per_task(tmp_path, capsys):
+    import torch
+    from tools import reads
+    ckpt = tiny_views_checkpoint(tmp_path)
     res = reads.reads(str(ckpt), n=6, batch_size=3)
     mean, norm, spread = res.pop('common')
     assert 0 <= mean <= norm and spread > 0
@@ -66,12 +73,7 @@ def test_grounding_scores_each_frames_listing_and_runs_on_a_tiny_checkpoint(tmp_
     assert np.allclose(got, [[0, 1, 1], [0, 0, 1], [1, 1, 1]])
     assert np.allclose(grounding.scores(truth, 'garbage')[:2], 0)                     # unparsed: nothing right
     assert grounding.frames_of('1: a; 2: none; x') == {'1': ['a'], '2': []}
-    cfg = model.ModelConfig(image_size=32, patch_size=16, vision_width=32, vision_layers=1, vision_heads=2,
-                            llm_width=32, llm_layers=1, llm_heads=2)
-    ckpt = tmp_path / 'ckpt'
-    model.CameraAwareMLLM(cfg).save(str(ckpt))
-    (ckpt / 'train_config.json').write_text(json.dumps(dict(frames=2, image_size=32, patch_size=16, room_objects='2,3',
-                                                            tokenizer='char')))
+    ckpt = tiny_views_checkpoint(tmp_path)
     res = grounding.grounding(str(ckpt), n=4, batch_size=2)
     assert res['model'].shape == (3,) and (0 <= res['model']).all() and (res['constant'] <= 1).all()
     grounding.main([str(ckpt), '--n', '2'])

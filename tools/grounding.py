@@ -12,7 +12,6 @@ A model that cannot list the objects of a frame cannot pick the one a question n
 
     python -m tools.grounding runs/views/obj_full [--n 96] [--batch 16]   # a train.py run or checkpoint
 """
-import argparse
 import collections
 import os
 import sys
@@ -25,6 +24,7 @@ import data  # noqa: E402
 import views  # noqa: E402
 from eval import load_checkpoint  # noqa: E402
 from eval_views import item, views_config  # noqa: E402
+from tools.reads import run_args  # noqa: E402
 
 
 def frames_of(listing: str) -> dict:
@@ -75,12 +75,7 @@ def grounding(path: str, n: int = 96, batch_size: int = 16) -> dict:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('run', nargs='+', help='train.py run folders or checkpoint folders')
-    p.add_argument('--n', type=int, default=96, help='held-out rooms (the test split)')
-    p.add_argument('--batch', type=int, default=16)
-    args = p.parse_args(argv)
-    torch.set_num_threads(1)
+    args = run_args(argv, __doc__, 96, 'held-out rooms (the test split)')
     for path in args.run:
         res = grounding(path, args.n, args.batch)
         print(f'{path}: per frame, model (constant)  exact {res["model"][0]:.2f} ({res["constant"][0]:.2f})  '

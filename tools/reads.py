@@ -82,13 +82,18 @@ def reads(path: str, n: int = 64, batch_size: int = 16) -> dict:
     return out | {'common': common}
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def run_args(argv, doc: str, n: int, what: str):
+    """The command line of a tool over runs: run folders, --n (n of `what`), --batch; one thread."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('run', nargs='+', help='train.py run folders or checkpoint folders')
-    p.add_argument('--n', type=int, default=64, help='held-out samples (the run\'s validation split)')
+    p.add_argument('--n', type=int, default=n, help=what)
     p.add_argument('--batch', type=int, default=16)
-    args = p.parse_args(argv)
     torch.set_num_threads(1)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = run_args(argv, __doc__, 64, "held-out samples (the run's validation split)")
     for path in args.run:
         res = reads(path, args.n, args.batch)
         mean, norm, spread = res.pop('common')
