@@ -311,13 +311,19 @@ def make_view_qa(views: Views, task: str, rng) -> dict:
                 objects=[o.name for o in named])
 
 
+def camera_centres(views: Views) -> np.ndarray:
+    """(N, n, 3): every object's centre in every frame's camera, X = R_kᵀ(c − o_k)."""
+    c = np.stack([o.center for o in views.objects])                            # (n, 3) world
+    return np.einsum('kji,knj->kni', views.c2w[:, :3, :3], c[None] - views.c2w[:, None, :3, 3])
+
+
 def frame_listing(views: Views) -> str:
     """'1: blue stool, red bin; 2: red bin; 3: none': every frame's seen objects by the image column
-    of their centre (u of K·R_kᵀ(c − o_k)), left to right."""
+    u of their centre (K·X), left to right."""
+    uvw = camera_centres(views) @ views.K.T                                    # (N, n, 3)
     out = []
-    for k, (c2w, seen) in enumerate(zip(views.c2w, views.seen)):
-        u = [(views.K @ c2w[:3, :3].T @ (o.center - c2w[:3, 3]))[[0, 2]] for o in views.objects]
-        names = [o.name for (x, z), o, s in sorted(zip(u, views.objects, seen), key=lambda t: t[0][0] / t[0][1]) if s]
+    for k, (u, seen) in enumerate(zip(uvw[..., 0] / uvw[..., 2], views.seen)):
+        names = [views.objects[i].name for i in np.argsort(u, kind='stable') if seen[i]]
         out.append(f"{k + 1}: {', '.join(names) or 'none'}")
     return '; '.join(out)
 
@@ -367,11 +373,10 @@ def tokenizer_corpus() -> list[str]:
 
 def object_depths(views: Views, instance) -> np.ndarray:
     """(N, H, W): z of the centre of the object each pixel of frame k sees, in frame k's camera
-    (R_kᵀ(c − o_k))_z, 0 where it sees none: the teacher's object channels, per frame (data.object_depth_map)."""
-    z = np.stack([[(c2w[:3, :3].T @ (o.center - c2w[:3, 3]))[2] for o in views.objects] + [0.0]
-                  for c2w in views.c2w]).astype(np.float32)                 # (N, n + 1): id −1 -> 0
-    return np.take_along_axis(z, np.where(instance >= 0, instance, len(views.objects)).reshape(len(z), -1),
-                              1).reshape(instance.shape)
+    (camera_centres), 0 where it sees none: the teacher's object channels, per frame (data.object_depth_map)."""
+    z = np.concatenate([camera_centres(views)[..., 2], np.zeros((len(views.c2w), 1))], 1)   # (N, n + 1): id −1 -> 0
+    ids = np.where(instance >= 0, instance, len(views.objects)).reshape(len(z), -1)
+    return np.take_along_axis(z, ids, 1).reshape(instance.shape).astype(np.float32)
 
 
 def make_views_item(frames: dict, K, c2w, qa: dict, seed: int, augment_cfg=None, object_depth=None) -> dict:
