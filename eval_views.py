@@ -293,7 +293,8 @@ def markdown(results) -> str:
         for lab in labels:
             z = results[lab].get('zoom', {})
             for t in z.get('all_zoom', {}):
-                lines.append(f"| {lab} | {t} | {with_ci(*z['all_zoom'][t])} | {with_ci(*z.get('some_zoom', {}).get(t, (None,)))} |")
+                some = z.get('some_zoom', {}).get(t, (None,))
+                lines.append(f"| {lab} | {t} | {with_ci(*z['all_zoom'][t])} | {with_ci(*some)} |")
     lines += response_table(results, 'pose', SCALES, 'k', 'pose scale: room and path × k, same pixels; '
                             'response d log ŷ / d log k ÷ power (1 follows the poses, 0 ignores them)')
     lines += response_table(results, 'tiles', TILES, 'f', 'floor ruler: the tiles × f, nothing else; '
@@ -328,11 +329,11 @@ def main(args, evaluate, load_checkpoint, label_of):
             results[label]['zoom'] = zoom_response([r for r in records if POWER.get(r['task'], 0) > 0],
                                                    sorted(set(args.zooms)))
         if scaled:
-            results[label]['pose'] = pose_response(posed := evaluate(model, scaled, args.batch_size, args.max_new_tokens))
-            records += posed
+            posed = evaluate(model, scaled, args.batch_size, args.max_new_tokens)
+            results[label]['pose'], records = pose_response(posed), records + posed
         if tiled:
-            results[label]['tiles'] = pose_response(tiles := evaluate(model, tiled, args.batch_size, args.max_new_tokens), TILES)
-            records += tiles
+            tiles = evaluate(model, tiled, args.batch_size, args.max_new_tokens)
+            results[label]['tiles'], records = pose_response(tiles, TILES), records + tiles
         with open(os.path.join(args.out, f'records_{label}.jsonl'), 'w') as f:    # sweep, pose_x*, tile_x*
             f.writelines(json.dumps(r, default=lambda x: x.tolist()) + '\n' for r in records)
     with open(os.path.join(args.out, 'results.json'), 'w') as f:
