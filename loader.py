@@ -23,7 +23,7 @@ from augment import ZOOM_RANGE, AugmentConfig
 from data import TASKS, DataConfig, SyntheticDataset, canonical_focal, collate
 from omni3d import Omni3DDataset, load_omni3d
 from scenes import COLORS, SceneConfig
-from views import AUX_TASKS, VIEW_TASKS, ViewsConfig, ViewsDataset
+from views import TRAIN_TASKS, VIEW_TASKS, ViewsConfig, ViewsDataset
 
 # ----------------------------------------------------------------------------- datasets from the flags
 
@@ -48,8 +48,8 @@ def data_config(cfg) -> DataConfig:
 def views_config(cfg) -> ViewsConfig:
     """--frames: rooms of that many frames at image_size, the training camera, multi-frame tasks."""
     tasks = VIEW_TASKS if cfg.tasks == 'depth' else tuple(t.strip() for t in cfg.tasks.split(',') if t.strip())
-    if unknown := [t for t in tasks if t not in VIEW_TASKS + AUX_TASKS]:
-        raise ValueError(f'unknown multi-frame task(s) {unknown} in --tasks; known: {VIEW_TASKS + AUX_TASKS}')
+    if unknown := [t for t in tasks if t not in TRAIN_TASKS]:
+        raise ValueError(f'unknown multi-frame task(s) {unknown} in --tasks; known: {TRAIN_TASKS}')
     weights = tuple(float(w) for w in cfg.task_weights.split(',')) if cfg.task_weights else None
     if not cfg.questions >= 1:
         raise ValueError(f'--questions {cfg.questions} (must be >= 1: questions per room in one sequence)')

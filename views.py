@@ -59,6 +59,7 @@ VIEW_TASKS = ('object_count', 'abs_distance', 'object_size', 'room_size', 'rel_d
 NUMBER_TASKS = ('object_count', 'abs_distance', 'object_size', 'room_size')     # MRA; the others: accuracy
                                                                                 # (metrics.score, as VSI-Bench)
 AUX_TASKS = ('frame_objects',)   # training only (--tasks ...,frame_objects): never evaluated, not VSI-Bench's
+TRAIN_TASKS = VIEW_TASKS + AUX_TASKS                                              # what --tasks may name
 FRONT = 1.0                # metres: the front wall behind the first camera (never in view)
 PATH_STREAM, QA_STREAM = 1, 200
 REL_GAP = 0.3              # metres: the nearest object of rel_distance beats the next by this, when it can
@@ -261,8 +262,8 @@ def make_view_qa(views: Views, task: str, rng) -> dict:
     task, target, options, objects) (options: the answers offered, in the order asked: letters for
     the two multiple-choice tasks (VSI-Bench: a letter needs no copying of a name), left/right, [] for numbers;
     objects: the names the question refers to)."""
-    if task not in VIEW_TASKS + AUX_TASKS or not feasible(views, task):
-        raise ValueError(f'task {task!r} cannot be asked here (tasks {VIEW_TASKS + AUX_TASKS}, '
+    if task not in TRAIN_TASKS or not feasible(views, task):
+        raise ValueError(f'task {task!r} cannot be asked here (tasks {TRAIN_TASKS}, '
                          f'seen {len(seen_objects(views))})')
     phrase, seen = PHRASES[task][rng.integers(len(PHRASES[task]))], seen_objects(views)
     objs = [o for o, _ in seen]
@@ -348,7 +349,7 @@ def sample_view_qa(views: Views, seed: int, tasks=VIEW_TASKS, task_weights=None)
 def ask(views: Views, task: str, seed: int) -> dict:
     """The question of `task` about this room: make_view_qa with rng([seed, QA_STREAM + task index]),
     so a task is asked the same whether it comes first, as a follow-up, or in evaluation."""
-    return make_view_qa(views, task, np.random.default_rng([seed, QA_STREAM + (VIEW_TASKS + AUX_TASKS).index(task)]))
+    return make_view_qa(views, task, np.random.default_rng([seed, QA_STREAM + TRAIN_TASKS.index(task)]))
 
 
 def follow_ups(views: Views, seed: int, first: str, n: int, tasks=VIEW_TASKS, task_weights=None) -> list:
@@ -410,8 +411,8 @@ class ViewsDataset(torch.utils.data.Dataset):
 
     def __init__(self, cfg: ViewsConfig = ViewsConfig(), split: str = 'train', length: int = 10000,
                  augment_cfg: 'augment.AugmentConfig | None' = None):
-        if unknown := [t for t in cfg.tasks if t not in VIEW_TASKS + AUX_TASKS]:
-            raise ValueError(f'unknown multi-frame task(s) {unknown}; known: {VIEW_TASKS + AUX_TASKS}')
+        if unknown := [t for t in cfg.tasks if t not in TRAIN_TASKS]:
+            raise ValueError(f'unknown multi-frame task(s) {unknown}; known: {TRAIN_TASKS}')
         data.scene_seed(split, max(length - 1, 0))
         self.cfg, self.split, self.length, self.augment = cfg, split, int(length), augment_cfg
 
