@@ -61,7 +61,7 @@ def views_config(train_cfg) -> views.ViewsConfig:
     tasks = [t for t in str(train_cfg.get('tasks', '')).split(',') if t in views.VIEW_TASKS] or views.VIEW_TASKS
     size = int(train_cfg.get('image_size', 64))
     return views.ViewsConfig(frames=int(train_cfg['frames']), image_hw=(size, size), tasks=tuple(tasks),
-                             camera=train_cfg.get('camera', 'standard'),
+                             camera=train_cfg.get('camera', 'standard'), min_pixels=float(train_cfg.get('min_pixels', 6)),
                              n_objects=room_objects(train_cfg['room_objects']) if 'room_objects' in train_cfg
                              else views.ViewsConfig.n_objects)                     # older runs: the default rooms
 

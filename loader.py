@@ -55,7 +55,7 @@ def views_config(cfg) -> ViewsConfig:
         raise ValueError(f'--questions {cfg.questions} (must be >= 1: questions per room in one sequence)')
     return ViewsConfig(frames=cfg.frames, image_hw=(cfg.image_size, cfg.image_size), camera=cfg.camera,
                        tasks=tasks, task_weights=weights, n_objects=room_objects(cfg.room_objects),
-                       questions=cfg.questions, object_channels=cfg.object_channels)
+                       questions=cfg.questions, object_channels=cfg.object_channels, min_pixels=cfg.min_pixels)
 
 
 def room_objects(text: str) -> tuple:

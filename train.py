@@ -64,6 +64,7 @@ class TrainConfig:
     object_channels: bool = True     # --frames: the teacher's object channels on every frame (no: surface depth only)
     room_objects: str = '3,5'        # --frames: objects per room, 'lo,hi' (a room that shows fewer than 2 is redrawn)
     questions: int = 1               # --frames: up to this many questions per room in one sequence (multi-turn)
+    min_pixels: float = 6.0          # --frames: an object is seen in a frame from this many pixels of a 64² frame
     task_weights: str = ''           # comma-separated, same order as tasks; '' = uniform
     data: str = ''                   # an Omni3D-format JSON to train on ('' = synthetic scenes); its
     image_root: str = ''             # images are in image_root; the last val_samples are held out
@@ -119,9 +120,8 @@ class TrainConfig:
     compile: bool = False
     seq_bucket: int = 0              # token sequences padded to a multiple of this (--compile: one graph per
                                      # length); 0: 64 with --compile, else no padding beyond the longest
-    workers: int = -1                # DataLoader worker processes building the batches; 0: in this process;
-                                     # -1: CUDA: CPU cores per process - 1 (at most 8); CPU: 1 if 2+ threads
-                                     # per process (the step then gets one thread less), else 0
+    workers: int = -1                # DataLoader processes building the batches (0: this one); -1: CUDA: CPU cores
+                                     # per process - 1, at most 8; CPU: 1 if 2+ threads per process (the step gets one less), else 0
     resume: bool = False
     init_from: str = ''              # a run or model folder to start from (weights and tokenizer; same model flags)
 
@@ -167,8 +167,7 @@ def model_config(cfg: TrainConfig) -> ModelConfig:
                        distill_weight=cfg.distill_weight, digit_loss=cfg.digit_loss, camera_text=cfg.camera_text,
                        pose=cfg.pose, geometry_periods=periods(cfg.geometry_periods), geometry_hidden=cfg.geometry_hidden,
                        patch_size=cfg.patch_size, pixel_shuffle=cfg.pixel_shuffle, freeze_vision=cfg.freeze_vision,
-                       zero_init=bool(cfg.vision or cfg.llm), freeze_llm=cfg.freeze_llm,  # zero init: keep pretrained
-                       llm_layers=cfg.llm_layers)
+                       zero_init=bool(cfg.vision or cfg.llm), freeze_llm=cfg.freeze_llm, llm_layers=cfg.llm_layers)
 
 
 def periods(text: str) -> tuple:
@@ -382,7 +381,8 @@ def check_config(cfg: TrainConfig):
             'of them out'] if cfg.canonical_focal and 'distance' in cfg.tasks.split(',') else []
     bad += [f"--tokenizer {cfg.tokenizer!r} (char or bpe)"] if cfg.tokenizer not in ('char', 'bpe') else []
     bad += [f'--frames {cfg.frames} (0: single images, else 1..16)'] if not 0 <= cfg.frames <= 16 else []
-    bad += ['--questions and --room-objects are for --frames runs'] if not cfg.frames and (cfg.questions, cfg.room_objects) != (TrainConfig.questions, TrainConfig.room_objects) else []
+    views_only = [f"--{k.replace('_', '-')}" for k in ('questions', 'room_objects', 'min_pixels') if getattr(cfg, k) != getattr(TrainConfig, k)]
+    bad += [f"{', '.join(views_only)}: for --frames runs only"] if views_only and not cfg.frames else []
     bad += ['--llm-layers is the tiny LLM\'s depth; a --llm model brings its own'] if cfg.llm and cfg.llm_layers != TrainConfig.llm_layers else []
     bad += ['--frames trains on synthetic rooms (the rendered teacher) without camera text: no --data, no --teacher, '
             'no --camera-text, no --canonical-focal'] if cfg.frames and (

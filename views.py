@@ -27,7 +27,8 @@ goes to the world by c2w_k. The camera stays at z <= walk < object_z[0] (no obje
 which is therefore not drawn.
 
 Seen. Object i is seen in frame k when it covers >= min_pixels pixels of frame k's instance map
-(occlusion included). Questions refer only to seen objects; a count counts each seen object once.
+(occlusion included), pixels of a 64×64 frame: the threshold scales with the frame's area and the
+zoom², one solid angle at any resolution. Questions refer only to seen objects; a count counts each seen object once.
 
 Questions (VSI-Bench's types; answers plain text as data.py writes them):
     object_count      How many objects appear in these frames?            "4"       (an integer)
@@ -97,7 +98,7 @@ class ViewsConfig:
     walk: float = 1.5                  # metres: the path moves up to this far sideways and forward
     object_x: float = 3.5              # object centres in |x| <= object_x, z in object_z
     object_z: tuple = (2.5, 8.0)
-    min_pixels: int = 6                # an object is seen in a frame from this many pixels on
+    min_pixels: float = 6.0            # an object is seen in a frame from this many pixels (of a 64×64 frame) on
     tasks: tuple = VIEW_TASKS
     task_weights: tuple | None = None  # one per task; None: uniform
     questions: int = 1                 # > 1: up to this many questions per room in one sequence (follow_ups)
@@ -219,11 +220,12 @@ def world_points(points, c2w) -> np.ndarray:
     return np.einsum('nij,nhwj->nhwi', c2w[:, :3, :3], points) + c2w[:, None, None, :3, 3]
 
 
-def seen_matrix(instance, n_objects: int, min_pixels: int, zoom=1.0) -> np.ndarray:
-    """(N, n) bool: object i covers >= min_pixels pixels of frame k, counted in pixels of the base
-    lens: a frame zoomed by s (f' = s·f) needs min_pixels·s² (the same solid angle)."""
+def seen_matrix(instance, n_objects: int, min_pixels: float, zoom=1.0) -> np.ndarray:
+    """(N, n) bool: object i covers >= min_pixels pixels of frame k, pixels of a 64×64 frame through
+    the base lens: an H×W frame zoomed by s (f' = s·f) needs min_pixels·(H·W/64²)·s² (one solid angle)."""
     counts = np.stack([(instance == i).sum((1, 2)) for i in range(n_objects)], 1)   # (N, n)
-    return counts >= min_pixels * np.asarray(zoom, np.float64).reshape(-1, 1) ** 2
+    area = instance.shape[1] * instance.shape[2] / 64 ** 2
+    return counts >= min_pixels * area * np.asarray(zoom, np.float64).reshape(-1, 1) ** 2
 
 
 # ----------------------------------------------------------------------------- questions

@@ -150,6 +150,23 @@ def test_grounding_question_lists_each_frames_seen_objects_left_to_right_and_is_
     assert eval_views.views_config(dict(frames=3, tasks='object_count,frame_objects')).tasks == ('object_count',)
 
 
+def test_seen_threshold_is_one_solid_angle_at_any_resolution_and_zoom():
+    inst = -np.ones((1, 64, 64), int)
+    inst[0, :2, :3], inst[0, 10, :5] = 0, 1                               # 6 pixels of object 0, 5 of object 1
+    assert views.seen_matrix(inst, 2, 6).tolist() == [[True, False]]
+    up = inst.repeat(2, 1).repeat(2, 2)                                   # the same frame at 128²: ×4 pixels
+    assert views.seen_matrix(up, 2, 6).tolist() == [[True, False]]
+    assert views.seen_matrix(up, 2, 6, zoom=0.5).tolist() == [[True, True]]   # zoomed out: 6 px hold more
+    assert views.seen_matrix(inst, 2, 7).tolist() == [[False, False]]
+    import loader
+    import train
+    cfg = train.parse_args(['--frames', '3', '--min-pixels', '24'])
+    assert loader.views_config(cfg).min_pixels == 24 == eval_views.views_config(dict(frames=3, min_pixels=24)).min_pixels
+    assert eval_views.views_config(dict(frames=3)).min_pixels == 6                # older runs
+    with pytest.raises(ValueError, match='--min-pixels: for --frames runs only'):
+        train.check_config(train.parse_args(['--min-pixels', '24']))
+
+
 def test_a_task_subset_redraws_rooms_where_it_cannot_be_asked():
     cfg = views.ViewsConfig(frames=3, image_hw=(48, 48), tasks=('appearance_order',))
     for seed in range(12):      # a room whose seen objects all appear in the first frame is drawn again
