@@ -1,7 +1,8 @@
 """
 Guards tools/: the diagnosis of a checkpoint runs end to end on a tiny untrained model and prints
 its four measurements; the ridge probe recovers a linear signal and ignores noise; reads compares
-own, other and black inputs; grounding scores a frame listing per frame.
+own, other and black inputs; grounding scores a frame listing per frame; the oracle map decides every
+choice it states.
 
     python -m pytest tests/test_tools.py -q
 """
@@ -78,3 +79,43 @@ def test_grounding_scores_each_frames_listing_and_runs_on_a_tiny_checkpoint(tmp_
     assert res['model'].shape == (3,) and (0 <= res['model']).all() and (res['constant'] <= 1).all()
     grounding.main([str(ckpt), '--n', '2'])
     assert 'colours F1' in capsys.readouterr().out
+
+
+def test_oracle_map_decides_every_choice_and_the_loss_is_on_the_answers(capsys):
+    import re
+    import views
+    from tools import oracle
+    cfg = views.ViewsConfig(frames=3, image_hw=(48, 48), n_objects=(3, 4), tasks=oracle.CHOICES)
+    checked = 0
+    for i in range(12):      # the text alone decides every answer: recomputed from it, as a reader would
+        text, qas = oracle.room_questions('train', i, cfg)
+        plan, listing = re.match(r'Map \(.*?\): (.*)\. Frames: (.*)\. $', text).groups()
+        xz = {m[0]: np.array([float(m[1]), 0, float(m[2])]) for m in re.findall(r'([a-z]+ [a-z]+) ([\d.]+) ([\d.]+)', plan)}
+        first = {}
+        for k, row in enumerate(listing.split('; ')):
+            for name in row.split(': ')[1].split(', '):
+                first.setdefault(name, k)
+        for qa in qas:
+            names = dict(zip(qa['options'], qa['objects'][1:] if qa['task'] == 'rel_distance' else qa['objects']))
+            if qa['task'] == 'rel_distance':
+                a = xz[qa['objects'][0]]
+                dist = sorted((np.linalg.norm(xz[n] - a), letter) for letter, n in names.items())
+                if dist[1][0] - dist[0][0] < 0.02:
+                    continue                                   # a tie at the map's 1 cm rounding
+                got = dist[0][1]
+            elif qa['task'] == 'rel_direction':
+                got = 'right' if views.side_of(*(xz[n] for n in qa['objects'])) > 0 else 'left'
+            else:
+                got = min(names, key=lambda letter: first[names[letter]])
+            assert got == qa['answer'], (text, qa)
+            checked += 1
+    assert checked >= 20
+    import train
+    tok = train.tiny_tokenizer(train.parse_args(['--frames', '3']))
+    text, qas = oracle.room_questions('train', 0, cfg)
+    seq, labels = oracle.sequence(tok, text, qas)
+    assert len(qas) >= 2 and tok.decode([lab for lab in labels if lab != -100]) == ''.join(
+        qa['answer'] + tok.eos_token for qa in qas)                                  # the loss: answers and eos only
+    oracle.main(['--steps', '2', '--n', '3', '--layers', '1'])
+    out = capsys.readouterr().out
+    assert all(t in out for t in oracle.CHOICES) and 'model − constant' in out

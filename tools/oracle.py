@@ -1,0 +1,132 @@
+"""
+Is it the seeing or the reasoning? The three multiple-choice questions of a posed-frame room
+(rel_distance, rel_direction, appearance_order) asked of the tiny LLM alone, with the room written
+out in the prompt as exact text instead of frames, what a perfect perception would hand it:
+
+    Map (metres, x from the left wall, z forward): blue stool 2.41 3.07; red bin 4.88 6.30.
+    Frames: 1: blue stool; 2: blue stool, red bin; 3: red bin. Which of these is closest to ...
+
+the object centres on the floor plan (x, z; every question is about the floor plan) and the frame
+listing (views.frame_listing: which frame shows which object, left to right). Training is train.py's
+recipe for the language side: the same tiny Llama (train.model_config), tokenizer (train.tiny_tokenizer),
+AdamW, warm-up and cosine, batch 16, every askable choice of a room in one sequence (tokens.conversation).
+The score on held-out rooms picks the option whose first token the model rates highest, against the
+best constant answer (the most common one), with a 95 % bootstrap interval over rooms.
+
+If the LLM beats the constant here, the choices are learnable by this LLM at this budget and what
+the multi-frame model lacks is perception (which object is where); if not, the LLM is the bottleneck.
+
+    python -m tools.oracle [--steps 2000] [--n 512] [--layers 2] [--room-objects 1,3]
+    python -m tools.oracle --llm runs/smollm2 --steps 0        # a pretrained LLM, zero-shot (tools.gguf)
+"""
+import argparse
+import math
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import data  # noqa: E402
+import train  # noqa: E402
+import views  # noqa: E402
+from intervals import bootstrap, interval  # noqa: E402
+from model import ModelConfig, build_llm  # noqa: E402
+from transformers import AutoTokenizer  # noqa: E402
+from tokens import conversation, pad_batch, prompt_ids  # noqa: E402
+
+CHOICES = ('rel_distance', 'rel_direction', 'appearance_order')
+
+
+def room_text(v: views.Views) -> str:
+    """The seen objects' centres on the floor plan (x from the left wall, z forward from the first
+    camera; metres, non-negative) and the frame listing."""
+    seen = ' '.join(f'{o.name} {o.center[0] + v.room["left"]:.2f} {o.center[2]:.2f};' for o, _ in views.seen_objects(v))
+    return f'Map (metres, x from the left wall, z forward): {seen[:-1]}. Frames: {views.frame_listing(v)}. '
+
+
+def room_questions(split: str, i: int, cfg: views.ViewsConfig) -> tuple[str, list]:
+    """(the room's text, [qa of every askable choice]) of room i of a split."""
+    seed = data.scene_seed(split, i)
+    v, _ = views.sample_views(seed, cfg)
+    return room_text(v), [views.ask(v, t, seed) for t in CHOICES if views.feasible(v, t)]
+
+
+def sequence(tok, text: str, qas: list) -> tuple[list, list]:
+    """One room: its text and first question as train.py prompts (no image), then the others as
+    follow-ups (a chat model: the first alone, as train.py); the loss on the answers."""
+    turns = [(q['question'], q['answer']) for q in qas[1:]] if not tok.chat_template else []
+    return conversation(tok, prompt_ids(tok, text + qas[0]['question'], 0), [(None, qas[0]['answer'])] + turns)
+
+
+def fit(llm, tok, cfg: views.ViewsConfig, steps: int, batch: int = 16, lr: float = 1e-3, log=print):
+    """train.py's schedule (100 warm-up steps, cosine to lr / 10) on fresh training rooms every step."""
+    opt = torch.optim.AdamW(llm.parameters(), lr=lr, weight_decay=0.01)
+    llm.train()
+    for step in range(steps):
+        seqs = [sequence(tok, *room_questions('train', step * batch + b, cfg)) for b in range(batch)]
+        ids, labels, attn, pos = pad_batch([s for s, _ in seqs], [lab for _, lab in seqs], tok.pad_token_id, False)
+        t = min(1.0, (step + 1) / 100)
+        for g in opt.param_groups:
+            g['lr'] = lr * t * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+        loss = llm(input_ids=ids, attention_mask=attn, position_ids=pos, labels=labels).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(llm.parameters(), 1.0)
+        opt.step()
+        if step % 200 == 0 or step == steps - 1:
+            log(f'step {step}: loss {loss.item():.3f}')
+
+
+@torch.no_grad()
+def score(llm, tok, cfg: views.ViewsConfig, n: int) -> dict:
+    """{task: (model accuracy, constant accuracy, (lo, hi) of model − constant)} on n held-out rooms."""
+    llm.eval()
+    hits = {t: [] for t in CHOICES}
+    answers = {t: [] for t in CHOICES}
+    for i in range(n):
+        text, qas = room_questions('test', i, cfg)
+        for qa in qas:
+            logits = llm(input_ids=torch.tensor([prompt_ids(tok, text + qa['question'], 0)])).logits[0, -1]
+            first = [tok(o, add_special_tokens=False).input_ids[0] for o in qa['options']]
+            pick = qa['options'][int(torch.argmax(logits[first]))]
+            hits[qa['task']].append((pick == qa['answer'], qa['answer']))
+    out = {}
+    for t, rows in hits.items():
+        truth = [a for _, a in rows]
+        const = max(set(truth), key=truth.count)
+        d = np.array([float(h) - float(a == const) for h, a in rows])           # per question: model − constant
+        lo, hi = interval(bootstrap(lambda _, s: d[s].mean(), 1, len(d)))
+        out[t] = (np.mean([h for h, _ in rows]), np.mean([a == const for a in truth]), (lo, hi), len(d))
+    return out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--steps', type=int, default=2000)
+    p.add_argument('--n', type=int, default=512, help='held-out rooms (the test split)')
+    p.add_argument('--layers', type=int, default=2, help="the tiny LLM's depth")
+    p.add_argument('--room-objects', default='1,3')
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--llm', default='', help='a pretrained LLM folder (python -m tools.gguf smollm2 runs/smollm2) '
+                   'instead of the tiny one; --steps 0: zero-shot')
+    p.add_argument('--lr', type=float, default=1e-3)
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    torch.manual_seed(args.seed)
+    tcfg = train.parse_args(['--frames', '3', '--image-size', '64', '--room-objects', args.room_objects,
+                             '--llm-layers', str(args.layers), '--tasks', ','.join(CHOICES)])
+    cfg = views.ViewsConfig(frames=3, image_hw=(64, 64), n_objects=tuple(int(x) for x in args.room_objects.split(',')),
+                            tasks=CHOICES)
+    tok = AutoTokenizer.from_pretrained(args.llm) if args.llm else train.tiny_tokenizer(tcfg)
+    llm = build_llm(ModelConfig(llm=args.llm) if args.llm else train.model_config(tcfg), tok)
+    fit(llm, tok, cfg, args.steps, lr=args.lr)
+    for t, (acc, const, (lo, hi), n) in score(llm, tok, cfg, args.n).items():
+        print(f'{t:17s} model {acc:.2f}  constant {const:.2f}  model − constant {acc - const:+.2f} '
+              f'[{lo:+.2f}, {hi:+.2f}]  ({n} questions)')
+
+
+if __name__ == '__main__':
+    main()
