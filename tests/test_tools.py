@@ -116,6 +116,11 @@ def test_oracle_map_decides_every_choice_and_the_loss_is_on_the_answers(capsys):
     seq, labels = oracle.sequence(tok, text, qas)
     assert len(qas) >= 2 and tok.decode([lab for lab in labels if lab != -100]) == ''.join(
         qa['answer'] + tok.eos_token for qa in qas)                                  # the loss: answers and eos only
+    firsts = {oracle.room_questions('train', i, cfg)[1][0]['task'] for i in range(12)}
+    assert firsts == set(oracle.CHOICES)                                             # each task comes first somewhere
+    told, qas = oracle.room_questions('train', 0, cfg, leak=True)
+    assert told == text + 'Answers: ' + '; '.join(f"{t.replace('_', ' ')} {qa['answer']}" for t in oracle.CHOICES
+                                                  for qa in qas if qa['task'] == t) + '. '   # the control
     oracle.main(['--steps', '2', '--n', '3', '--layers', '1'])
     out = capsys.readouterr().out
     assert all(t in out for t in oracle.CHOICES) and 'model − constant' in out

@@ -18,6 +18,7 @@ the multi-frame model lacks is perception (which object is where); if not, the L
 
     python -m tools.oracle [--steps 2000] [--n 512] [--layers 2] [--room-objects 1,3]
     python -m tools.oracle --llm runs/smollm2 --steps 0        # a pretrained LLM, zero-shot (tools.gguf)
+    python -m tools.oracle --leak --steps 300                  # the control: the answers in the text, copied
 """
 import argparse
 import math
@@ -47,11 +48,16 @@ def room_text(v: views.Views) -> str:
     return f'Map (metres, x from the left wall, z forward): {seen[:-1]}. Frames: {views.frame_listing(v)}. '
 
 
-def room_questions(split: str, i: int, cfg: views.ViewsConfig) -> tuple[str, list]:
-    """(the room's text, [qa of every askable choice]) of room i of a split."""
+def room_questions(split: str, i: int, cfg: views.ViewsConfig, leak: bool = False) -> tuple[str, list]:
+    """(the room's text, [qa of every askable choice, in a random order]) of room i of a split. leak: the answers by task
+    at the end of the text ('Answers: rel distance A; rel direction right; appearance order B.'): the
+    control, a lookup and a copy that the training loop must teach within a few hundred steps."""
     seed = data.scene_seed(split, i)
     v, _ = views.sample_views(seed, cfg)
-    return room_text(v), [views.ask(v, t, seed) for t in CHOICES if views.feasible(v, t)]
+    asked = [t for t in CHOICES if views.feasible(v, t)]
+    qas = [views.ask(v, asked[j], seed) for j in np.random.default_rng([seed, data.TASK_STREAM]).permutation(len(asked))]
+    told = '; '.join(f"{t.replace('_', ' ')} {qa['answer']}" for t in CHOICES for qa in qas if qa['task'] == t)
+    return room_text(v) + (f'Answers: {told}. ' if leak else ''), qas
 
 
 def sequence(tok, text: str, qas: list) -> tuple[list, list]:
@@ -61,14 +67,15 @@ def sequence(tok, text: str, qas: list) -> tuple[list, list]:
     return conversation(tok, prompt_ids(tok, text + qas[0]['question'], 0), [(None, qas[0]['answer'])] + turns)
 
 
-def fit(llm, tok, cfg: views.ViewsConfig, steps: int, batch: int = 16, lr: float = 1e-3, log=print):
-    """train.py's schedule (100 warm-up steps, cosine to lr / 10) on fresh training rooms every step."""
+def fit(llm, tok, cfg: views.ViewsConfig, steps: int, batch: int = 16, lr: float = 1e-3, leak=False, log=print):
+    """train.py's schedule (100 warm-up steps, fewer for short runs; cosine to lr / 10) on fresh training rooms
+    every step."""
     opt = torch.optim.AdamW(llm.parameters(), lr=lr, weight_decay=0.01)
     llm.train()
     for step in range(steps):
-        seqs = [sequence(tok, *room_questions('train', step * batch + b, cfg)) for b in range(batch)]
+        seqs = [sequence(tok, *room_questions('train', step * batch + b, cfg, leak)) for b in range(batch)]
         ids, labels, attn, pos = pad_batch([s for s, _ in seqs], [lab for _, lab in seqs], tok.pad_token_id, False)
-        t = min(1.0, (step + 1) / 100)
+        t = min(1.0, (step + 1) / min(100, max(steps // 10, 1)))
         for g in opt.param_groups:
             g['lr'] = lr * t * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
         loss = llm(input_ids=ids, attention_mask=attn, position_ids=pos, labels=labels).loss
@@ -76,18 +83,18 @@ def fit(llm, tok, cfg: views.ViewsConfig, steps: int, batch: int = 16, lr: float
         loss.backward()
         torch.nn.utils.clip_grad_norm_(llm.parameters(), 1.0)
         opt.step()
-        if step % 200 == 0 or step == steps - 1:
+        if step % 200 == 0 or step == steps - 1 or (step % 20 == 0 and tok.chat_template):
             log(f'step {step}: loss {loss.item():.3f}')
 
 
 @torch.no_grad()
-def score(llm, tok, cfg: views.ViewsConfig, n: int) -> dict:
+def score(llm, tok, cfg: views.ViewsConfig, n: int, leak=False) -> dict:
     """{task: (model accuracy, constant accuracy, (lo, hi) of model − constant)} on n held-out rooms."""
     llm.eval()
     hits = {t: [] for t in CHOICES}
     answers = {t: [] for t in CHOICES}
     for i in range(n):
-        text, qas = room_questions('test', i, cfg)
+        text, qas = room_questions('test', i, cfg, leak)
         for qa in qas:
             logits = llm(input_ids=torch.tensor([prompt_ids(tok, text + qa['question'], 0)])).logits[0, -1]
             first = [tok(o, add_special_tokens=False).input_ids[0] for o in qa['options']]
@@ -113,6 +120,7 @@ def main(argv=None):
     p.add_argument('--llm', default='', help='a pretrained LLM folder (python -m tools.gguf smollm2 runs/smollm2) '
                    'instead of the tiny one; --steps 0: zero-shot')
     p.add_argument('--lr', type=float, default=1e-3)
+    p.add_argument('--leak', action='store_true', help='the control: the answers written in the text (a copy)')
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
@@ -122,8 +130,8 @@ def main(argv=None):
                             tasks=CHOICES)
     tok = AutoTokenizer.from_pretrained(args.llm) if args.llm else train.tiny_tokenizer(tcfg)
     llm = build_llm(ModelConfig(llm=args.llm) if args.llm else train.model_config(tcfg), tok)
-    fit(llm, tok, cfg, args.steps, lr=args.lr)
-    for t, (acc, const, (lo, hi), n) in score(llm, tok, cfg, args.n).items():
+    fit(llm, tok, cfg, args.steps, lr=args.lr, leak=args.leak)
+    for t, (acc, const, (lo, hi), n) in score(llm, tok, cfg, args.n, args.leak).items():
         print(f'{t:17s} model {acc:.2f}  constant {const:.2f}  model − constant {acc - const:+.2f} '
               f'[{lo:+.2f}, {hi:+.2f}]  ({n} questions)')
 
