@@ -1,6 +1,6 @@
 """
 Is it the seeing or the reasoning? The three multiple-choice questions of a posed-frame room
-(rel_distance, rel_direction, appearance_order) asked of the tiny LLM alone, with the room written
+(rel_distance, rel_direction, appearance_order) asked of the LLM alone, with the room written
 out in the prompt as exact text instead of frames, what a perfect perception would hand it:
 
     Map (metres, x from the left wall, z forward): blue stool 2.41 3.07; red bin 4.88 6.30.
@@ -15,6 +15,9 @@ best constant answer (the most common one), with a 95 % bootstrap interval over 
 
 If the LLM beats the constant here, the choices are learnable by this LLM at this budget and what
 the multi-frame model lacks is perception (which object is where); if not, the LLM is the bottleneck.
+Two more rows: a pretrained LLM folder (--llm; zero-shot with --steps 0; a chat model is asked one
+question per sequence, as train.py does), and the control (--leak), the answers written in the text
+too, which the loop must teach as a look-up and a copy, or it is broken.
 
     python -m tools.oracle [--steps 2000] [--n 512] [--layers 2] [--room-objects 1,3]
     python -m tools.oracle --llm runs/smollm2 --steps 0        # a pretrained LLM, zero-shot (tools.gguf)
@@ -27,15 +30,15 @@ import sys
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from transformers import AutoTokenizer
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import data  # noqa: E402
 import train  # noqa: E402
 import views  # noqa: E402
 from intervals import bootstrap, interval  # noqa: E402
+from loader import views_config  # noqa: E402
 from model import ModelConfig, build_llm  # noqa: E402
-from transformers import AutoTokenizer  # noqa: E402
 from tokens import conversation, pad_batch, prompt_ids  # noqa: E402
 
 CHOICES = ('rel_distance', 'rel_direction', 'appearance_order')
@@ -49,8 +52,8 @@ def room_text(v: views.Views) -> str:
 
 
 def room_questions(split: str, i: int, cfg: views.ViewsConfig, leak: bool = False) -> tuple[str, list]:
-    """(the room's text, [qa of every askable choice, in a random order]) of room i of a split. leak: the answers by task
-    at the end of the text ('Answers: rel distance A; rel direction right; appearance order B.'): the
+    """(the room's text, [qa of every askable choice, in a random order]) of room i of a split.
+    leak: the answers by task at the end of the text ('Answers: rel distance A; rel direction right; appearance order B.'): the
     control, a lookup and a copy that the training loop must teach within a few hundred steps."""
     seed = data.scene_seed(split, i)
     v, _ = views.sample_views(seed, cfg)
@@ -89,10 +92,9 @@ def fit(llm, tok, cfg: views.ViewsConfig, steps: int, batch: int = 16, lr: float
 
 @torch.no_grad()
 def score(llm, tok, cfg: views.ViewsConfig, n: int, leak=False) -> dict:
-    """{task: (model accuracy, constant accuracy, (lo, hi) of model − constant)} on n held-out rooms."""
+    """{task: (model accuracy, constant accuracy, (lo, hi) of model − constant, questions)} on n held-out rooms."""
     llm.eval()
     hits = {t: [] for t in CHOICES}
-    answers = {t: [] for t in CHOICES}
     for i in range(n):
         text, qas = room_questions('test', i, cfg, leak)
         for qa in qas:
@@ -126,8 +128,7 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     tcfg = train.parse_args(['--frames', '3', '--image-size', '64', '--room-objects', args.room_objects,
                              '--llm-layers', str(args.layers), '--tasks', ','.join(CHOICES)])
-    cfg = views.ViewsConfig(frames=3, image_hw=(64, 64), n_objects=tuple(int(x) for x in args.room_objects.split(',')),
-                            tasks=CHOICES)
+    cfg = views_config(tcfg)                                     # the rooms of a 64 px --frames 3 run
     tok = AutoTokenizer.from_pretrained(args.llm) if args.llm else train.tiny_tokenizer(tcfg)
     llm = build_llm(ModelConfig(llm=args.llm) if args.llm else train.model_config(tcfg), tok)
     fit(llm, tok, cfg, args.steps, lr=args.lr, leak=args.leak)
