@@ -3,7 +3,7 @@ Is it the seeing or the reasoning? The three multiple-choice questions of a pose
 (rel_distance, rel_direction, appearance_order) asked of the LLM alone, with the room written
 out in the prompt as exact text instead of frames, what a perfect perception would hand it:
 
-    Map (metres, x from the left wall, z forward): blue stool 2.41 3.07; red bin 4.88 6.30.
+    Map (metres, x across the room, z forward): blue stool 2.41 3.07; red bin 4.88 6.30.
     Frames: 1: blue stool; 2: blue stool, red bin; 3: red bin. Which of these is closest to ...
 
 the object centres on the floor plan (x, z; every question is about the floor plan) and the frame
@@ -46,9 +46,10 @@ CHOICES = ('rel_distance', 'rel_direction', 'appearance_order')
 
 def room_text(v: views.Views) -> str:
     """The seen objects' centres on the floor plan (x from the left wall, z forward from the first
-    camera; metres, non-negative) and the frame listing."""
+    camera; metres, non-negative) and the frame listing. The words of the answers (left, right) are
+    kept out of it: with 'x from the left wall' the control did not copy left/right in 1000 steps."""
     seen = ' '.join(f'{o.name} {o.center[0] + v.room["left"]:.2f} {o.center[2]:.2f};' for o, _ in views.seen_objects(v))
-    return f'Map (metres, x from the left wall, z forward): {seen[:-1]}. Frames: {views.frame_listing(v)}. '
+    return f'Map (metres, x across the room, z forward): {seen[:-1]}. Frames: {views.frame_listing(v)}. '
 
 
 def room_questions(split: str, i: int, cfg: views.ViewsConfig, leak: bool = False) -> tuple[str, list]:
