@@ -28,7 +28,8 @@ which is therefore not drawn.
 
 Seen. Object i is seen in frame k when it covers >= min_pixels pixels of frame k's instance map
 (occlusion included), pixels of a 64×64 frame: the threshold scales with the frame's area and the
-zoom², one solid angle at any resolution. Questions refer only to seen objects; a count counts each seen object once.
+zoom², one solid angle at any resolution. Questions refer only to seen objects; a count counts
+each seen object once.
 
 Questions (VSI-Bench's types; answers plain text as data.py writes them):
     object_count      How many objects appear in these frames?            "4"       (an integer)
