@@ -9,7 +9,7 @@ out in the prompt as exact text instead of frames, what a perfect perception wou
 the object centres on the floor plan (x, z; every question is about the floor plan) and the frame
 listing (views.frame_listing: which frame shows which object, left to right). Training is train.py's
 recipe for the language side: the same tiny Llama (train.model_config), tokenizer (train.tiny_tokenizer),
-AdamW, warm-up and cosine, batch 16, every askable choice of a room in one sequence (tokens.conversation).
+AdamW, a warm-up and a cosine, batch 16, every askable choice of a room in one sequence (tokens.conversation).
 The score on held-out rooms picks the option whose first token the model rates highest, against the
 best constant answer (the most common one), with a 95 % bootstrap interval over rooms.
 
@@ -54,8 +54,8 @@ def room_text(v: views.Views) -> str:
 
 def room_questions(split: str, i: int, cfg: views.ViewsConfig, leak: bool = False) -> tuple[str, list]:
     """(the room's text, [qa of every askable choice, in a random order]) of room i of a split.
-    leak: the answers by task at the end of the text ('Answers: rel distance A; rel direction right; appearance order B.'): the
-    control, a lookup and a copy that the training loop must teach within a few hundred steps."""
+    leak: the answers by task at the end of the text ('Answers: rel distance A; rel direction right;
+    appearance order B.'): the control, a look-up and a copy the loop must teach in a few hundred steps."""
     seed = data.scene_seed(split, i)
     v, _ = views.sample_views(seed, cfg)
     asked = [t for t in CHOICES if views.feasible(v, t)]
@@ -72,8 +72,8 @@ def sequence(tok, text: str, qas: list) -> tuple[list, list]:
 
 
 def fit(llm, tok, cfg: views.ViewsConfig, steps: int, batch: int = 16, lr: float = 1e-3, leak=False, log=print):
-    """train.py's schedule (100 warm-up steps, fewer for short runs; cosine to lr / 10) on fresh training rooms
-    every step."""
+    """AdamW on fresh training rooms every step: a linear warm-up (100 steps, fewer for short runs) times
+    a cosine over the whole run to lr / 10 (optim.get_lr, train.py's, starts its cosine after the warm-up)."""
     opt = torch.optim.AdamW(llm.parameters(), lr=lr, weight_decay=0.01)
     llm.train()
     for step in range(steps):
