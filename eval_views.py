@@ -63,12 +63,13 @@ def views_config(train_cfg) -> views.ViewsConfig:
     return views.ViewsConfig(frames=int(train_cfg['frames']), image_hw=(size, size), tasks=tuple(tasks),
                              camera=train_cfg.get('camera', 'standard'), min_pixels=float(train_cfg.get('min_pixels', 6)),
                              n_objects=room_objects(train_cfg['room_objects']) if 'room_objects' in train_cfg
-                             else views.ViewsConfig.n_objects)                     # older runs: the default rooms
+                             else views.ViewsConfig.n_objects,                     # older runs: the default rooms
+                             reasons=bool(train_cfg.get('reasons', False)))
 
 
-def questions(v: views.Views, tasks) -> dict:
-    """{task: qa}: one question per feasible task, from rng([seed, QA_STREAM + task index])."""
-    return {t: views.ask(v, t, v.seed) for t in tasks if views.feasible(v, t)}
+def questions(v: views.Views, tasks, reasons=False) -> dict:
+    """{task: qa}: one question per feasible task, from rng([seed, QA_STREAM + task index]) (views.ask)."""
+    return {t: views.ask(v, t, v.seed, reasons) for t in tasks if views.feasible(v, t)}
 
 
 def sweep_cameras(zooms, frames: int) -> list:
@@ -108,7 +109,7 @@ def sweep_items(cfg: views.ViewsConfig, n_rooms: int, cameras) -> tuple[list, in
     for i in range(n_rooms):
         seed = data.scene_seed('test', i)
         v, base = views.sample_views(seed, cfg)
-        qas, shots = questions(v, cfg.tasks), []
+        qas, shots = questions(v, cfg.tasks, cfg.reasons), []
         for name, s, zoom in cameras:
             K = np.stack([pinhole.zoom_K(v.K, z) for z in zoom])                # (N, 3, 3)
             frames = views.render_views(v, K)

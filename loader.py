@@ -55,7 +55,19 @@ def views_config(cfg) -> ViewsConfig:
         raise ValueError(f'--questions {cfg.questions} (must be >= 1: questions per room in one sequence)')
     return ViewsConfig(frames=cfg.frames, image_hw=(cfg.image_size, cfg.image_size), camera=cfg.camera,
                        tasks=tasks, task_weights=weights, n_objects=room_objects(cfg.room_objects),
-                       questions=cfg.questions, object_channels=cfg.object_channels, min_pixels=cfg.min_pixels)
+                       questions=cfg.questions, object_channels=cfg.object_channels, min_pixels=cfg.min_pixels,
+                       reasons=cfg.reasons)
+
+
+def views_checks(cfg, defaults) -> list[str]:
+    """What is wrong with the multi-frame flags of a TrainConfig (defaults: its class), for check_config."""
+    bad = [f'--frames {cfg.frames} (0: single images, else 1..16)'] if not 0 <= cfg.frames <= 16 else []
+    only = [f"--{k.replace('_', '-')}" for k in ('questions', 'room_objects', 'min_pixels', 'reasons')
+            if getattr(cfg, k) != getattr(defaults, k)]
+    bad += [f"{', '.join(only)}: for --frames runs only"] if only and not cfg.frames else []
+    return bad + ['--frames trains on synthetic rooms (the rendered teacher) without camera text: no --data, '
+                  'no --teacher, no --camera-text, no --canonical-focal'] if cfg.frames and (
+        cfg.teacher or cfg.data or cfg.camera_text or cfg.canonical_focal) else bad
 
 
 def room_objects(text: str) -> tuple:

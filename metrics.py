@@ -91,7 +91,9 @@ def parse_answer(task, text):
     if task in N_NUMBERS:
         xs = parse_numbers(text, N_NUMBERS[task])
         return xs[0] if xs and len(xs) == 1 else xs
-    return parse_name(text) if task in CHOICES else parse_detections(text)
+    if task in CHOICES:      # an answer may show its measurements first ('A 3.61, B 1.20: B'): the choice ends it
+        return parse_name(text.rsplit(':', 1)[-1] if isinstance(text, str) else text)
+    return parse_detections(text)
 
 
 # ----------------------------------------------------------------------------- scalar metrics

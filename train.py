@@ -42,7 +42,8 @@ from checkpoint import (find_checkpoint, keep_model, load_train_state, load_weig
                         save_checkpoint, saved_config)
 from data import tokenizer_corpus
 from distill import DepthModelTeacher, RenderedTeacher
-from loader import StepSampler, collate_encode, data_config, datasets, make_loader, pitch_range, worker_count
+from loader import (StepSampler, collate_encode, data_config, datasets, make_loader, pitch_range, views_checks,
+                    worker_count)
 from model import CameraAwareMLLM, ModelConfig
 from optim import configure_optimizer, set_lr, train_last_llm_layers
 from scenes import CAMERAS
@@ -65,6 +66,7 @@ class TrainConfig:
     room_objects: str = '3,5'        # --frames: objects per room, 'lo,hi' (a room that shows fewer than 2 is redrawn)
     questions: int = 1               # --frames: up to this many questions per room in one sequence (multi-turn)
     min_pixels: float = 6.0          # --frames: an object is seen in a frame from this many pixels of a 64² frame
+    reasons: bool = False            # --frames: the choices' answers show their measurements first (views.with_reasons)
     task_weights: str = ''           # comma-separated, same order as tasks; '' = uniform
     data: str = ''                   # an Omni3D-format JSON to train on ('' = synthetic scenes); its
     image_root: str = ''             # images are in image_root; the last val_samples are held out
@@ -380,13 +382,9 @@ def check_config(cfg: TrainConfig):
     bad += ['--canonical-focal has no label space for the distance task (it mixes two points); leave one '
             'of them out'] if cfg.canonical_focal and 'distance' in cfg.tasks.split(',') else []
     bad += [f"--tokenizer {cfg.tokenizer!r} (char or bpe)"] if cfg.tokenizer not in ('char', 'bpe') else []
-    bad += [f'--frames {cfg.frames} (0: single images, else 1..16)'] if not 0 <= cfg.frames <= 16 else []
-    views_only = [f"--{k.replace('_', '-')}" for k in ('questions', 'room_objects', 'min_pixels') if getattr(cfg, k) != getattr(TrainConfig, k)]
-    bad += [f"{', '.join(views_only)}: for --frames runs only"] if views_only and not cfg.frames else []
-    bad += ['--llm-layers is the tiny LLM\'s depth; a --llm model brings its own'] if cfg.llm and cfg.llm_layers != TrainConfig.llm_layers else []
-    bad += ['--frames trains on synthetic rooms (the rendered teacher) without camera text: no --data, no --teacher, '
-            'no --camera-text, no --canonical-focal'] if cfg.frames and (
-        cfg.teacher or cfg.data or cfg.camera_text or cfg.canonical_focal) else []
+    bad += ["--llm-layers is the tiny LLM's depth; a --llm model brings its own"] if (
+        cfg.llm and cfg.llm_layers != TrainConfig.llm_layers) else []
+    bad += views_checks(cfg, TrainConfig)
     for parse, text in ((periods, cfg.geometry_periods), (pitch_range, cfg.pitch_range)):
         try:
             parse(text)

@@ -104,6 +104,7 @@ class ViewsConfig:
     task_weights: tuple | None = None  # one per task; None: uniform
     questions: int = 1                 # > 1: up to this many questions per room in one sequence (follow_ups)
     object_channels: bool = True       # items carry object_depths (the teacher's object channels per frame)
+    reasons: bool = False              # the choices' answers show their measurements first (with_reasons)
 
 
 @dataclass
@@ -240,6 +241,12 @@ def room_area(room) -> float:
     return (room['left'] + room['right']) * (room['back'] + room['front'])
 
 
+def bearing(a, b) -> float:
+    """Degrees in (−180, 180]: the floor-plan direction from a to b, 0 forward (+z), 90 right (+x).
+    c is right of someone at a facing b iff bearing(a, c) − bearing(a, b), wrapped, is > 0 (side_of)."""
+    return math.degrees(math.atan2(b[0] - a[0], b[2] - a[2]))
+
+
 def side_of(a, b, c) -> float:
     """> 0: c is to the right of someone at a facing b (world frame, y down: right = down × forward)."""
     f, v = (np.asarray(b) - a)[[0, 2]], (np.asarray(c) - a)[[0, 2]]
@@ -271,7 +278,7 @@ def make_view_qa(views: Views, task: str, rng) -> dict:
     phrase, seen = PHRASES[task][rng.integers(len(PHRASES[task]))], seen_objects(views)
     objs = [o for o, _ in seen]
     pick = lambda n: [objs[i] for i in rng.permutation(len(objs))[:n]]
-    options = []
+    options, measured = [], ''
     if task == 'object_count':
         question, target, named = phrase, float(len(objs)), objs
     elif task == 'room_size':
@@ -291,9 +298,9 @@ def make_view_qa(views: Views, task: str, rng) -> dict:
             if dist[1] - dist[0] >= REL_GAP:
                 break
         listed, options = lettered([c.name for c in cands])
-        named = [a, *cands]
-        target = options[int(np.argmin([np.linalg.norm(c.center - a.center) for c in cands]))]
-        question = phrase.format(a=a.name, options=listed)
+        named, dist = [a, *cands], [float(np.linalg.norm(c.center - a.center)) for c in cands]
+        target, question = options[int(np.argmin(dist))], phrase.format(a=a.name, options=listed)
+        measured = ', '.join(f'{x} {data.fmt(d)}' for x, d in zip(options, dist))           # 'A 3.61, B 1.20'
     elif task == 'rel_direction':
         for _ in range(16):     # c well off the line a -> b, when some draw allows it
             a, b, c = pick(3)
@@ -302,6 +309,7 @@ def make_view_qa(views: Views, task: str, rng) -> dict:
                 break
         question, options, named = phrase.format(a=a.name, b=b.name, c=c.name), ['left', 'right'], [a, b, c]
         target = 'right' if side_of(a.center, b.center, c.center) > 0 else 'left'
+        measured = ', '.join(f'{o.name} {bearing(a.center, o.center):.0f}' for o in (b, c))  # 'red bin 12, blue ball 75'
     else:                       # appearance_order: two objects first seen in different frames
         first = dict((o.name, k) for o, k in seen)
         pairs = [(p, q) for p in objs for q in objs if first[p.name] < first[q.name]]
@@ -309,10 +317,11 @@ def make_view_qa(views: Views, task: str, rng) -> dict:
         pair = [p, q] if rng.random() < 0.5 else [q, p]
         listed, options = lettered([o.name for o in pair])
         question, target, named = phrase.format(options=listed), options[pair.index(p)], pair
+        measured = ', '.join(f'{x} {first[o.name] + 1}' for x, o in zip(options, pair))      # 'A 2, B 1'
     answer = (str(len(objs)) if task == 'object_count' else data.fmt(target) if task in NUMBER_TASKS
               else target)                                                 # '4', '3.27', a name or left/right
     return dict(question=question, answer=answer, task=task, target=target, options=options,
-                objects=[o.name for o in named])
+                objects=[o.name for o in named], measured=measured)
 
 
 def camera_centres(views: Views) -> np.ndarray:
@@ -337,7 +346,7 @@ def asked_tasks(views: Views, tasks, task_weights=None) -> list[int]:
     return [i for i, t in enumerate(tasks) if (task_weights is None or task_weights[i] > 0) and feasible(views, t)]
 
 
-def sample_view_qa(views: Views, seed: int, tasks=VIEW_TASKS, task_weights=None) -> dict:
+def sample_view_qa(views: Views, seed: int, tasks=VIEW_TASKS, task_weights=None, reasons=False) -> dict:
     """The task (by weight, among the feasible) from rng([seed, data.TASK_STREAM]), its question
     from rng([seed, QA_STREAM + task index]): the same question through every camera."""
     ok = asked_tasks(views, tasks, task_weights)
@@ -346,23 +355,36 @@ def sample_view_qa(views: Views, seed: int, tasks=VIEW_TASKS, task_weights=None)
                          f'({len(seen_objects(views))} objects seen)')
     w = np.array([1.0 if task_weights is None else task_weights[i] for i in ok])
     task = tasks[ok[np.random.default_rng([seed, data.TASK_STREAM]).choice(len(ok), p=w / w.sum())]]
-    return ask(views, task, seed)
+    return ask(views, task, seed, reasons)
 
 
-def ask(views: Views, task: str, seed: int) -> dict:
+def ask(views: Views, task: str, seed: int, reasons=False) -> dict:
     """The question of `task` about this room: make_view_qa with rng([seed, QA_STREAM + task index]),
-    so a task is asked the same whether it comes first, as a follow-up, or in evaluation."""
-    return make_view_qa(views, task, np.random.default_rng([seed, QA_STREAM + TRAIN_TASKS.index(task)]))
+    so a task is asked the same whether it comes first, as a follow-up, or in evaluation.
+    reasons: a choice's answer shows its two measurements first, 'A 3.61, B 1.20: B' (with_reasons)."""
+    qa = make_view_qa(views, task, np.random.default_rng([seed, QA_STREAM + TRAIN_TASKS.index(task)]))
+    return dict(qa, answer=with_reasons(qa)) if reasons else qa
 
 
-def follow_ups(views: Views, seed: int, first: str, n: int, tasks=VIEW_TASKS, task_weights=None) -> list:
+def with_reasons(qa: dict) -> str:
+    """The answer with its measurements first, for the three choices: rel_distance 'A 3.61, B 1.20: B'
+    (each option's distance to the object named, metres), appearance_order 'A 2, B 1: B' (each option's
+    first frame), rel_direction 'red bin 12, blue ball 75: right' (the bearings, in degrees, of the object
+    faced and of the one asked about, from where one stands: bearing). The choice is then a comparison of
+    two numbers the model has just written, each one measurement like abs_distance's; the answer alone
+    asks for the measuring and the comparing at once (metrics.parse_name reads what follows the last ':').
+    Other tasks: the answer as it is."""
+    return f"{qa['measured']}: {qa['answer']}" if qa['measured'] else qa['answer']
+
+
+def follow_ups(views: Views, seed: int, first: str, n: int, tasks=VIEW_TASKS, task_weights=None, reasons=False) -> list:
     """Up to n − 1 more questions about the room, [(question, answer), ...]: the other askable tasks
     in a random order (rng([seed, data.TASK_STREAM, 1])), each its own question as sample_view_qa would
     ask it. A sequence of several answers per vision pass (LLaVA's multi-turn conversations) gives every
     task about n times the answers per step for a longer text; every task still comes first as often."""
     others = [tasks[i] for i in asked_tasks(views, tasks, task_weights) if tasks[i] != first]
     order = np.random.default_rng([seed, data.TASK_STREAM, 1]).permutation(len(others))[:max(n - 1, 0)]
-    return [(qa['question'], qa['answer']) for qa in (ask(views, others[i], seed) for i in order)]
+    return [(qa['question'], qa['answer']) for qa in (ask(views, others[i], seed, reasons) for i in order)]
 
 
 def tokenizer_corpus() -> list[str]:
@@ -425,8 +447,9 @@ class ViewsDataset(torch.utils.data.Dataset):
     def __getitem__(self, i):
         seed = data.scene_seed(self.split, data.item_index(i, self.length))
         views, frames = sample_views(seed, self.cfg)
-        qa = sample_view_qa(views, seed, self.cfg.tasks, self.cfg.task_weights)
-        if self.cfg.questions > 1:
-            qa['turns'] = follow_ups(views, seed, qa['task'], self.cfg.questions, self.cfg.tasks, self.cfg.task_weights)
+        cfg = self.cfg
+        qa = sample_view_qa(views, seed, cfg.tasks, cfg.task_weights, cfg.reasons)
+        if cfg.questions > 1:
+            qa['turns'] = follow_ups(views, seed, qa['task'], cfg.questions, cfg.tasks, cfg.task_weights, cfg.reasons)
         return make_views_item(frames, np.broadcast_to(views.K, (len(views.c2w), 3, 3)), views.c2w, qa, seed, self.augment,
                                object_depths(views, frames['instance']) if self.cfg.object_channels else None)

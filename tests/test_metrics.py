@@ -21,7 +21,8 @@ ZOOMS = (0.5, 0.67, 0.8, 1.0, 1.25, 1.5, 2.0)
     ('depth', '3.27', 3.27), ('depth', ' 3.27\n', 3.27), ('size', '-0.00', 0.0),
     ('distance', '2', 2.0), ('center', '0.41 1.12 3.27', [0.41, 1.12, 3.27]),
     ('box', '0.41 1.12 3.27 0.80 0.95 0.60 0.52', [0.41, 1.12, 3.27, 0.8, 0.95, 0.6, 0.52]),
-    ('closer', 'Red  Box', 'red box'),
+    ('closer', 'Red  Box', 'red box'), ('rel_distance', 'A 3.61, B 1.20: B', 'b'),     # measurements, then the choice
+    ('rel_direction', 'red bin 12, blue ball 75: right', 'right'),
     ('detect', 'red box 0 1 2 1 1 1 0\n\nblue ball 1 1 4 .5 .5 .5 0',
      [('red box', [0, 1, 2, 1, 1, 1, 0]), ('blue ball', [1, 1, 4, .5, .5, .5, 0])]),
 ])
@@ -47,7 +48,7 @@ def test_garbage_numeric_answers_are_unparsed_and_score_zero(task, text):
 @pytest.mark.parametrize('task,text', [
     ('center', '0.41 1.12'), ('center', '0.41 1.12 3.27 9'), ('center', '0.41 nan 3.27'),
     ('box', '0.41 1.12 3.27 0.80 0.95 0.60'), ('closer', ''), ('closer', '3.27'),
-    ('closer', 'red box\nblue ball'), ('detect', ''), ('detect', 'red box 0 1 2 1 1 1'),
+    ('closer', 'red box\nblue ball'), ('rel_distance', 'A 3.61, B 1.20:'), ('detect', ''), ('detect', 'red box 0 1 2 1 1 1'),
     ('detect', '0 1 2 1 1 1 0'), ('detect', 'red box 0 1 2 1 1 1 0\nblue ball 1 1 inf 1 1 1 0'),
     ('detect', 'red box 0 1 2 1 1 1 0\nand some trailing words'),
 ])

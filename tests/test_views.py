@@ -124,6 +124,50 @@ def test_questions_are_exact():
     assert near['answer'] == 'ABC'[int(np.argmin(dist))]
 
 
+def test_reasoned_answers_state_the_measurements_that_decide_the_choice():
+    import loader
+    import train
+    rng = np.random.default_rng(0)
+    for _ in range(200):                                        # the bearing decides the side, as side_of
+        a, b, c = rng.normal(size=(3, 3))
+        turn = (views.bearing(a, c) - views.bearing(a, b) + 180) % 360 - 180
+        assert np.sign(turn) == np.sign(views.side_of(a, b, c)) or abs(views.side_of(a, b, c)) < 1e-12
+    assert views.bearing(np.zeros(3), np.array([1.0, 0, 0])) == 90                # +x is right of forward
+    cfg, checked = views.ViewsConfig(frames=3, image_hw=(48, 48), n_objects=(3, 4)), set()
+    for seed in range(8):
+        v, _ = views.sample_views(seed, cfg)
+        for task in views.VIEW_TASKS:
+            if not views.feasible(v, task):
+                continue
+            plain, said = views.ask(v, task, seed), views.ask(v, task, seed, reasons=True)
+            assert said['question'] == plain['question'] and said['target'] == plain['target']   # the same question
+            if task in views.NUMBER_TASKS:
+                assert said['answer'] == plain['answer'] and not said['measured']
+                continue
+            head, choice = said['answer'].rsplit(': ', 1)
+            assert choice == plain['answer'] and metrics.score(task, said['answer'], said['target'])['acc'] == 1.0
+            names, values = zip(*(p.rsplit(' ', 1) for p in head.split(', ')))
+            x = [float(n) for n in values]
+            if task == 'rel_direction':                         # the object faced, then the one asked about
+                turn = (x[1] - x[0] + 180) % 360 - 180
+                assert list(names) == plain['objects'][1:] and choice == ('right' if turn > 0 else 'left')
+            else:                                               # the smaller number is the option chosen
+                assert list(names) == plain['options'] and choice == names[int(np.argmin(x))]
+            if task == 'appearance_order':
+                first = {o.name: k + 1 for o, k in views.seen_objects(v)}
+                assert x == [first[n] for n in plain['objects']]
+            checked.add(task)
+    assert checked == set(views.VIEW_TASKS) - set(views.NUMBER_TASKS)
+    run = train.parse_args(['--frames', '3', '--image-size', '48', '--room-objects', '3,4', '--questions', '7',
+                            '--tasks', 'rel_distance,rel_direction,appearance_order', '--reasons'])
+    item = views.ViewsDataset(loader.views_config(run), 'train', 4)[0]
+    assert all(': ' in a for a in [item['answer'], *(a for _, a in item['turns'])])   # follow-ups too
+    assert eval_views.views_config(dict(frames=3, reasons=True)).reasons and not eval_views.views_config(
+        dict(frames=3)).reasons                                                   # older runs: the answer alone
+    with pytest.raises(ValueError, match='--reasons: for --frames runs only'):
+        train.check_config(train.parse_args(['--reasons']))
+
+
 def test_grounding_question_lists_each_frames_seen_objects_left_to_right_and_is_never_evaluated():
     import loader
     import train
