@@ -49,7 +49,7 @@ import scenes
 import views
 from loader import room_objects
 from intervals import bootstrap, interval
-from metrics import fit_slope, mra
+from metrics import fit_slope, mra, parse_answer, parse_name
 
 SCALES = (0.5, 0.75, 1.0, 1.5, 2.0)
 TILES = (0.5, 1.0, 2.0)       # the floor-ruler check: tile size × f
@@ -207,6 +207,27 @@ def summarize(records, medians) -> dict:
     return out
 
 
+def reasons_summary(records) -> dict:
+    """A --reasons run's choices split into its two steps, on the base lens: {task: dict(n, stated (two
+    measurements written), consistent (the choice is the one its own measurements make, views.decide),
+    decided (its measurements choose the right option), error (of its measurements against the true
+    ones: 1 − MRA of distances, frames wrong, or degrees off, median))}."""
+    out = {}
+    for t in ('rel_distance', 'rel_direction', 'appearance_order'):
+        rs = [r for r in records if r['task'] == t and r['camera'] == 'base' and ':' in r['answer']]
+        own = [views.read_reasons(r['pred_text']) for r in rs]
+        ok = [(r, x) for r, x in zip(rs, own) if x is not None and len(x) == 2]
+        if not ok:
+            continue
+        err = [[abs((p - g + 180) % 360 - 180) if t == 'rel_direction' else 1 - mra(p, g) if t == 'rel_distance'
+                else float(p != g) for p, g in zip(x, views.read_reasons(r['answer']))] for r, x in ok]
+        out[t] = dict(n=len(rs), stated=len(ok) / len(rs), error=float(np.median(err) if t == 'rel_direction' else np.mean(err)),
+                      consistent=float(np.mean([parse_answer(t, r["pred_text"]) == parse_name(
+                          views.decide(t, x, r['options'])) for r, x in ok])),
+                      decided=float(np.mean([views.decide(t, x, r['options']) == r['target'] for r, x in ok])))
+    return out
+
+
 def pose_response(records, scales=SCALES, n_boot=1000) -> dict:
     """{task: dict(mra at each k, response, ci)}: response = d log ŷ / d log k over the pairs with k = 1,
     / power (the pose scale k, or the tile factor f of the floor-ruler check); ci its 95 % bootstrap
@@ -287,6 +308,12 @@ def markdown(results) -> str:
                      + ' | '.join([diff(t) for t in tasks] + [''] * len(tasks)) + ' |')
     lines.append(f'| questions ({base}) | | ' + ' | '.join(
         str(results[lab]['sweep'][base].get(t, {}).get('n', 0)) for lab in labels for t in tasks) + ' |')
+    if any(r.get('reasons') for r in results.values()):
+        lines += ['', 'the choices in two steps (--reasons runs, base lens): measurements stated, the choice is the '
+                  'one they make, they make the right one; their error (distances 1 − MRA, frames wrong, degrees off: '
+                  'median)', '', '| checkpoint | task | stated | consistent | decided right | error |', '|---|---|---|---|---|---|']
+        lines += [f"| {lab} | {t} | {c['stated']:.2f} | {c['consistent']:.2f} | {c['decided']:.2f} | {c['error']:.2f} |"
+                  for lab in labels for t, c in results[lab].get('reasons', {}).items()]
     if any(r.get('zoom') for r in results.values()):
         lines += ['', 'zoom response: d log ŷ / d log s ÷ power over the paired questions (−1 reads sizes off the '
                   'pixels with the training lens assumed, 0 reads K)', '',
@@ -325,7 +352,8 @@ def main(args, evaluate, load_checkpoint, label_of):
         for r, it in zip(records, sweep):
             r['options'] = it['options']
         label = label_of(path, results)
-        results[label] = dict(ckpt=path, train_config=train_cfg, medians=medians, sweep=summarize(records, medians))
+        results[label] = dict(ckpt=path, train_config=train_cfg, medians=medians, sweep=summarize(records, medians),
+                              reasons=reasons_summary(records) if cfg.reasons else {})
         if args.camera_shift:
             results[label]['zoom'] = zoom_response([r for r in records if POWER.get(r['task'], 0) > 0],
                                                    sorted(set(args.zooms)))

@@ -42,7 +42,9 @@ Questions (VSI-Bench's types; answers plain text as data.py writes them):
 and one auxiliary for training, a grounding question (each name tied to the pixels it names):
     frame_objects     the objects of every frame, left to right           "1: blue stool, red bin; 2: red bin; 3: none"
 With questions > 1 a training room is asked up to that many of its askable tasks in one sequence
-(follow_ups; tokens.conversation): one vision pass, an answer for each.
+(follow_ups; tokens.conversation): one vision pass, an answer for each. With reasons (train.py
+--reasons) a choice's answer shows the two measurements that decide it first, 'A 3.61, B 1.20: B'
+(with_reasons): each a single measurement like abs_distance, and the choice their comparison.
 Shapes: N frames, H×W pixels; image (N, H, W, 3) uint8, K (N, 3, 3), c2w (N, 4, 4), seen (N, n objects).
 """
 import math
@@ -375,6 +377,23 @@ def with_reasons(qa: dict) -> str:
     asks for the measuring and the comparing at once (metrics.parse_name reads what follows the last ':').
     Other tasks: the answer as it is."""
     return f"{qa['measured']}: {qa['answer']}" if qa['measured'] else qa['answer']
+
+
+def read_reasons(text: str) -> list[float] | None:
+    """'A 3.61, B 1.20: B' -> [3.61, 1.2]: the numbers before the last ':' (None unless each part ends in one)."""
+    head = text.rsplit(':', 1)[0] if isinstance(text, str) and ':' in text else ''
+    try:
+        return [float(part.split()[-1]) for part in head.split(',')]
+    except (ValueError, IndexError):
+        return None
+
+
+def decide(task: str, x, options) -> str:
+    """The option that measurements x (with_reasons' order) choose: the smaller distance or first frame;
+    right when the bearing turns clockwise from the object faced to the one asked about (bearing)."""
+    if task == 'rel_direction':
+        return 'right' if (x[1] - x[0] + 180) % 360 - 180 > 0 else 'left'
+    return options[int(np.argmin(x))]
 
 
 def follow_ups(views: Views, seed: int, first: str, n: int, tasks=VIEW_TASKS, task_weights=None, reasons=False) -> list:

@@ -153,6 +153,7 @@ def test_reasoned_answers_state_the_measurements_that_decide_the_choice():
                 assert list(names) == plain['objects'][1:] and choice == ('right' if turn > 0 else 'left')
             else:                                               # the smaller number is the option chosen
                 assert list(names) == plain['options'] and choice == names[int(np.argmin(x))]
+            assert views.read_reasons(said['answer']) == x and views.decide(task, x, plain['options']) == choice
             if task == 'appearance_order':
                 first = {o.name: k + 1 for o, k in views.seen_objects(v)}
                 assert x == [first[n] for n in plain['objects']]
@@ -162,6 +163,7 @@ def test_reasoned_answers_state_the_measurements_that_decide_the_choice():
                             '--tasks', 'rel_distance,rel_direction,appearance_order', '--reasons'])
     item = views.ViewsDataset(loader.views_config(run), 'train', 4)[0]
     assert all(': ' in a for a in [item['answer'], *(a for _, a in item['turns'])])   # follow-ups too
+    assert views.read_reasons('B') is None and views.read_reasons('A x, B 1: A') is None
     assert eval_views.views_config(dict(frames=3, reasons=True)).reasons and not eval_views.views_config(
         dict(frames=3)).reasons                                                   # older runs: the answer alone
     with pytest.raises(ValueError, match='--reasons: for --frames runs only'):
@@ -342,3 +344,18 @@ def test_train_frames_flag_runs_and_is_checked(tmp_path):
         train.main(train.parse_args(['--frames', '2', '--teacher', 'some/depth-model', '--out', out]))
     with pytest.raises(ValueError, match='unknown multi-frame task'):
         loader.views_config(train.parse_args(['--frames', '2', '--tasks', 'depth,closer']))
+
+
+def test_reasons_summary_splits_a_choice_into_its_measuring_and_its_comparing():
+    rec = lambda task, pred, answer='A 3.00, B 1.00: B', target='B', options=('A', 'B'): dict(
+        task=task, camera='base', answer=answer, pred_text=pred, options=list(options), target=target)
+    out = eval_views.reasons_summary([
+        rec('rel_distance', 'A 2.50, B 1.50: B'),         # measured about right, and compared: right
+        rec('rel_distance', 'A 1.00, B 2.00: B'),         # measured wrong, and its choice is not its measurements'
+        rec('rel_distance', 'B'),                         # no measurements
+        rec('rel_direction', 'x 160, y 175: right', 'x 170, y -170: right', 'right', ('left', 'right'))])
+    d = out['rel_distance']
+    assert (d['n'], d['stated'], d['consistent'], d['decided']) == (3, 2 / 3, 0.5, 0.5)
+    assert np.isclose(d['error'], np.mean([0.3, 0.9, 1.0, 1.0]))           # 1 − MRA of each distance
+    assert out['rel_direction']['error'] == 12.5 and out['rel_direction']['decided'] == 1.0   # wrapped: 15 and 10°
+    assert 'appearance_order' not in out
