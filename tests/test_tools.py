@@ -122,5 +122,8 @@ def test_oracle_map_decides_every_choice_and_the_loss_is_on_the_answers(capsys):
     assert told == text + 'Answers: ' + '; '.join(f"{t.replace('_', ' ')} {qa['answer']}" for t in oracle.CHOICES
                                                   for qa in qas if qa['task'] == t) + '. '   # the control
     oracle.main(['--steps', '2', '--n', '3', '--layers', '1'])
+    said, qas = oracle.room_questions('train', 0, cfg, reasons=True)
+    assert said == text and all(qa['answer'].endswith(': ' + qa['target']) for qa in qas)
+    oracle.main(['--steps', '2', '--n', '3', '--layers', '1', '--reasons'])     # scored by generation
     out = capsys.readouterr().out
     assert all(t in out for t in oracle.CHOICES) and 'model − constant' in out

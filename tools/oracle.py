@@ -17,11 +17,13 @@ If the LLM beats the constant here, the choices are learnable by this LLM at thi
 the multi-frame model lacks is perception (which object is where); if not, the LLM is the bottleneck.
 Two more rows: a pretrained LLM folder (--llm; zero-shot with --steps 0; a chat model is asked one
 question per sequence, as train.py does), and the control (--leak), the answers written in the text
-too, which the loop must teach as a look-up and a copy, or it is broken.
+too, which the loop must teach as a look-up and a copy, or it is broken. --reasons: every answer shows
+the two measurements that decide it first (train.py --reasons), and the pick ends a greedy answer.
 
     python -m tools.oracle [--steps 2000] [--n 512] [--layers 2] [--room-objects 1,3]
     python -m tools.oracle --llm runs/smollm2 --steps 0        # a pretrained LLM, zero-shot (tools.gguf)
     python -m tools.oracle --leak --steps 300                  # the control: the answers in the text, copied
+    python -m tools.oracle --reasons                           # answers that show their measurements first
 """
 import argparse
 import math
@@ -38,6 +40,7 @@ import train  # noqa: E402
 import views  # noqa: E402
 from intervals import bootstrap, interval  # noqa: E402
 from loader import views_config  # noqa: E402
+from metrics import parse_answer, parse_name  # noqa: E402
 from model import ModelConfig, build_llm  # noqa: E402
 from tokens import conversation, pad_batch, prompt_ids  # noqa: E402
 
@@ -52,14 +55,15 @@ def room_text(v: views.Views) -> str:
     return f'Map (metres, x across the room, z forward): {seen[:-1]}. Frames: {views.frame_listing(v)}. '
 
 
-def room_questions(split: str, i: int, cfg: views.ViewsConfig, leak: bool = False) -> tuple[str, list]:
-    """(the room's text, [qa of every askable choice, in a random order]) of room i of a split.
+def room_questions(split: str, i: int, cfg: views.ViewsConfig, leak: bool = False, reasons=False) -> tuple[str, list]:
+    """(the room's text, [qa of every askable choice, in a random order]) of room i of a split
+    (reasons: each answer shows its measurements first, views.with_reasons).
     leak: the answers by task at the end of the text ('Answers: rel distance A; rel direction right;
     appearance order B.'): the control, a look-up and a copy the loop must teach in a few hundred steps."""
     seed = data.scene_seed(split, i)
     v, _ = views.sample_views(seed, cfg)
     asked = [t for t in CHOICES if views.feasible(v, t)]
-    qas = [views.ask(v, asked[j], seed) for j in np.random.default_rng([seed, data.TASK_STREAM]).permutation(len(asked))]
+    qas = [views.ask(v, asked[j], seed, reasons) for j in np.random.default_rng([seed, data.TASK_STREAM]).permutation(len(asked))]
     told = '; '.join(f"{t.replace('_', ' ')} {qa['answer']}" for t in CHOICES for qa in qas if qa['task'] == t)
     return room_text(v) + (f'Answers: {told}. ' if leak else ''), qas
 
@@ -71,13 +75,14 @@ def sequence(tok, text: str, qas: list) -> tuple[list, list]:
     return conversation(tok, prompt_ids(tok, text + qas[0]['question'], 0), [(None, qas[0]['answer'])] + turns)
 
 
-def fit(llm, tok, cfg: views.ViewsConfig, steps: int, batch: int = 16, lr: float = 1e-3, leak=False, log=print):
+def fit(llm, tok, cfg: views.ViewsConfig, steps: int, batch: int = 16, lr: float = 1e-3, leak=False, reasons=False,
+        log=print):
     """AdamW on fresh training rooms every step: a linear warm-up (100 steps, fewer for short runs) times
     a cosine over the whole run to lr / 10 (optim.get_lr, train.py's, starts its cosine after the warm-up)."""
     opt = torch.optim.AdamW(llm.parameters(), lr=lr, weight_decay=0.01)
     llm.train()
     for step in range(steps):
-        seqs = [sequence(tok, *room_questions('train', step * batch + b, cfg, leak)) for b in range(batch)]
+        seqs = [sequence(tok, *room_questions('train', step * batch + b, cfg, leak, reasons)) for b in range(batch)]
         ids, labels, attn, pos = pad_batch([s for s, _ in seqs], [lab for _, lab in seqs], tok.pad_token_id, False)
         t = min(1.0, (step + 1) / min(100, max(steps // 10, 1)))
         for g in opt.param_groups:
@@ -92,19 +97,27 @@ def fit(llm, tok, cfg: views.ViewsConfig, steps: int, batch: int = 16, lr: float
 
 
 @torch.no_grad()
-def score(llm, tok, cfg: views.ViewsConfig, n: int, leak=False) -> dict:
-    """{task: (model accuracy, constant accuracy, (lo, hi) of model − constant, questions)} on n held-out rooms."""
+def score(llm, tok, cfg: views.ViewsConfig, n: int, leak=False, reasons=False) -> dict:
+    """{task: (model accuracy, constant accuracy, (lo, hi) of model − constant, questions)} on n held-out rooms.
+    The pick: the option whose first token rates highest; with reasons, the choice that ends a greedy answer."""
     llm.eval()
     hits = {t: [] for t in CHOICES}
     for i in range(n):
-        text, qas = room_questions('test', i, cfg, leak)
+        text, qas = room_questions('test', i, cfg, leak, reasons)
         for qa in qas:
-            logits = llm(input_ids=torch.tensor([prompt_ids(tok, text + qa['question'], 0)])).logits[0, -1]
+            ids = torch.tensor([prompt_ids(tok, text + qa['question'], 0)])
+            if reasons:
+                out = llm.generate(ids, max_new_tokens=64, do_sample=False, eos_token_id=tok.eos_token_id,
+                                   pad_token_id=tok.pad_token_id)[0, ids.shape[1]:]
+                hits[qa['task']].append((parse_answer(qa['task'], tok.decode(out, skip_special_tokens=True))
+                                         == parse_name(qa['target']), qa['target']))
+                continue
+            logits = llm(input_ids=ids).logits[0, -1]
             first = [tok(o, add_special_tokens=False).input_ids[0] for o in qa['options']]
             pick = qa['options'][int(torch.argmax(logits[first]))]
-            hits[qa['task']].append((pick == qa['answer'], qa['answer']))
+            hits[qa['task']].append((pick == qa['target'], qa['target']))
     out = {}
-    for t, rows in hits.items():
+    for t, rows in ((t, rows) for t, rows in hits.items() if rows):            # a task no room could ask: no row
         truth = [a for _, a in rows]
         const = max(set(truth), key=truth.count)
         d = np.array([float(h) - float(a == const) for h, a in rows])           # per question: model − constant
@@ -124,6 +137,7 @@ def main(argv=None):
                    'instead of the tiny one; --steps 0: zero-shot')
     p.add_argument('--lr', type=float, default=1e-3)
     p.add_argument('--leak', action='store_true', help='the control: the answers written in the text (a copy)')
+    p.add_argument('--reasons', action='store_true', help='answers show their measurements first (views.with_reasons)')
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
@@ -132,8 +146,8 @@ def main(argv=None):
     cfg = views_config(tcfg)                                     # the rooms of a 64 px --frames 3 run
     tok = AutoTokenizer.from_pretrained(args.llm) if args.llm else train.tiny_tokenizer(tcfg)
     llm = build_llm(ModelConfig(llm=args.llm) if args.llm else train.model_config(tcfg), tok)
-    fit(llm, tok, cfg, args.steps, lr=args.lr, leak=args.leak)
-    for t, (acc, const, (lo, hi), n) in score(llm, tok, cfg, args.n, args.leak).items():
+    fit(llm, tok, cfg, args.steps, lr=args.lr, leak=args.leak, reasons=args.reasons)
+    for t, (acc, const, (lo, hi), n) in score(llm, tok, cfg, args.n, args.leak, args.reasons).items():
         print(f'{t:17s} model {acc:.2f}  constant {const:.2f}  model − constant {acc - const:+.2f} '
               f'[{lo:+.2f}, {hi:+.2f}]  ({n} questions)')
 
