@@ -374,7 +374,7 @@ def with_reasons(qa: dict) -> str:
     first frame), rel_direction 'red bin 12, blue ball 75: right' (the bearings, in degrees, of the object
     faced and of the one asked about, from where one stands: bearing). The choice is then a comparison of
     two numbers the model has just written, each one measurement like abs_distance's; the answer alone
-    asks for the measuring and the comparing at once (metrics.parse_name reads what follows the last ':').
+    asks for the measuring and the comparing at once (metrics.parse_answer reads what follows the last ':').
     Other tasks: the answer as it is."""
     return f"{qa['measured']}: {qa['answer']}" if qa['measured'] else qa['answer']
 
