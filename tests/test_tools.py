@@ -37,11 +37,11 @@ def test_diagnose_runs_on_a_tiny_checkpoint(tmp_path, capsys):
     assert 'input assembly: sound' in out
 
 
-def tiny_views_checkpoint(tmp_path):
+def tiny_views_checkpoint(tmp_path, name='ckpt', **model_flags):
     """An untrained 2-frame model saved as a --frames run would be."""
     cfg = model.ModelConfig(image_size=32, patch_size=16, vision_width=32, vision_layers=1, vision_heads=2,
-                            llm_width=32, llm_layers=1, llm_heads=2)
-    ckpt = tmp_path / 'ckpt'
+                            llm_width=32, llm_layers=1, llm_heads=2, **model_flags)
+    ckpt = tmp_path / name
     model.CameraAwareMLLM(cfg).save(str(ckpt))
     (ckpt / 'train_config.json').write_text(json.dumps(dict(frames=2, image_size=32, patch_size=16, room_objects='2,3',
                                                             tokenizer='char')))
@@ -62,6 +62,11 @@ def test_reads_compares_own_other_and_black_inputs_per_task(tmp_path, capsys):
     assert torch.equal(reads.swapped(batch, 'other')['images'], images.flip(0))       # two samples: swapped
     assert (reads.swapped(batch, 'black')['images'] == 0).all() and reads.swapped(batch, 'own') is batch
     assert reads.swapped(batch, 'other')['K'] is batch['K']                            # the camera stays
+    c2w = torch.arange(2 * 3).reshape(2, 3, 1, 1) * torch.ones(4, 4)                     # 2 samples of 3 frames
+    assert reads.swapped(dict(batch, c2w=c2w), 'poses')['c2w'][:, :, 0, 0].tolist() == [[2, 0, 1], [5, 3, 4]]
+    aware, blind = (reads.reads(str(tiny_views_checkpoint(tmp_path, name, **flags)), n=3, batch_size=3)['ALL']
+                    for name, flags in (('aware', dict(zero_init=False)), ('blind', dict(camera_embed=False))))
+    assert aware['poses'] != aware['own'] and blind['poses'] == blind['own']      # only E_cam reads the poses
     reads.main([str(ckpt), '--n', '3', '--batch', '3'])
     assert 'common part' in capsys.readouterr().out
 

@@ -5,6 +5,9 @@ Does a trained model read its input? The held-out answer loss per task with thre
     other   the images of another sample of the batch (rolled by one): the question stays, the
             pixels and the camera no longer fit it
     black   all-black images with the sample's own camera
+    poses   (posed frames) each sample's own frames, with its poses rolled by one frame: frame k is
+            given frame k+1's pose. A model that tells its frames apart by their poses (which frame
+            comes first) loses here; a camera-blind one cannot (its loss stays the own one)
 
 A model that reads its input has own < other and own < black; a model that answers from the
 question alone gives the three the same loss (to the third decimal), however low it is. Next to
@@ -32,13 +35,16 @@ from eval import load_checkpoint  # noqa: E402
 from loader import data_config, datasets  # noqa: E402
 from train import TrainConfig  # noqa: E402
 
-INPUTS = ('own', 'other', 'black')
+INPUTS = ('own', 'other', 'black', 'poses')
 
 
 def swapped(batch: dict, how: str) -> dict:
-    """The batch with its images replaced: 'own' (unchanged), 'other' (rolled by one sample), 'black'."""
+    """The batch with its images replaced: 'own' (unchanged), 'other' (rolled by one sample), 'black';
+    or 'poses': its poses (B, N, 4, 4) rolled by one frame."""
     if how == 'own':
         return batch
+    if how == 'poses':
+        return dict(batch, c2w=batch['c2w'].roll(1, 1))
     images = batch['images'].roll(1, 0) if how == 'other' else torch.zeros_like(batch['images'])
     return dict(batch, images=images)
 
@@ -74,7 +80,7 @@ def reads(path: str, n: int = 64, batch_size: int = 16) -> dict:
     for s in range(0, n, batch_size):
         batch = data.collate([val[i] for i in range(s, min(s + batch_size, n))])
         common = common or common_part(model, batch)
-        for how in INPUTS:
+        for how in (h for h in INPUTS if h != 'poses' or 'c2w' in batch):
             for task, loss in zip(batch['task'], answer_losses(model, swapped(batch, how))):
                 losses[task][how].append(loss)
                 losses['ALL'][how].append(loss)
@@ -100,7 +106,7 @@ def main(argv=None):
         print(f'{path}: common part |mean token| / mean |token| = {mean:.1f} / {norm:.1f}, '
               f'variation between samples {spread:.2f}')
         for task, d in sorted(res.items(), key=lambda kv: kv[0] == 'ALL'):
-            print(f"  {task:18s} n={d['n']:3d}  " + '  '.join(f'{how} {d[how]:.3f}' for how in INPUTS))
+            print(f"  {task:18s} n={d['n']:3d}  " + '  '.join(f'{how} {d[how]:.3f}' for how in INPUTS if how in d))
 
 
 if __name__ == '__main__':
