@@ -1,8 +1,8 @@
 """
 Guards tools/: the diagnosis of a checkpoint runs end to end on a tiny untrained model and prints
 its four measurements; the ridge probe recovers a linear signal and ignores noise; reads compares
-own, other and black inputs; grounding scores a frame listing per frame; the oracle map decides every
-choice it states.
+own, other and black inputs and rolled poses; grounding scores a frame listing per frame; the oracle map
+decides every choice it states; frame_order changes the poses alone (a camera-blind model is unmoved).
 
     python -m pytest tests/test_tools.py -q
 """
@@ -132,3 +132,16 @@ def test_oracle_map_decides_every_choice_and_the_loss_is_on_the_answers(capsys):
     oracle.main(['--steps', '2', '--n', '3', '--layers', '1', '--reasons'])     # scored by generation
     out = capsys.readouterr().out
     assert all(t in out for t in oracle.CHOICES) and 'model − constant' in out
+
+
+def test_frame_order_changes_only_the_poses_and_a_camera_blind_model_is_unmoved(tmp_path, capsys):
+    import torch
+    from tools import frame_order
+    c2w = torch.arange(3).reshape(3, 1, 1) * torch.ones(4, 4)                            # 3 frames
+    assert [frame_order.POSES[h](c2w)[:, 0, 0].tolist() for h in ('own', 'rolled', 'reversed')] == [
+        [0, 1, 2], [2, 0, 1], [2, 1, 0]]
+    blind = frame_order.frame_order(str(tiny_views_checkpoint(tmp_path, 'blind', camera_embed=False)), n=8, batch_size=4)
+    assert len(blind['own']['scores']) > 0 and blind['own']['scores'] == blind['rolled']['scores'] == blind[
+        'reversed']['scores']
+    frame_order.main([str(tiny_views_checkpoint(tmp_path, 'aware', zero_init=False)), '--n', '8', '--batch', '4'])
+    assert 'poses rolled' in capsys.readouterr().out
