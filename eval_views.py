@@ -207,24 +207,30 @@ def summarize(records, medians) -> dict:
     return out
 
 
+def measurement_error(task: str, got: float, true: float) -> float:
+    """How far one stated measurement is off: a bearing in degrees (wrapped), a distance 1 − MRA, a frame 0 or 1."""
+    if task == 'rel_direction':
+        return abs((got - true + 180) % 360 - 180)
+    return 1 - mra(got, true) if task == 'rel_distance' else float(got != true)
+
+
 def reasons_summary(records) -> dict:
-    """A --reasons run's choices split into its two steps, on the base lens: {task: dict(n, stated (two
+    """A --reasons run's choices split into their two steps, on the base lens: {task: dict(n, stated (two
     measurements written), consistent (the choice is the one its own measurements make, views.decide),
-    decided (its measurements choose the right option), error (of its measurements against the true
-    ones: 1 − MRA of distances, frames wrong, or degrees off, median))}."""
+    decided (its measurements choose the right option), error (measurement_error: the mean, the median
+    for bearings))}."""
     out = {}
     for t in ('rel_distance', 'rel_direction', 'appearance_order'):
         rs = [r for r in records if r['task'] == t and r['camera'] == 'base' and ':' in r['answer']]
-        own = [views.read_reasons(r['pred_text']) for r in rs]
-        ok = [(r, x) for r, x in zip(rs, own) if x is not None and len(x) == 2]
+        ok = [(r, x) for r, x in ((r, views.read_reasons(r['pred_text'])) for r in rs) if x is not None and len(x) == 2]
         if not ok:
             continue
-        err = [[abs((p - g + 180) % 360 - 180) if t == 'rel_direction' else 1 - mra(p, g) if t == 'rel_distance'
-                else float(p != g) for p, g in zip(x, views.read_reasons(r['answer']))] for r, x in ok]
-        out[t] = dict(n=len(rs), stated=len(ok) / len(rs), error=float(np.median(err) if t == 'rel_direction' else np.mean(err)),
-                      consistent=float(np.mean([parse_answer(t, r["pred_text"]) == parse_name(
-                          views.decide(t, x, r['options'])) for r, x in ok])),
-                      decided=float(np.mean([views.decide(t, x, r['options']) == r['target'] for r, x in ok])))
+        err = [measurement_error(t, p, g) for r, x in ok for p, g in zip(x, views.read_reasons(r['answer']))]
+        made = [views.decide(t, x, r['options']) for r, x in ok]          # the option its measurements make
+        out[t] = dict(n=len(rs), stated=len(ok) / len(rs),
+                      consistent=float(np.mean([parse_answer(t, r['pred_text']) == parse_name(m) for (r, _), m in zip(ok, made)])),
+                      decided=float(np.mean([m == r['target'] for (r, _), m in zip(ok, made)])),
+                      error=float(np.median(err) if t == 'rel_direction' else np.mean(err)))
     return out
 
 
