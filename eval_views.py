@@ -228,7 +228,8 @@ def reasons_summary(records) -> dict:
         err = [measurement_error(t, p, g) for r, x in ok for p, g in zip(x, views.read_reasons(r['answer']))]
         made = [views.decide(t, x, r['options']) for r, x in ok]          # the option its measurements make
         out[t] = dict(n=len(rs), stated=len(ok) / len(rs),
-                      consistent=float(np.mean([parse_answer(t, r['pred_text']) == parse_name(m) for (r, _), m in zip(ok, made)])),
+                      consistent=float(np.mean([parse_answer(t, r['pred_text']) == parse_name(m)
+                                                for (r, _), m in zip(ok, made)])),
                       decided=float(np.mean([m == r['target'] for (r, _), m in zip(ok, made)])),
                       error=float(np.median(err) if t == 'rel_direction' else np.mean(err)))
     return out
@@ -317,7 +318,8 @@ def markdown(results) -> str:
     if any(r.get('reasons') for r in results.values()):
         lines += ['', 'the choices in two steps (--reasons runs, base lens): measurements stated, the choice is the '
                   'one they make, they make the right one; their error (distances 1 − MRA, frames wrong, degrees off: '
-                  'median)', '', '| checkpoint | task | stated | consistent | decided right | error |', '|---|---|---|---|---|---|']
+                  'median)', '', '| checkpoint | task | stated | consistent | decided right | error |',
+                  '|---|---|---|---|---|---|']
         lines += [f"| {lab} | {t} | {c['stated']:.2f} | {c['consistent']:.2f} | {c['decided']:.2f} | {c['error']:.2f} |"
                   for lab in labels for t, c in results[lab].get('reasons', {}).items()]
     if any(r.get('zoom') for r in results.values()):
