@@ -88,6 +88,7 @@ def test_grounding_scores_each_frames_listing_and_runs_on_a_tiny_checkpoint(tmp_
 
 def test_oracle_map_decides_every_choice_and_the_loss_is_on_the_answers(capsys):
     import re
+    import data
     import views
     from tools import oracle
     cfg = views.ViewsConfig(frames=3, image_hw=(48, 48), n_objects=(3, 4), tasks=oracle.CHOICES)
@@ -129,7 +130,11 @@ def test_oracle_map_decides_every_choice_and_the_loss_is_on_the_answers(capsys):
     oracle.main(['--steps', '2', '--n', '3', '--layers', '1'])
     said, qas = oracle.room_questions('train', 0, cfg, reasons=True)
     assert said == text and all(qa['answer'].endswith(': ' + qa['target']) for qa in qas)
-    oracle.main(['--steps', '2', '--n', '3', '--layers', '1', '--reasons'])     # scored by generation
+    by, _ = oracle.room_questions('train', 0, cfg, by_object=True)
+    first = dict(re.findall(r'([a-z]+ [a-z]+) (\d)', by.split('Seen in: ')[1]))          # the token after each name
+    assert by.split('Seen in')[0] == text.split('Frames')[0] and first == {
+        o.name: str(k + 1) for o, k in views.seen_objects(views.sample_views(data.scene_seed('train', 0), cfg)[0])}
+    oracle.main(['--steps', '2', '--n', '3', '--layers', '1', '--reasons', '--by-object'])     # scored by generation
     out = capsys.readouterr().out
     assert all(t in out for t in oracle.CHOICES) and 'model − constant' in out
 

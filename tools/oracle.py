@@ -24,6 +24,7 @@ the two measurements that decide it first (train.py --reasons), and the pick end
     python -m tools.oracle --llm runs/smollm2 --steps 0        # a pretrained LLM, zero-shot (tools.gguf)
     python -m tools.oracle --leak --steps 300                  # the control: the answers in the text, copied
     python -m tools.oracle --reasons                           # answers that show their measurements first
+    python -m tools.oracle --reasons --by-object               # ... and each object's frames after its name
 """
 import argparse
 import math
@@ -47,17 +48,22 @@ from tokens import conversation, pad_batch, prompt_ids  # noqa: E402
 CHOICES = ('rel_distance', 'rel_direction', 'appearance_order')
 
 
-def room_text(v: views.Views) -> str:
+def room_text(v: views.Views, by_object=False) -> str:
     """The seen objects' centres on the floor plan (x from the left wall, z forward from the first
     camera; metres, non-negative) and the frame listing. The words of the answers (left, right) are
-    kept out of it: with 'x from the left wall' the control did not copy left/right in 1000 steps."""
+    kept out of it: with 'x from the left wall' the control did not copy left/right in 1000 steps.
+    by_object: the listing by object instead, 'Seen in: blue stool 1 2; red bin 2 3.', each object's
+    first frame the token after its name (one look-up, where the frame listing needs two)."""
     seen = ' '.join(f'{o.name} {o.center[0] + v.room["left"]:.2f} {o.center[2]:.2f};' for o, _ in views.seen_objects(v))
-    return f'Map (metres, x across the room, z forward): {seen[:-1]}. Frames: {views.frame_listing(v)}. '
+    frames = '; '.join(f"{o.name} {' '.join(str(k + 1) for k in np.flatnonzero(v.seen[:, i]))}"
+                       for i, o in enumerate(v.objects) if v.seen[:, i].any())
+    listing = f'Seen in: {frames}' if by_object else f'Frames: {views.frame_listing(v)}'
+    return f'Map (metres, x across the room, z forward): {seen[:-1]}. {listing}. '
 
 
-def room_questions(split: str, i: int, cfg: views.ViewsConfig, leak: bool = False, reasons=False) -> tuple[str, list]:
+def room_questions(split: str, i: int, cfg: views.ViewsConfig, leak=False, reasons=False, by_object=False) -> tuple:
     """(the room's text, [qa of every askable choice, in a random order]) of room i of a split
-    (reasons: each answer shows its measurements first, views.with_reasons).
+    (reasons: each answer shows its measurements first, views.with_reasons; by_object: room_text's).
     leak: the answers by task at the end of the text ('Answers: rel distance A; rel direction right;
     appearance order B.'): the control, a look-up and a copy the loop must teach in a few hundred steps."""
     seed = data.scene_seed(split, i)
@@ -65,7 +71,7 @@ def room_questions(split: str, i: int, cfg: views.ViewsConfig, leak: bool = Fals
     asked = [t for t in CHOICES if views.feasible(v, t)]
     qas = [views.ask(v, asked[j], seed, reasons) for j in np.random.default_rng([seed, data.TASK_STREAM]).permutation(len(asked))]
     told = '; '.join(f"{t.replace('_', ' ')} {qa['answer']}" for t in CHOICES for qa in qas if qa['task'] == t)
-    return room_text(v) + (f'Answers: {told}. ' if leak else ''), qas
+    return room_text(v, by_object) + (f'Answers: {told}. ' if leak else ''), qas
 
 
 def sequence(tok, text: str, qas: list) -> tuple[list, list]:
@@ -75,14 +81,13 @@ def sequence(tok, text: str, qas: list) -> tuple[list, list]:
     return conversation(tok, prompt_ids(tok, text + qas[0]['question'], 0), [(None, qas[0]['answer'])] + turns)
 
 
-def fit(llm, tok, cfg: views.ViewsConfig, steps: int, batch: int = 16, lr: float = 1e-3, leak=False, reasons=False,
-        log=print):
+def fit(llm, tok, cfg: views.ViewsConfig, steps: int, batch: int = 16, lr: float = 1e-3, how=None, log=print):
     """AdamW on fresh training rooms every step: a linear warm-up (100 steps, fewer for short runs) times
     a cosine over the whole run to lr / 10 (optim.get_lr, train.py's, starts its cosine after the warm-up)."""
     opt = torch.optim.AdamW(llm.parameters(), lr=lr, weight_decay=0.01)
     llm.train()
     for step in range(steps):
-        seqs = [sequence(tok, *room_questions('train', step * batch + b, cfg, leak, reasons)) for b in range(batch)]
+        seqs = [sequence(tok, *room_questions('train', step * batch + b, cfg, **how or {})) for b in range(batch)]
         ids, labels, attn, pos = pad_batch([s for s, _ in seqs], [lab for _, lab in seqs], tok.pad_token_id, False)
         t = min(1.0, (step + 1) / min(100, max(steps // 10, 1)))
         for g in opt.param_groups:
@@ -97,16 +102,16 @@ def fit(llm, tok, cfg: views.ViewsConfig, steps: int, batch: int = 16, lr: float
 
 
 @torch.no_grad()
-def score(llm, tok, cfg: views.ViewsConfig, n: int, leak=False, reasons=False) -> dict:
+def score(llm, tok, cfg: views.ViewsConfig, n: int, how=None) -> dict:
     """{task: (model accuracy, constant accuracy, (lo, hi) of model − constant, questions)} on n held-out rooms.
     The pick: the option whose first token rates highest; with reasons, the choice that ends a greedy answer."""
     llm.eval()
     hits = {t: [] for t in CHOICES}
     for i in range(n):
-        text, qas = room_questions('test', i, cfg, leak, reasons)
+        text, qas = room_questions('test', i, cfg, **how or {})
         for qa in qas:
             ids = torch.tensor([prompt_ids(tok, text + qa['question'], 0)])
-            if reasons:
+            if (how or {}).get('reasons'):
                 out = llm.generate(ids, max_new_tokens=64, do_sample=False, eos_token_id=tok.eos_token_id,
                                    pad_token_id=tok.pad_token_id)[0, ids.shape[1]:]
                 hits[qa['task']].append((parse_answer(qa['task'], tok.decode(out, skip_special_tokens=True))
@@ -138,6 +143,7 @@ def main(argv=None):
     p.add_argument('--lr', type=float, default=1e-3)
     p.add_argument('--leak', action='store_true', help='the control: the answers written in the text (a copy)')
     p.add_argument('--reasons', action='store_true', help='answers show their measurements first (views.with_reasons)')
+    p.add_argument('--by-object', action='store_true', help="the listing by object: 'Seen in: blue stool 1 2; ...'")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
@@ -146,8 +152,9 @@ def main(argv=None):
     cfg = views_config(tcfg)                                     # the rooms of a 64 px --frames 3 run
     tok = AutoTokenizer.from_pretrained(args.llm) if args.llm else train.tiny_tokenizer(tcfg)
     llm = build_llm(ModelConfig(llm=args.llm) if args.llm else train.model_config(tcfg), tok)
-    fit(llm, tok, cfg, args.steps, lr=args.lr, leak=args.leak, reasons=args.reasons)
-    for t, (acc, const, (lo, hi), n) in score(llm, tok, cfg, args.n, args.leak, args.reasons).items():
+    how = dict(leak=args.leak, reasons=args.reasons, by_object=args.by_object)
+    fit(llm, tok, cfg, args.steps, lr=args.lr, how=how)
+    for t, (acc, const, (lo, hi), n) in score(llm, tok, cfg, args.n, how).items():
         print(f'{t:17s} model {acc:.2f}  constant {const:.2f}  model − constant {acc - const:+.2f} '
               f'[{lo:+.2f}, {hi:+.2f}]  ({n} questions)')
 
