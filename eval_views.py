@@ -10,6 +10,10 @@ accuracy. Next to each, the constant-answer baseline on the same items: for a nu
 always answering the median of 512 training rooms; for a choice, the accuracy of the best fixed
 option (always the first named, always the second, ...; always 'left' or always 'right'), chosen
 on the test items themselves, so an upper bound for any constant answer.
+A --reasons run (views.with_reasons) answers a choice with its two measurements first: the
+choice after the last colon is scored as above, and reasons_summary splits it into its steps: are
+the measurements stated, is the choice the one they make (the comparing), do they make the right
+one (the measuring), and how far off are they (measurement_error).
 
 Camera shift. The held-out rooms and questions through zoomed lenses, every frame rendered
 exactly (f' = s·f about the principal point), in two protocols:
