@@ -1,7 +1,8 @@
 """
 Guards views.py (posed multi-frame rooms) and the multi-frame path of model.py: the pose convention,
 Plücker lines through points seen in two frames, world-frame point maps that agree across frames,
-exact questions, answers that state the measurements deciding them, and frame markers in the prompt.  Run alone: python -m pytest -q tests/test_views.py
+exact questions, answers that state the measurements deciding them, and frame markers in the prompt.
+Run alone: python -m pytest -q tests/test_views.py
 """
 import json
 
