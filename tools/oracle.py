@@ -82,12 +82,12 @@ def sequence(tok, text: str, qas: list) -> tuple[list, list]:
 
 
 def fit(llm, tok, cfg: views.ViewsConfig, steps: int, batch: int = 16, lr: float = 1e-3, how=None, log=print):
-    """AdamW on fresh training rooms every step: a linear warm-up (100 steps, fewer for short runs) times
+    """how: room_questions' text options (leak, reasons, by_object). AdamW on fresh training rooms every step: a linear warm-up (100 steps, fewer for short runs) times
     a cosine over the whole run to lr / 10 (optim.get_lr, train.py's, starts its cosine after the warm-up)."""
-    opt = torch.optim.AdamW(llm.parameters(), lr=lr, weight_decay=0.01)
+    opt, how = torch.optim.AdamW(llm.parameters(), lr=lr, weight_decay=0.01), how or {}
     llm.train()
     for step in range(steps):
-        seqs = [sequence(tok, *room_questions('train', step * batch + b, cfg, **how or {})) for b in range(batch)]
+        seqs = [sequence(tok, *room_questions('train', step * batch + b, cfg, **how)) for b in range(batch)]
         ids, labels, attn, pos = pad_batch([s for s, _ in seqs], [lab for _, lab in seqs], tok.pad_token_id, False)
         t = min(1.0, (step + 1) / min(100, max(steps // 10, 1)))
         for g in opt.param_groups:
@@ -106,12 +106,12 @@ def score(llm, tok, cfg: views.ViewsConfig, n: int, how=None) -> dict:
     """{task: (model accuracy, constant accuracy, (lo, hi) of model − constant, questions)} on n held-out rooms.
     The pick: the option whose first token rates highest; with reasons, the choice that ends a greedy answer."""
     llm.eval()
-    hits = {t: [] for t in CHOICES}
+    hits, how = {t: [] for t in CHOICES}, how or {}
     for i in range(n):
-        text, qas = room_questions('test', i, cfg, **how or {})
+        text, qas = room_questions('test', i, cfg, **how)
         for qa in qas:
             ids = torch.tensor([prompt_ids(tok, text + qa['question'], 0)])
-            if (how or {}).get('reasons'):
+            if how.get('reasons'):
                 out = llm.generate(ids, max_new_tokens=64, do_sample=False, eos_token_id=tok.eos_token_id,
                                    pad_token_id=tok.pad_token_id)[0, ids.shape[1]:]
                 hits[qa['task']].append((parse_answer(qa['task'], tok.decode(out, skip_special_tokens=True))
