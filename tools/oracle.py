@@ -82,8 +82,9 @@ def sequence(tok, text: str, qas: list) -> tuple[list, list]:
 
 
 def fit(llm, tok, cfg: views.ViewsConfig, steps: int, batch: int = 16, lr: float = 1e-3, how=None, log=print):
-    """how: room_questions' text options (leak, reasons, by_object). AdamW on fresh training rooms every step: a linear warm-up (100 steps, fewer for short runs) times
-    a cosine over the whole run to lr / 10 (optim.get_lr, train.py's, starts its cosine after the warm-up)."""
+    """AdamW on fresh training rooms every step: a linear warm-up (100 steps, fewer for short runs) times
+    a cosine over the whole run to lr / 10 (optim.get_lr, train.py's, starts its cosine after the warm-up).
+    how: room_questions' text options (leak, reasons, by_object)."""
     opt, how = torch.optim.AdamW(llm.parameters(), lr=lr, weight_decay=0.01), how or {}
     llm.train()
     for step in range(steps):
