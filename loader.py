@@ -1,5 +1,6 @@
 """
-The data of a run: flags to datasets, datasets to batches, laid out by sample index.
+The data of a run: flags to datasets, datasets to batches, laid out by sample index; the posed-frame
+items (views.py rooms rendered, asked and augmented per frame).
 
 The idea. Data is a pure function of the sample index (data.py seeds item i by i alone), so the run
 is laid out by index: optimiser step k consumes the global samples [k·B, (k+1)·B), and rank r's
@@ -17,13 +18,14 @@ Real data (--data) holds out the file's last --val-samples images; its zooms onl
 """
 from dataclasses import replace
 
+import numpy as np
 import torch
 
-from augment import ZOOM_RANGE, AugmentConfig
-from data import TASKS, DataConfig, SyntheticDataset, canonical_focal, collate
+from augment import ZOOM_RANGE, AugmentConfig, random_camera_augment
+from data import AUG_STREAM, TASKS, DataConfig, SyntheticDataset, canonical_focal, collate, item_index, scene_seed
 from omni3d import Omni3DDataset, load_omni3d
 from scenes import COLORS, SceneConfig
-from views import TRAIN_TASKS, VIEW_TASKS, ViewsConfig, ViewsDataset
+from views import TRAIN_TASKS, VIEW_TASKS, ViewsConfig, follow_ups, object_depths, sample_view_qa, sample_views
 
 # ----------------------------------------------------------------------------- datasets from the flags
 
@@ -79,6 +81,59 @@ def room_objects(text: str) -> tuple:
     if not 1 <= lo <= hi <= len(COLORS):
         raise ValueError(f'--room-objects must be two counts lo,hi with 1 <= lo <= hi <= {len(COLORS)}; got {text!r}')
     return lo, hi
+
+
+# ----------------------------------------------------------------------------- posed frames: items
+
+def make_views_item(frames: dict, K, c2w, qa: dict, seed: int, augment_cfg=None, object_depth=None) -> dict:
+    """Rendered frames (render_views) -> an item of tensors: image (N, 3, H, W) uint8, K (N, 3, 3),
+    c2w (N, 4, 4), depth (N, H, W), points (N, H, W, 3) [, object_depth (N, H, W): object_depths]
+    + the question. augment_cfg: every frame its own random camera (augment.random_camera_augment,
+    rng([seed, AUG_STREAM, k])), K exact."""
+    images, Ks, geos = [], [], []
+    for k in range(len(c2w)):
+        image = torch.from_numpy(frames['image'][k]).permute(2, 0, 1).contiguous()        # (3, H, W)
+        maps = [frames['depth'][k][None], frames['points'][k].transpose(2, 0, 1)]
+        maps += [] if object_depth is None else [object_depth[k][None]]
+        geo = torch.from_numpy(np.concatenate(maps).astype(np.float32))                   # (4 or 5, H, W)
+        Kk = torch.tensor(np.asarray(K)[k], dtype=torch.float32)
+        if augment_cfg is not None:
+            image, Kk, geo = random_camera_augment(
+                image, Kk, augment_cfg, np.random.default_rng([seed, AUG_STREAM, k]), geo)
+        images.append(image)
+        Ks.append(Kk.float())
+        geos.append(geo)
+    geo = torch.stack(geos)                                                                # (N, 4 or 5, H, W)
+    item = dict(image=torch.stack(images), K=torch.stack(Ks), c2w=torch.as_tensor(c2w, dtype=torch.float32),
+                depth=geo[:, 0], points=geo[:, 1:4].permute(0, 2, 3, 1).contiguous(), seed=int(seed), **qa)
+    if object_depth is not None:
+        item['object_depth'] = geo[:, 4]
+    return item
+
+
+class ViewsDataset(torch.utils.data.Dataset):
+    """Item i = the room of seed scene_seed(split, i), its N frames and one question."""
+
+    def __init__(self, cfg: ViewsConfig = ViewsConfig(), split: str = 'train', length: int = 10000,
+                 augment_cfg: AugmentConfig | None = None):
+        if unknown := [t for t in cfg.tasks if t not in TRAIN_TASKS]:
+            raise ValueError(f'unknown multi-frame task(s) {unknown}; known: {TRAIN_TASKS}')
+        scene_seed(split, max(length - 1, 0))
+        self.cfg, self.split, self.length, self.augment = cfg, split, int(length), augment_cfg
+
+    def __len__(self):
+        return self.length
+
+    def __getitem__(self, i):
+        seed = scene_seed(self.split, item_index(i, self.length))
+        views, frames = sample_views(seed, self.cfg)
+        cfg = self.cfg
+        qa = sample_view_qa(views, seed, cfg.tasks, cfg.task_weights, cfg.reasons)
+        if cfg.questions > 1:
+            qa['turns'] = follow_ups(views, seed, qa['task'], cfg.questions, cfg.tasks, cfg.task_weights, cfg.reasons)
+        K = np.broadcast_to(views.K, (len(views.c2w), 3, 3))                                   # (N, 3, 3)
+        return make_views_item(frames, K, views.c2w, qa, seed, self.augment,
+                               object_depths(views, frames['instance']) if cfg.object_channels else None)
 
 
 def datasets(cfg, dcfg):

@@ -51,9 +51,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
-import augment
 import data
 import raycast
 import scenes
@@ -414,7 +412,7 @@ def tokenizer_corpus() -> list[str]:
                                         for p in ps for a, b, c in trip]
 
 
-# ----------------------------------------------------------------------------- items
+# ----------------------------------------------------------------------------- the teacher's object channels
 
 def object_depths(views: Views, instance) -> np.ndarray:
     """(N, H, W): z of the centre of the object each pixel of frame k sees, in frame k's camera
@@ -422,53 +420,3 @@ def object_depths(views: Views, instance) -> np.ndarray:
     z = np.concatenate([camera_centres(views)[..., 2], np.zeros((len(views.c2w), 1))], 1)   # (N, n + 1): id −1 -> 0
     ids = np.where(instance >= 0, instance, len(views.objects)).reshape(len(z), -1)
     return np.take_along_axis(z, ids, 1).reshape(instance.shape).astype(np.float32)
-
-
-def make_views_item(frames: dict, K, c2w, qa: dict, seed: int, augment_cfg=None, object_depth=None) -> dict:
-    """Rendered frames (render_views) -> an item of tensors: image (N, 3, H, W) uint8, K (N, 3, 3),
-    c2w (N, 4, 4), depth (N, H, W), points (N, H, W, 3) [, object_depth (N, H, W): object_depths]
-    + the question. augment_cfg: every frame its own random camera (augment.random_camera_augment,
-    rng([seed, data.AUG_STREAM, k])), K exact."""
-    images, Ks, geos = [], [], []
-    for k in range(len(c2w)):
-        image = torch.from_numpy(frames['image'][k]).permute(2, 0, 1).contiguous()        # (3, H, W)
-        maps = [frames['depth'][k][None], frames['points'][k].transpose(2, 0, 1)]
-        maps += [] if object_depth is None else [object_depth[k][None]]
-        geo = torch.from_numpy(np.concatenate(maps).astype(np.float32))                   # (4 or 5, H, W)
-        Kk = torch.tensor(np.asarray(K)[k], dtype=torch.float32)
-        if augment_cfg is not None:
-            image, Kk, geo = augment.random_camera_augment(
-                image, Kk, augment_cfg, np.random.default_rng([seed, data.AUG_STREAM, k]), geo)
-        images.append(image)
-        Ks.append(Kk.float())
-        geos.append(geo)
-    geo = torch.stack(geos)                                                                # (N, 4 or 5, H, W)
-    item = dict(image=torch.stack(images), K=torch.stack(Ks), c2w=torch.as_tensor(c2w, dtype=torch.float32),
-                depth=geo[:, 0], points=geo[:, 1:4].permute(0, 2, 3, 1).contiguous(), seed=int(seed), **qa)
-    if object_depth is not None:
-        item['object_depth'] = geo[:, 4]
-    return item
-
-
-class ViewsDataset(torch.utils.data.Dataset):
-    """Item i = the room of seed data.scene_seed(split, i), its N frames and one question."""
-
-    def __init__(self, cfg: ViewsConfig = ViewsConfig(), split: str = 'train', length: int = 10000,
-                 augment_cfg: 'augment.AugmentConfig | None' = None):
-        if unknown := [t for t in cfg.tasks if t not in TRAIN_TASKS]:
-            raise ValueError(f'unknown multi-frame task(s) {unknown}; known: {TRAIN_TASKS}')
-        data.scene_seed(split, max(length - 1, 0))
-        self.cfg, self.split, self.length, self.augment = cfg, split, int(length), augment_cfg
-
-    def __len__(self):
-        return self.length
-
-    def __getitem__(self, i):
-        seed = data.scene_seed(self.split, data.item_index(i, self.length))
-        views, frames = sample_views(seed, self.cfg)
-        cfg = self.cfg
-        qa = sample_view_qa(views, seed, cfg.tasks, cfg.task_weights, cfg.reasons)
-        if cfg.questions > 1:
-            qa['turns'] = follow_ups(views, seed, qa['task'], cfg.questions, cfg.tasks, cfg.task_weights, cfg.reasons)
-        return make_views_item(frames, np.broadcast_to(views.K, (len(views.c2w), 3, 3)), views.c2w, qa, seed, self.augment,
-                               object_depths(views, frames['instance']) if self.cfg.object_channels else None)

@@ -13,6 +13,7 @@ import torch
 import camera_embed
 import data
 import eval_views
+import loader
 import metrics
 import raycast
 import scenes
@@ -126,7 +127,6 @@ def test_questions_are_exact():
 
 
 def test_reasoned_answers_state_the_measurements_that_decide_the_choice():
-    import loader
     import train
     rng = np.random.default_rng(0)
     for _ in range(200):                                        # the bearing decides the side, as side_of
@@ -162,7 +162,7 @@ def test_reasoned_answers_state_the_measurements_that_decide_the_choice():
     assert checked == set(views.VIEW_TASKS) - set(views.NUMBER_TASKS)
     run = train.parse_args(['--frames', '3', '--image-size', '48', '--room-objects', '3,4', '--questions', '7',
                             '--tasks', 'rel_distance,rel_direction,appearance_order', '--reasons'])
-    item = views.ViewsDataset(loader.views_config(run), 'train', 4)[0]
+    item = loader.ViewsDataset(loader.views_config(run), 'train', 4)[0]
     assert all(': ' in a for a in [item['answer'], *(a for _, a in item['turns'])])   # follow-ups too
     assert views.read_reasons('B') is None and views.read_reasons('A x, B 1: A') is None
     assert eval_views.views_config(dict(frames=3, reasons=True)).reasons and not eval_views.views_config(
@@ -172,7 +172,6 @@ def test_reasoned_answers_state_the_measurements_that_decide_the_choice():
 
 
 def test_grounding_question_lists_each_frames_seen_objects_left_to_right_and_is_never_evaluated():
-    import loader
     import train
     agree = total = 0
     for seed in range(6):
@@ -192,7 +191,7 @@ def test_grounding_question_lists_each_frames_seen_objects_left_to_right_and_is_
             o.name for o, _ in views.seen_objects(v)}                       # every seen object, counted once
     assert agree >= 0.75 * total
     cfg = train.parse_args(['--frames', '3', '--tasks', 'object_count,frame_objects', '--questions', '2'])
-    item = views.ViewsDataset(loader.views_config(cfg), 'train', 4)[0]
+    item = loader.ViewsDataset(loader.views_config(cfg), 'train', 4)[0]
     assert {item['question'], *(q for q, _ in item['turns'])} & set(views.PHRASES['frame_objects'])
     assert eval_views.views_config(dict(frames=3, tasks='object_count,frame_objects')).tasks == ('object_count',)
 
@@ -205,7 +204,6 @@ def test_seen_threshold_is_one_solid_angle_at_any_resolution_and_zoom():
     assert views.seen_matrix(up, 2, 6).tolist() == [[True, False]]
     assert views.seen_matrix(up, 2, 6, zoom=0.5).tolist() == [[True, True]]   # zoomed out: 6 px hold more
     assert views.seen_matrix(inst, 2, 7).tolist() == [[False, False]]
-    import loader
     import train
     cfg = train.parse_args(['--frames', '3', '--min-pixels', '24'])
     assert loader.views_config(cfg).min_pixels == 24 == eval_views.views_config(dict(frames=3, min_pixels=24)).min_pixels
@@ -227,7 +225,7 @@ def test_a_task_subset_redraws_rooms_where_it_cannot_be_asked():
 
 def test_follow_up_questions_are_the_other_askable_tasks_each_asked_as_alone():
     cfg = views.ViewsConfig(frames=3, image_hw=(48, 48), questions=7)
-    ds = views.ViewsDataset(cfg, 'train', 8)
+    ds = loader.ViewsDataset(cfg, 'train', 8)
     for i in range(4):
         item, seed = ds[i], data.scene_seed('train', i)
         v, _ = views.sample_views(seed, cfg)
@@ -238,7 +236,7 @@ def test_follow_up_questions_are_the_other_askable_tasks_each_asked_as_alone():
             v, t, np.random.default_rng([seed, views.QA_STREAM + views.VIEW_TASKS.index(t)])) for t in asked)}
         assert all(again[q] == a for q, a in item['turns']) and first['question'] not in dict(item['turns'])
     assert len(views.follow_ups(v, seed, first['task'], 3)) == 2 and views.follow_ups(v, seed, first['task'], 1) == []
-    assert 'turns' not in views.ViewsDataset(CFG, 'train', 8)[0]                 # one question: as before
+    assert 'turns' not in loader.ViewsDataset(CFG, 'train', 8)[0]                 # one question: as before
 
 
 def test_follow_ups_are_trained_on_their_answers_only():
@@ -272,7 +270,7 @@ def test_teacher_object_channels_per_frame_are_each_frames_object_centre_depth()
         p = views.world_points(frames['points'], v.c2w)[k][on].mean(0)                 # same object, world frame
         assert np.linalg.norm(p - v.objects[i].center) <= max(v.objects[i].size)
     aug = augment.AugmentConfig(p_identity=0.0)
-    item = views.make_views_item(frames, np.broadcast_to(v.K, (3, 3, 3)), v.c2w, {}, 2, aug, od)
+    item = loader.make_views_item(frames, np.broadcast_to(v.K, (3, 3, 3)), v.c2w, {}, 2, aug, od)
     assert item['object_depth'].shape == item['depth'].shape                # through the same crops and zooms
     assert set(np.unique(item['object_depth'].numpy())) <= set(np.unique(od)) | {0.0}
     batch = data.collate([dict(item, question='q', answer='a', task='t', target=0)] * 2)
@@ -281,14 +279,13 @@ def test_teacher_object_channels_per_frame_are_each_frames_object_centre_depth()
 
 
 def test_room_objects_flag_reaches_training_and_evaluation_rooms():
-    import loader
     import train
     cfg = train.parse_args(['--frames', '3', '--room-objects', '1,2', '--questions', '4'])
     vc = loader.views_config(cfg)
     assert vc.n_objects == (1, 2) and vc.questions == 4
-    assert vc.object_channels and 'object_depth' in views.ViewsDataset(vc, 'train', 2)[0]
+    assert vc.object_channels and 'object_depth' in loader.ViewsDataset(vc, 'train', 2)[0]
     off = loader.views_config(train.parse_args(['--frames', '3', '--no-object-channels']))
-    assert not off.object_channels and 'object_depth' not in views.ViewsDataset(off, 'train', 2)[0]   # surface depth only
+    assert not off.object_channels and 'object_depth' not in loader.ViewsDataset(off, 'train', 2)[0]   # surface depth only
     assert eval_views.views_config(dict(frames=3, room_objects='1,2')).n_objects == (1, 2)
     assert eval_views.views_config(dict(frames=3)).n_objects == views.ViewsConfig().n_objects   # older runs
     counts = {len(views.sample_views(s, vc)[0].objects) for s in range(12)}
@@ -302,7 +299,7 @@ def test_room_objects_flag_reaches_training_and_evaluation_rooms():
 
 def test_augmented_items_keep_exact_K_per_frame_and_the_model_reads_several_frames():
     import augment
-    ds = views.ViewsDataset(CFG, 'train', 8, augment.AugmentConfig(p_identity=0.0))
+    ds = loader.ViewsDataset(CFG, 'train', 8, augment.AugmentConfig(p_identity=0.0))
     items = [ds[i] for i in range(2)]
     assert items[0]['image'].shape == (3, 3, 48, 48) and items[0]['K'].shape == (3, 3, 3)
     assert len({float(K[0, 0]) for K in items[0]['K']}) == 3                 # a zoom per frame
@@ -332,7 +329,6 @@ def test_bad_configs_are_named(bad):
 
 def test_train_frames_flag_runs_and_is_checked(tmp_path):
     import checkpoint
-    import loader
     import train
     out = str(tmp_path / 'run')
     train.main(train.parse_args(['--frames', '2', '--image-size', '32', '--patch-size', '16', '--pixel-shuffle', '2',
