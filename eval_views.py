@@ -126,6 +126,17 @@ def sweep_items(cfg: views.ViewsConfig, n_rooms: int, cameras) -> tuple[list, in
     return items, left_out
 
 
+def base_items(cfg: views.ViewsConfig, n_rooms: int, tasks) -> list:
+    """Items of the test rooms' questions of `tasks` through the base lens alone (camera 'base')."""
+    items = []
+    for i in range(n_rooms):
+        seed = data.scene_seed('test', i)
+        v, frames = views.sample_views(seed, cfg)
+        K = np.broadcast_to(v.K, (cfg.frames, 3, 3))
+        items += [item(qa, frames, K, v.c2w, i, seed, 'base', 1.0) for qa in questions(v, tasks, cfg.reasons).values()]
+    return items
+
+
 def scale_views(v: views.Views, s: float) -> views.Views:
     """The same room and path with every length times s (objects, walls, tiles, camera height and
     path): the frames are the same pixels, only the poses' translations say the scale."""

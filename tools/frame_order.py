@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import views  # noqa: E402
 from eval import evaluate, load_checkpoint  # noqa: E402
-from eval_views import gap_interval, sweep_cameras, sweep_items, views_config  # noqa: E402
+from eval_views import base_items, gap_interval, views_config  # noqa: E402
 from tools.reads import run_args  # noqa: E402
 
 POSES = dict(own=lambda c2w: c2w, rolled=lambda c2w: c2w.roll(1, 0), reversed=lambda c2w: c2w.flip(0))
@@ -35,8 +35,7 @@ def frame_order(path: str, n: int = 512, batch_size: int = 16) -> dict:
     appearance-order questions of n held-out rooms (the base lens)."""
     model, train_cfg = load_checkpoint(path)
     cfg = views_config(train_cfg)
-    items, _ = sweep_items(cfg, n, sweep_cameras([1.0], cfg.frames))
-    items = [it for it in items if it['camera'] == 'base' and it['task'] == 'appearance_order']
+    items = base_items(cfg, n, ('appearance_order',))
     out = {}
     for how, pose in POSES.items():
         recs = evaluate(model, [dict(it, c2w=pose(it['c2w'])) for it in items], batch_size, progress=False)

@@ -20,10 +20,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import data  # noqa: E402
-import views  # noqa: E402
 from eval import load_checkpoint  # noqa: E402
-from eval_views import item, views_config  # noqa: E402
+from eval_views import base_items, views_config  # noqa: E402
 from tools.reads import run_args  # noqa: E402
 
 
@@ -55,12 +53,7 @@ def grounding(path: str, n: int = 96, batch_size: int = 16) -> dict:
     common listing, 'examples': [(truth, answer)]} over n held-out rooms."""
     model, train_cfg = load_checkpoint(path)
     cfg = views_config(train_cfg)
-    items = []
-    for i in range(n):
-        seed = data.scene_seed('test', i)
-        v, frames = views.sample_views(seed, cfg)
-        qa = views.ask(v, 'frame_objects', seed)
-        items.append(item(qa, frames, np.broadcast_to(v.K, (cfg.frames, 3, 3)), v.c2w, i, seed, 'base', 1.0))
+    items = base_items(cfg, n, ('frame_objects',))
     answers = []
     for s in range(0, n, batch_size):
         b = items[s:s + batch_size]
