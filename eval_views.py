@@ -225,7 +225,7 @@ def summarize(records, medians) -> dict:
 def measurement_error(task: str, got: float, true: float) -> float:
     """How far one stated measurement is off: a bearing in degrees (wrapped), a distance 1 − MRA, a frame 0 or 1."""
     if task == 'rel_direction':
-        return abs((got - true + 180) % 360 - 180)
+        return abs(views.turn(true, got))
     return 1 - mra(got, true) if task == 'rel_distance' else float(got != true)
 
 

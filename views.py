@@ -243,8 +243,13 @@ def room_area(room) -> float:
 
 def bearing(a, b) -> float:
     """Degrees in (−180, 180]: the floor-plan direction from a to b, 0 forward (+z), 90 right (+x).
-    c is right of someone at a facing b iff bearing(a, c) − bearing(a, b), wrapped, is > 0 (side_of)."""
+    c is right of someone at a facing b iff turn(bearing(a, b), bearing(a, c)) > 0 (side_of)."""
     return math.degrees(math.atan2(b[0] - a[0], b[2] - a[2]))
+
+
+def turn(from_deg: float, to_deg: float) -> float:
+    """to − from in degrees, wrapped to [−180, 180): > 0 turns clockwise on the floor plan (to the right)."""
+    return (to_deg - from_deg + 180) % 360 - 180
 
 
 def side_of(a, b, c) -> float:
@@ -390,7 +395,7 @@ def decide(task: str, x, options) -> str:
     """The option that measurements x (with_reasons' order) choose: the smaller distance or first frame;
     right when the bearing turns clockwise from the object faced to the one asked about (bearing)."""
     if task == 'rel_direction':
-        return 'right' if (x[1] - x[0] + 180) % 360 - 180 > 0 else 'left'
+        return 'right' if turn(x[0], x[1]) > 0 else 'left'
     return options[int(np.argmin(x))]
 
 
