@@ -47,6 +47,7 @@ from transformers import AutoImageProcessor, AutoModelForDepthEstimation
 from camera_embed import camera_rays, patch_centers
 
 GEO_DIM = 3                    # [mean log depth, object fraction, mean log depth of object centres]
+WORLD_DIM = 2                  # with object_world: [mean x, mean z] of the object centres on the floor plan
 LOG_DEPTH_CHANNELS = (0, 2)    # the channels that are log depths (model.geometry_features)
 MIN_OBJECT = 0.25              # object channel counted where at least this fraction of a token is object
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -72,12 +73,14 @@ def pool(x: torch.Tensor, grid_hw) -> torch.Tensor:
 
 
 def geometry_targets(depth: torch.Tensor, points: torch.Tensor, grid_hw, min_valid: float = 0.5,
-                     object_depth: torch.Tensor | None = None):
+                     object_depth: torch.Tensor | None = None, object_world: torch.Tensor | None = None):
     """Pool dense geometry to the token grid. depth (B,H,W) metric, 0 = invalid; points (B,H,W,3)
     is accepted but not read (given K, a point map adds nothing to the depth); object_depth
     (B,H,W): z of the centre of the object each pixel sees, 0 = no object, None = unknown (the
-    object channels then get no loss).
-    Returns target (B, N, GEO_DIM) and mask (B, N, GEO_DIM) bool: which entries to match."""
+    object channels then get no loss); object_world (B,H,W,2), with object_depth: the floor-plan
+    position (x, z, metres) of that centre in the world frame of posed frames (views.object_floor),
+    pooled like the object depth into WORLD_DIM more channels, counted where the object channel is.
+    Returns target (B, N, C) and mask (B, N, C) bool, which entries to match; C = GEO_DIM (+ WORLD_DIM)."""
     depth = depth.float()
     v = (depth > 0).float()                                              # (B, H, W) valid pixels
     frac = pool(v[..., None], grid_hw)                                   # (B, N, 1) valid fraction
@@ -91,7 +94,13 @@ def geometry_targets(depth: torch.Tensor, points: torch.Tensor, grid_hw, min_val
         logo = pool(object_depth.float().clamp(min=1e-6).log().mul_(o)[..., None], grid_hw) / obj.clamp(min=1e-6)
         ok_obj = obj >= MIN_OBJECT
     mask = torch.cat([ok, torch.full_like(ok, object_depth is not None), ok_obj], -1)   # (B, N, 3)
-    return torch.cat([logz, obj, logo], -1) * mask, mask
+    target = torch.cat([logz, obj, logo], -1)
+    if object_world is not None:
+        if object_depth is None:
+            raise ValueError('object_world needs object_depth (which pixels see an object)')
+        xz = pool(object_world.float() * o[..., None], grid_hw) / obj.clamp(min=1e-6)   # (B, N, 2) metres
+        target, mask = torch.cat([target, xz], -1), torch.cat([mask, ok_obj.expand(-1, -1, WORLD_DIM)], -1)
+    return target * mask, mask
 
 
 def matching_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -108,9 +117,10 @@ class RenderedTeacher:
 
     def __call__(self, batch: dict, grid_hw):
         if batch['depth'].dim() == 4:   # (B, F, H, W): posed frames (views.py), one target per frame as encoded
-            obj = batch.get('object_depth')
+            obj, world = batch.get('object_depth'), batch.get('object_world')
             return geometry_targets(batch['depth'].flatten(0, 1), batch['points'].flatten(0, 1), grid_hw,
-                                    object_depth=None if obj is None else obj.flatten(0, 1))
+                                    object_depth=None if obj is None else obj.flatten(0, 1),
+                                    object_world=None if world is None else world.flatten(0, 1))
         return geometry_targets(batch['depth'], batch['points'], grid_hw, object_depth=batch.get('object_depth'))
 
 

@@ -25,7 +25,8 @@ from augment import ZOOM_RANGE, AugmentConfig, random_camera_augment
 from data import AUG_STREAM, TASKS, DataConfig, SyntheticDataset, canonical_focal, collate, item_index, scene_seed
 from omni3d import Omni3DDataset, load_omni3d
 from scenes import COLORS, SceneConfig
-from views import TRAIN_TASKS, VIEW_TASKS, ViewsConfig, follow_ups, object_depths, sample_view_qa, sample_views
+from views import (TRAIN_TASKS, VIEW_TASKS, ViewsConfig, follow_ups, object_depths, object_floor, sample_view_qa,
+                   sample_views)
 
 # ----------------------------------------------------------------------------- datasets from the flags
 
@@ -58,15 +59,17 @@ def views_config(cfg) -> ViewsConfig:
     return ViewsConfig(frames=cfg.frames, image_hw=(cfg.image_size, cfg.image_size), camera=cfg.camera,
                        tasks=tasks, task_weights=weights, n_objects=room_objects(cfg.room_objects),
                        questions=cfg.questions, object_channels=cfg.object_channels, min_pixels=cfg.min_pixels,
-                       reasons=cfg.reasons)
+                       reasons=cfg.reasons, world_channels=cfg.world_channels)
 
 
 def views_checks(cfg, defaults) -> list[str]:
     """What is wrong with the multi-frame flags of a TrainConfig (defaults: its class), for check_config."""
     bad = [f'--frames {cfg.frames} (0: single images, else 1..16)'] if not 0 <= cfg.frames <= 16 else []
-    only = [f"--{k.replace('_', '-')}" for k in ('questions', 'room_objects', 'min_pixels', 'reasons')
+    only = [f"--{k.replace('_', '-')}" for k in ('questions', 'room_objects', 'min_pixels', 'reasons', 'world_channels')
             if getattr(cfg, k) != getattr(defaults, k)]
     bad += [f"{', '.join(only)}: for --frames runs only"] if only and not cfg.frames else []
+    bad += ['--world-channels needs the object channels and the geometry branch (no --no-object-channels, '
+            'no --no-distill)'] if cfg.world_channels and not (cfg.object_channels and cfg.distill) else []
     return bad + ['--frames trains on synthetic rooms (the rendered teacher) without camera text: no --data, '
                   'no --teacher, no --camera-text, no --canonical-focal'] if cfg.frames and (
         cfg.teacher or cfg.data or cfg.camera_text or cfg.canonical_focal) else bad
@@ -85,17 +88,19 @@ def room_objects(text: str) -> tuple:
 
 # ----------------------------------------------------------------------------- posed frames: items
 
-def make_views_item(frames: dict, K, c2w, qa: dict, seed: int, augment_cfg=None, object_depth=None) -> dict:
+def make_views_item(frames: dict, K, c2w, qa: dict, seed: int, augment_cfg=None, object_depth=None,
+                    object_world=None) -> dict:
     """Rendered frames (render_views) -> an item of tensors: image (N, 3, H, W) uint8, K (N, 3, 3),
     c2w (N, 4, 4), depth (N, H, W), points (N, H, W, 3) [, object_depth (N, H, W): object_depths]
-    + the question. augment_cfg: every frame its own random camera (augment.random_camera_augment,
+    [, object_world (N, H, W, 2): object_floor, with object_depth] + the question. augment_cfg: every frame its own random camera (augment.random_camera_augment,
     rng([seed, AUG_STREAM, k])), K exact."""
     images, Ks, geos = [], [], []
     for k in range(len(c2w)):
         image = torch.from_numpy(frames['image'][k]).permute(2, 0, 1).contiguous()        # (3, H, W)
         maps = [frames['depth'][k][None], frames['points'][k].transpose(2, 0, 1)]
         maps += [] if object_depth is None else [object_depth[k][None]]
-        geo = torch.from_numpy(np.concatenate(maps).astype(np.float32))                   # (4 or 5, H, W)
+        maps += [] if object_world is None else [object_world[k].transpose(2, 0, 1)]
+        geo = torch.from_numpy(np.concatenate(maps).astype(np.float32))                   # (4, 5 or 7, H, W)
         Kk = torch.tensor(np.asarray(K)[k], dtype=torch.float32)
         if augment_cfg is not None:
             image, Kk, geo = random_camera_augment(
@@ -103,11 +108,13 @@ def make_views_item(frames: dict, K, c2w, qa: dict, seed: int, augment_cfg=None,
         images.append(image)
         Ks.append(Kk.float())
         geos.append(geo)
-    geo = torch.stack(geos)                                                                # (N, 4 or 5, H, W)
+    geo = torch.stack(geos)                                                                # (N, 4, 5 or 7, H, W)
     item = dict(image=torch.stack(images), K=torch.stack(Ks), c2w=torch.as_tensor(c2w, dtype=torch.float32),
                 depth=geo[:, 0], points=geo[:, 1:4].permute(0, 2, 3, 1).contiguous(), seed=int(seed), **qa)
     if object_depth is not None:
         item['object_depth'] = geo[:, 4]
+    if object_world is not None:
+        item['object_world'] = geo[:, 5:7].permute(0, 2, 3, 1).contiguous()
     return item
 
 
@@ -133,7 +140,8 @@ class ViewsDataset(torch.utils.data.Dataset):
             qa['turns'] = follow_ups(views, seed, qa['task'], cfg.questions, cfg.tasks, cfg.task_weights, cfg.reasons)
         K = np.broadcast_to(views.K, (len(views.c2w), 3, 3))                                   # (N, 3, 3)
         return make_views_item(frames, K, views.c2w, qa, seed, self.augment,
-                               object_depths(views, frames['instance']) if cfg.object_channels else None)
+                               object_depths(views, frames['instance']) if cfg.object_channels else None,
+                               object_floor(views, frames['instance']) if cfg.world_channels else None)
 
 
 def datasets(cfg, dcfg):

@@ -47,7 +47,7 @@ from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, Llama
 from augment import resize
 from camera_embed import CameraEmbedConfig, CameraEmbedding
 from checkpoint import backbone_config, load_weights, read_json, unique_state_dict
-from distill import GEO_DIM, LOG_DEPTH_CHANNELS, matching_loss
+from distill import GEO_DIM, LOG_DEPTH_CHANNELS, WORLD_DIM, matching_loss
 from tokens import build_tokenizer, digit_token_ids, encode_batch
 
 PIXEL_MEAN, PIXEL_STD = 0.5, 0.5  # SigLIP's normalisation: pixels to [-1, 1]
@@ -76,6 +76,7 @@ class ModelConfig:
     geometry: bool = True
     geometry_hidden: int = 0      # 0: linear geometry head and embedding; > 0: one GELU layer this wide
     geometry_periods: tuple = ()  # metres: E_geo also reads sin/cos(2π z / P) of the predicted depths (geometry_features)
+    world_channels: bool = False  # posed frames: a second head predicts each token's object on the floor plan (world frame)
     digit_loss: float = 0.0       # weight of the ordinal loss on answer digits (digit_wasserstein)
     camera_text: bool = False     # a baseline: K written before each question (camera_embed.camera_text)
     pose: bool = True             # E_cam reads the pose c2w when given (False: as if level, a control)
@@ -211,10 +212,26 @@ class CameraAwareMLLM(nn.Module):
                 last = self.geo_embed if cfg.geometry_hidden == 0 else self.geo_embed[-1]
                 nn.init.zeros_(last.weight)
                 nn.init.zeros_(last.bias)
+        if cfg.world_channels:
+            self.add_world_channels()
         self.vision.requires_grad_(not cfg.freeze_vision)
         self.llm.requires_grad_(not cfg.freeze_llm)
         if cfg.digit_loss > 0:  # token ids of '0'..'9', checked once; a buffer so it follows .to(device)
             self.register_buffer('digit_ids', digit_token_ids(self.tokenizer), persistent=False)
+
+    def add_world_channels(self):
+        """The world head w = head(F + E_cam) (B, N, WORLD_DIM), matched to the teacher's floor-plan
+        position of each token's object (distill.geometry_targets' object_world), and its embedding
+        E_world, added like E_geo. E_world starts at 0, so a trained model grown by it (train.py
+        --init-from RUN --world-channels) starts unchanged."""
+        if not self.cfg.geometry:
+            raise ValueError('the world channels need the geometry branch (ModelConfig.geometry)')
+        self.cfg.world_channels, Dv = True, self.vision.config.hidden_size
+        self.world_head = mlp(Dv, self.cfg.geometry_hidden, WORLD_DIM).to(self.projector[0].weight)
+        self.world_embed = mlp(WORLD_DIM, self.cfg.geometry_hidden, Dv).to(self.projector[0].weight)
+        last = self.world_embed if self.cfg.geometry_hidden == 0 else self.world_embed[-1]
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
 
     @property
     def grid_hw(self) -> tuple[int, int]:
@@ -254,8 +271,13 @@ class CameraAwareMLLM(nn.Module):
             feats = feats + self.camera(K, (S, S), self.enc_grid_hw, c2w, check=check).to(feats.dtype)  # F + E_cam
         geo = None
         if self.cfg.geometry:
-            geo = self.geo_head(feats)                                      # (B, N, GEO_DIM)
-            feats = feats + self.geo_embed(geometry_features(geo, self.cfg.geometry_periods))  # F + E_cam + E_geo
+            geo = self.geo_head(feats)                                      # (B, N, GEO_DIM) from F + E_cam
+            extra = self.geo_embed(geometry_features(geo, self.cfg.geometry_periods))  # E_geo
+            if self.cfg.world_channels:
+                world = self.world_head(feats)                              # (B, N, WORLD_DIM) from F + E_cam
+                extra = extra + self.world_embed(world)                     # + E_world
+                geo = torch.cat([geo, world], -1)                           # (B, N, GEO_DIM + WORLD_DIM)
+            feats = feats + extra                                           # F + E_cam + E_geo (+ E_world)
         return self.projector(pixel_shuffle(feats, self.enc_grid_hw, self.cfg.pixel_shuffle)), geo
 
     def encoder(self, pad_to: int = 1, left: bool = False):
@@ -283,7 +305,7 @@ class CameraAwareMLLM(nn.Module):
             if target.shape[1] != (h // r) * (w // r):
                 raise ValueError(f'teacher target has {target.shape[1]} tokens; expected {h * w} '
                                  f'(grid {(h, w)}) or {(h // r) * (w // r)} (grid {self.grid_hw})')
-            geo = pixel_shuffle(geo, (h, w), r).unflatten(-1, (r * r, GEO_DIM)).mean(2)   # (B, N/r², G)
+            geo = pixel_shuffle(geo, (h, w), r).unflatten(-1, (r * r, geo.shape[-1])).mean(2)   # (B, N/r², G)
         return matching_loss(geo.float(), target.float(), mask)
 
     def forward(self, batch: dict, teacher=None):

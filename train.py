@@ -63,6 +63,7 @@ class TrainConfig:
     tasks: str = 'depth'             # any of data.TASKS, comma-separated, e.g. depth,closer,detect
     frames: int = 0                  # > 0: views.py rooms in this many posed frames; --tasks 'depth' = views.VIEW_TASKS
     object_channels: bool = True     # --frames: the teacher's object channels on every frame (no: surface depth only)
+    world_channels: bool = False     # --frames: + each object's floor-plan position (world frame), a head of its own
     room_objects: str = '3,5'        # --frames: objects per room, 'lo,hi' (a room that shows fewer than 2 is redrawn)
     questions: int = 1               # --frames: up to this many questions per room in one sequence (multi-turn)
     min_pixels: float = 6.0          # --frames: an object is seen in a frame from this many pixels of a 64² frame
@@ -169,7 +170,8 @@ def model_config(cfg: TrainConfig) -> ModelConfig:
                        distill_weight=cfg.distill_weight, digit_loss=cfg.digit_loss, camera_text=cfg.camera_text,
                        pose=cfg.pose, geometry_periods=periods(cfg.geometry_periods), geometry_hidden=cfg.geometry_hidden,
                        patch_size=cfg.patch_size, pixel_shuffle=cfg.pixel_shuffle, freeze_vision=cfg.freeze_vision,
-                       zero_init=bool(cfg.vision or cfg.llm), freeze_llm=cfg.freeze_llm, llm_layers=cfg.llm_layers)
+                       zero_init=bool(cfg.vision or cfg.llm), freeze_llm=cfg.freeze_llm, llm_layers=cfg.llm_layers,
+                       world_channels=cfg.world_channels)
 
 
 def periods(text: str) -> tuple:
@@ -246,6 +248,8 @@ def build(cfg: TrainConfig, ddp: bool, master: bool, device, ckpt: str | None = 
                    else RenderedTeacher())
         if cfg.init_from:   # a curriculum's next stage (README: posed frames)
             model = CameraAwareMLLM.load(ckpt or find_checkpoint(cfg.init_from) or cfg.init_from).to(device)
+            if cfg.world_channels and not model.cfg.world_channels:
+                model.add_world_channels()   # grown by the world head (E_world starts at 0)
             if asdict(model.cfg) != (flags := asdict(model_config(cfg))):
                 raise ValueError(f'--init-from {cfg.init_from}: its model settings {asdict(model.cfg)} differ from '
                                  f'these flags\' {flags}')

@@ -105,6 +105,7 @@ class ViewsConfig:
     questions: int = 1                 # > 1: up to this many questions per room in one sequence (follow_ups)
     object_channels: bool = True       # items carry object_depths (the teacher's object channels per frame)
     reasons: bool = False              # the choices' answers show their measurements first (with_reasons)
+    world_channels: bool = False       # items also carry object_floor (the teacher's world channels per frame)
 
 
 @dataclass
@@ -422,6 +423,21 @@ def tokenizer_corpus() -> list[str]:
 def object_depths(views: Views, instance) -> np.ndarray:
     """(N, H, W): z of the centre of the object each pixel of frame k sees, in frame k's camera
     (camera_centres), 0 where it sees none: the teacher's object channels, per frame (data.object_depth_map)."""
-    z = np.concatenate([camera_centres(views)[..., 2], np.zeros((len(views.c2w), 1))], 1)   # (N, n + 1): id −1 -> 0
-    ids = np.where(instance >= 0, instance, len(views.objects)).reshape(len(z), -1)
-    return np.take_along_axis(z, ids, 1).reshape(instance.shape).astype(np.float32)
+    return at_pixels(camera_centres(views)[..., 2:], instance)[..., 0]
+
+
+def object_floor(views: Views, instance) -> np.ndarray:
+    """(N, H, W, 2): the floor-plan position (x, z, world frame, metres) of the centre of the object
+    each pixel sees, 0 where it sees none: the world channels (train.py --world-channels). A multi-view
+    teacher (VGGT, VG-LLM's) gives point maps in the first camera's frame, which is this world frame."""
+    floor = np.stack([o.center[[0, 2]] for o in views.objects])                       # (n, 2)
+    return at_pixels(np.broadcast_to(floor, (len(views.c2w), *floor.shape)), instance)
+
+
+def at_pixels(values, instance) -> np.ndarray:
+    """values (N, n, C) of every object in every frame -> (N, H, W, C) float32 at each pixel's object
+    (instance id), 0 where a pixel sees none (id −1)."""
+    N, n, C = values.shape
+    v = np.concatenate([values, np.zeros((N, 1, C))], 1)                                # (N, n + 1, C)
+    ids = np.where(instance >= 0, instance, n).reshape(N, -1)                           # (N, H·W)
+    return np.take_along_axis(v, ids[..., None], 1).reshape(*instance.shape, C).astype(np.float32)

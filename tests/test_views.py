@@ -337,6 +337,13 @@ def test_train_frames_flag_runs_and_is_checked(tmp_path):
     assert checkpoint.saved_config(out + '/ckpt', train.TrainConfig)['frames'] == 2
     log = [json.loads(line) for line in open(out + '/log.jsonl')]
     assert log[-1]['distill'] > 0                                                     # a target per frame
+    grown = str(tmp_path / 'grown')                    # the run grown by the world head, trained a step
+    train.main(train.parse_args(['--frames', '2', '--image-size', '32', '--patch-size', '16', '--pixel-shuffle', '2',
+                                 '--batch-size', '2', '--max-steps', '1', '--warmup-steps', '1', '--val-samples', '2',
+                                 '--workers', '0', '--world-channels', '--init-from', out, '--out', grown]))
+    assert checkpoint.saved_config(grown + '/ckpt', train.TrainConfig)['world_channels']
+    assert CameraAwareMLLM.load(grown + '/ckpt').world_head is not None              # rebuilt from its config
+    assert [json.loads(line) for line in open(grown + '/log.jsonl')][-1]['distill'] > 0
     with pytest.raises(ValueError, match='--frames trains on synthetic rooms'):
         train.main(train.parse_args(['--frames', '2', '--teacher', 'some/depth-model', '--out', out]))
     with pytest.raises(ValueError, match='unknown multi-frame task'):
@@ -356,3 +363,51 @@ def test_reasons_summary_splits_a_choice_into_its_measuring_and_its_comparing():
     assert np.isclose(d['error'], np.mean([0.3, 0.9, 1.0, 1.0]))           # 1 − MRA of each distance
     assert out['rel_direction']['error'] == 12.5 and out['rel_direction']['decided'] == 1.0   # wrapped: 15 and 10°
     assert 'appearance_order' not in out
+
+
+def test_world_channels_give_each_objects_floor_plan_position_through_crops_and_zooms():
+    import augment
+    import distill
+    v, frames = views.sample_views(2, CFG)
+    inst, od = frames['instance'], views.object_depths(v, frames['instance'])
+    floor = views.object_floor(v, inst)                                       # (N, H, W, 2)
+    assert floor.shape == (*inst.shape, 2) and (floor[inst < 0] == 0).all()
+    for i, o in enumerate(v.objects):                                          # the same in every frame
+        assert np.allclose(floor[inst == i], o.center[[0, 2]], atol=1e-6)
+    aug = augment.AugmentConfig(p_identity=0.0)
+    item = loader.make_views_item(frames, np.broadcast_to(v.K, (3, 3, 3)), v.c2w, {}, 2, aug, od, floor)
+    on = item['object_depth'] > 0
+    assert item['object_world'].shape == (*item['depth'].shape, 2) and (item['object_world'][~on] == 0).all()
+    centres = np.stack([o.center[[0, 2]] for o in v.objects])                  # (n, 2)
+    gap = lambda xz: np.abs(np.asarray(xz)[:, None] - centres).max(-1).min(1)   # to the nearest centre
+    assert gap(item['object_world'][on]).max() < 1e-5                          # warped as the pixels, nearest
+    batch = data.collate([dict(item, question='q', answer='a', task='t', target=0)] * 2)
+    target, mask = distill.RenderedTeacher()(batch, (4, 4))                   # (B·N, 16, 3 + 2)
+    assert target.shape == mask.shape == (6, 16, 5)
+    assert torch.equal(mask[..., 3], mask[..., 2]) and torch.equal(mask[..., 4], mask[..., 2])  # where objects are
+    fine, fine_mask = distill.RenderedTeacher()(batch, (48, 48))              # a token per pixel
+    assert fine_mask[..., 3].sum() > 50 and gap(fine[fine_mask[..., 3]][:, 3:]).max() < 1e-5
+    with pytest.raises(ValueError, match='object_world needs object_depth'):
+        distill.geometry_targets(batch['depth'][0], batch['points'][0], (4, 4), object_world=batch['object_world'][0])
+
+
+def test_world_head_grows_a_trained_model_without_changing_it():
+    import train
+    cfg = train.parse_args(['--frames', '2', '--image-size', '32', '--patch-size', '16', '--pixel-shuffle', '2'])
+    torch.manual_seed(0)
+    model = CameraAwareMLLM(train.model_config(cfg), tokenizer=train.tiny_tokenizer(cfg)).eval()
+    images, K = torch.randint(0, 255, (2, 2, 3, 32, 32), dtype=torch.uint8), torch.tensor(CFG_K(32)).expand(2, 2, 3, 3)
+    c2w = torch.eye(4).expand(2, 2, 4, 4).clone()
+    c2w[:, 1, 0, 3] = 0.5                                                      # the second camera half a metre right
+    vis, geo = model.visual_tokens(images, K, c2w)
+    model.add_world_channels()
+    vis2, geo2 = model.visual_tokens(images, K, c2w)
+    assert torch.equal(vis, vis2) and geo2.shape == (4, 4, 5) and torch.equal(geo2[..., :3], geo)   # E_world = 0
+    assert train.model_config(train.parse_args(['--frames', '2', '--world-channels'])).world_channels
+    for bad in (['--world-channels'], ['--frames', '2', '--world-channels', '--no-object-channels']):
+        with pytest.raises(ValueError, match='world-channels'):
+            train.check_config(train.parse_args(bad))
+
+
+def CFG_K(size):
+    return scenes.camera_K('standard', (size, size))
