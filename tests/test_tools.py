@@ -2,7 +2,8 @@
 Guards tools/: the diagnosis of a checkpoint runs end to end on a tiny untrained model and prints
 its four measurements; the ridge probe recovers a linear signal and ignores noise; reads compares
 own, other and black inputs and rolled poses; grounding scores a frame listing per frame; the oracle map
-decides every choice it states; frame_order changes the poses alone (a camera-blind model is unmoved).
+decides every choice it states; frame_order changes the poses alone (a camera-blind model is unmoved);
+binding asks every pair of a room and tells a name-blind model from one that binds.
 
     python -m pytest tests/test_tools.py -q
 """
@@ -150,3 +151,29 @@ def test_frame_order_changes_only_the_poses_and_a_camera_blind_model_is_unmoved(
         'reversed']['scores']
     frame_order.main([str(tiny_views_checkpoint(tmp_path, 'aware', zero_init=False)), '--n', '8', '--batch', '4'])
     assert 'poses rolled' in capsys.readouterr().out
+
+
+def test_binding_asks_every_pair_of_a_room_and_tells_a_name_blind_model_from_one_that_binds(tmp_path, capsys):
+    import views
+    from eval_views import views_config
+    from tools import binding
+    cfg = views_config(dict(frames=2, image_size=32, room_objects='3,3'))
+    items = binding.pair_items(cfg, 6)
+    rooms = [it['scene'] for it in items]
+    assert len(items) > 0 and all(rooms.count(r) == 3 for r in set(rooms))
+    for it in items:                                         # the truth is the distance between the two named
+        v, _ = views.sample_views(it['seed'], cfg)
+        a, b = (next(o for o in v.objects if o.name == n) for n in it['objects'])
+        assert np.isclose(it['target'], np.linalg.norm(a.center - b.center)) and a.name in it['question']
+    rng = np.random.default_rng(0)
+    room = np.repeat(np.arange(200), 3)
+    true = rng.normal(size=600) + np.repeat(rng.normal(size=200), 3)
+    binds = binding.binding_scores(true + 0.1 * rng.normal(size=600), true, room)
+    blind = binding.binding_scores(np.repeat(true.reshape(-1, 3).mean(1), 3) + 0.01 * rng.normal(size=600), true, room)
+    assert binds['within_r'] > 0.95 and binds['nearest_gap'][0] > 0.4
+    assert blind['overall_r'] > 0.7 and blind['within_ci'][0] < 0 < blind['within_ci'][1]   # the room, not the pair
+    assert blind['nearest_gap'][0] < 0 < blind['nearest_gap'][1]
+    gone = binding.binding_scores(np.where(room == 3, np.nan, true), true, room)            # a room unparsed: out
+    assert gone['rooms'] == 199 and gone['unparsed_rooms'] == 1
+    binding.main([str(tiny_views_checkpoint(tmp_path)), '--n', '6', '--batch', '6'])
+    assert 'within-room r' in capsys.readouterr().out
