@@ -35,6 +35,18 @@ and the camera embedding; the teacher only supplies its training target. After t
 head (and the LLM reading geo_embed(g)) carries the geometry internally, the teacher is dropped,
 and the model answers from RGB + K alone. (Shapes: B batch, H×W pixels, h×w grid, N = h·w.)
 
+World channels (posed frames, train.py --world-channels). A multi-view teacher (VGGT, the one
+VG-LLM distils) gives its point maps in the first camera's frame; views.py's world frame is that
+frame levelled and moved down to the floor, a fixed rigid motion. From it the teacher can say where on the floor plan each token's object stands, (x, z) in
+metres, the same in every frame that sees it. Two more channels, pooled like the object depth over
+the token's object pixels and counted where the object channel is:
+
+    t_n += [ mean_{O_n} x° ,  mean_{O_n} z° ]                                   (WORLD_DIM = 2)
+
+Per frame, the object depth tells how far an object is from this camera; the world channels tell
+where it is in the room, which is what a distance between two objects, or a direction from one to
+another, is read from. A model learns them through its own world head (model.py).
+
 Two teachers: RenderedTeacher returns the synthetic renderer's exact depth and object depth, i.e.
 a *perfect* 3D foundation model, an upper bound no real teacher reaches. DepthModelTeacher runs
 any transformers metric depth model (e.g. depth-anything/Depth-Anything-V2-Metric-Indoor-Small-hf);

@@ -14,7 +14,9 @@ Intelligence", ICLR 2026; the joining follows LLaVA (Liu et al. 2023) and nanoVL
     E_cam   = CameraEmbedding(K', (S, S), (h, w), c2w)     (B, N, Dv)    zero at init*
     g       = head(F + E_cam)                              (B, N, GEO_DIM)  matched to the teacher
     E_geo   = embed([g, sin 2πz/P, cos 2πz/P])             (B, N, Dv)    z = e^g (depths), P = 10, 1 m; zero at init*
-    V       = projector(pixel_shuffle(F + E_cam + E_geo))  (B, N/r², D)
+    E_world = embed'(head'(F + E_cam))                     (B, N, Dv)    posed frames, --world-channels: each
+                                                                         token's object on the floor plan; zero at init
+    V       = projector(pixel_shuffle(F + E_cam + E_geo [+ E_world]))  (B, N/r², D)
     prompt  = [bos] <image>×N/r² question "\n"  ->  answer <eos>     (or the LLM's chat template)
     loss    = CE(answer tokens and eos) + μ · W1(answer digits) + λ · matching_loss(g, teacher)
               (the LM head reads only the hidden states that predict answer tokens: (B, A, V), not (B, L, V))
