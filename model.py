@@ -235,6 +235,31 @@ class CameraAwareMLLM(nn.Module):
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
 
+    def grow_llm(self, n_layers: int):
+        """Deepen the tiny LLM to n_layers by block expansion (LLaMA Pro, Wu et al. 2024): after evenly
+        spaced layers, a copy whose attention output and MLP down projections are 0, so each new block
+        adds nothing to the residual stream and the grown model computes what it did (train.py
+        --init-from RUN --llm-layers N). A 2-layer LLM has exactly the two hops a question about two
+        named objects needs (name -> its pixels, answer -> the names), and none to spare."""
+        import copy
+        import numpy as np
+        layers, k = list(self.llm.model.layers), n_layers - len(self.llm.model.layers)
+        if self.cfg.llm or k < 1 or k > len(layers):
+            raise ValueError(f'grow_llm: the tiny LLM grows by 1 to {len(layers)} layers; got {n_layers} from '
+                             f'{len(layers)} (llm {self.cfg.llm})')
+        after, grown = set(np.round(np.linspace(0, len(layers) - 1, k)).astype(int).tolist()), []
+        for i, layer in enumerate(layers):
+            grown.append(layer)
+            if i in after:
+                twin = copy.deepcopy(layer)
+                nn.init.zeros_(twin.self_attn.o_proj.weight)
+                nn.init.zeros_(twin.mlp.down_proj.weight)
+                grown.append(twin)
+        for i, layer in enumerate(grown):
+            layer.self_attn.layer_idx = i          # the KV cache's index of the layer
+        self.llm.model.layers = nn.ModuleList(grown)
+        self.llm.config.num_hidden_layers = self.cfg.llm_layers = len(grown)
+
     @property
     def grid_hw(self) -> tuple[int, int]:
         """(h, w) of the visual tokens that reach the LLM (after pixel shuffle)."""

@@ -90,7 +90,7 @@ class TrainConfig:
     geometry_hidden: int = 128       # geometry head and embedding: 0 linear, > 0 one GELU layer this wide
     pixel_shuffle: int = 1           # r×r visual tokens -> one LLM token
     tokenizer: str = 'bpe'           # tiny LLM's tokenizer: 'bpe' (words, digits one by one) or 'char'
-    llm_layers: int = 2              # the tiny LLM's decoder layers (built from a config; not with --llm)
+    llm_layers: int = 2              # the tiny LLM's decoder layers (not with --llm); more than --init-from's: grown
     # backbones ('' = tiny from configs); see model.py for names, folders and GGUF files
     vision: str = ''
     llm: str = ''
@@ -250,6 +250,8 @@ def build(cfg: TrainConfig, ddp: bool, master: bool, device, ckpt: str | None = 
             model = CameraAwareMLLM.load(ckpt or find_checkpoint(cfg.init_from) or cfg.init_from).to(device)
             if cfg.world_channels and not model.cfg.world_channels:
                 model.add_world_channels()   # grown by the world head (E_world starts at 0)
+            if cfg.llm_layers > model.cfg.llm_layers and not cfg.llm:
+                model.grow_llm(cfg.llm_layers)   # deepened by identity blocks (block expansion)
             if asdict(model.cfg) != (flags := asdict(model_config(cfg))):
                 raise ValueError(f'--init-from {cfg.init_from}: its model settings {asdict(model.cfg)} differ from '
                                  f'these flags\' {flags}')

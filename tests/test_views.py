@@ -337,12 +337,14 @@ def test_train_frames_flag_runs_and_is_checked(tmp_path):
     assert checkpoint.saved_config(out + '/ckpt', train.TrainConfig)['frames'] == 2
     log = [json.loads(line) for line in open(out + '/log.jsonl')]
     assert log[-1]['distill'] > 0                                                     # a target per frame
-    grown = str(tmp_path / 'grown')                    # the run grown by the world head, trained a step
+    grown = str(tmp_path / 'grown')              # the run grown by the world head and a layer, trained a step
     train.main(train.parse_args(['--frames', '2', '--image-size', '32', '--patch-size', '16', '--pixel-shuffle', '2',
                                  '--batch-size', '2', '--max-steps', '1', '--warmup-steps', '1', '--val-samples', '2',
-                                 '--workers', '0', '--world-channels', '--init-from', out, '--out', grown]))
+                                 '--workers', '0', '--world-channels', '--llm-layers', '3', '--init-from', out,
+                                 '--out', grown]))
     assert checkpoint.saved_config(grown + '/ckpt', train.TrainConfig)['world_channels']
-    assert CameraAwareMLLM.load(grown + '/ckpt').world_head is not None              # rebuilt from its config
+    again = CameraAwareMLLM.load(grown + '/ckpt')                                     # rebuilt from its config
+    assert again.world_head is not None and len(again.llm.model.layers) == 3
     assert [json.loads(line) for line in open(grown + '/log.jsonl')][-1]['distill'] > 0
     with pytest.raises(ValueError, match='--frames trains on synthetic rooms'):
         train.main(train.parse_args(['--frames', '2', '--teacher', 'some/depth-model', '--out', out]))
