@@ -111,6 +111,11 @@ def scene_seed(split: str, i: int) -> int:
     return SPLITS.index(split) * SPLIT_BASE + int(i)
 
 
+def scene_range(n) -> range:
+    """The scene indices of an evaluation: n (an int: the first n) or a range (eval.py --first-scene)."""
+    return n if isinstance(n, range) else range(n)
+
+
 # ----------------------------------------------------------------------------- questions
 
 def scene_objects(scene) -> list:

@@ -82,7 +82,7 @@ def build_eval_items(scene_cfg, sweep, n_scenes, tasks=None):
     data.py does: the same through every camera), through every camera of the sweep. Items:
     dict(image uint8 (3, H, W), K float32 (3, 3), question, answer, task, target, scene, seed, camera, s)."""
     items = []
-    for i in range(n_scenes):
+    for i in data.scene_range(n_scenes):
         seed = data.scene_seed('test', i)
         scene = scenes.sample_scene(seed, scene_cfg)
         objects = data.scene_objects(scene)
@@ -272,6 +272,7 @@ def parse_args(argv=None):
     p.add_argument('--ckpt', nargs='+', required=True, help='checkpoint or train.py run folders')
     p.add_argument('--camera-shift', action='store_true', help='the full sweep (else the training camera only)')
     p.add_argument('--n-scenes', type=int, default=64, help='held-out test scenes')
+    p.add_argument('--first-scene', type=int, default=0, help='the index of the first (other rooms: a replication)')
     p.add_argument('--tasks', nargs='+', default=None,
                    help="tasks (space or comma separated); default: the checkpoint's training tasks, else all")
     p.add_argument('--zooms', default=','.join(map(str, ZOOMS)), help='comma-separated zoom factors s')
@@ -300,6 +301,8 @@ def parse_args(argv=None):
         p.error(f'unknown task(s) {unknown}; known: {data.TASKS}')
     if args.data and not args.image_root:
         p.error('--data needs --image-root')
+    if args.first_scene < 0 or (args.first_scene and args.data):
+        p.error(f'--first-scene {args.first_scene}: a test-room index >= 0, for synthetic scenes (not --data)')
     return args
 
 
@@ -329,7 +332,7 @@ def main(argv=None):
             if not cache[key]:
                 raise SystemExit(f'{args.data}: no image to evaluate ({left_out} left out)')
         elif key not in cache:
-            cache[key] = build_eval_items(scene_cfg, sweep, args.n_scenes, tasks)
+            cache[key] = build_eval_items(scene_cfg, sweep, range(args.first_scene, args.first_scene + args.n_scenes), tasks)
         if key not in constants:   # real data has no training scenes to take a median of
             constants[key] = {} if args.data else train_medians(scene_cfg, tasks)
         f_c = data.canonical_focal(train_cfg['camera'], train_cfg['image_size']) if train_cfg.get('canonical_focal') else 0.0

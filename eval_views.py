@@ -110,7 +110,7 @@ def sweep_items(cfg: views.ViewsConfig, n_rooms: int, cameras) -> tuple[list, in
     questions drawn through the base lens, kept if still_asked through every camera; and every
     question through the base lens, unpaired (camera 'base': the held-out score per question type)."""
     items, left_out = [], 0
-    for i in range(n_rooms):
+    for i in data.scene_range(n_rooms):
         seed = data.scene_seed('test', i)
         v, base = views.sample_views(seed, cfg)
         qas, shots = questions(v, cfg.tasks, cfg.reasons), []
@@ -129,7 +129,7 @@ def sweep_items(cfg: views.ViewsConfig, n_rooms: int, cameras) -> tuple[list, in
 def base_items(cfg: views.ViewsConfig, n_rooms: int, tasks) -> list:
     """Items of the test rooms' questions of `tasks` through the base lens alone (camera 'base')."""
     items = []
-    for i in range(n_rooms):
+    for i in data.scene_range(n_rooms):
         seed = data.scene_seed('test', i)
         v, frames = views.sample_views(seed, cfg)
         K = np.broadcast_to(v.K, (cfg.frames, 3, 3))
@@ -150,7 +150,7 @@ def scale_views(v: views.Views, s: float) -> views.Views:
 def scale_items(cfg: views.ViewsConfig, n_rooms: int, scales=SCALES) -> list:
     """The metric questions of the test rooms, each room and path scaled by k (camera 'pose_x{k}')."""
     items, tasks = [], [t for t in cfg.tasks if POWER.get(t, 0) > 0]
-    for i in range(n_rooms):
+    for i in data.scene_range(n_rooms):
         seed = data.scene_seed('test', i)
         base, _ = views.sample_views(seed, cfg)
         for k in scales:
@@ -165,7 +165,7 @@ def tile_items(cfg: views.ViewsConfig, n_rooms: int, factors=TILES) -> list:
     """The metric questions of the test rooms with the floor tiles scaled by f (camera 'tile_x{f}'):
     the same answers, the same poses and lenses; only the checker on the floor changes."""
     items, tasks = [], [t for t in cfg.tasks if POWER.get(t, 0) > 0]
-    for i in range(n_rooms):
+    for i in data.scene_range(n_rooms):
         seed = data.scene_seed('test', i)
         base, _ = views.sample_views(seed, cfg)
         K, qas = np.broadcast_to(base.K, (cfg.frames, 3, 3)), questions(base, tasks).values()
@@ -363,13 +363,14 @@ def main(args, evaluate, load_checkpoint, label_of):
         cfg = views_config(train_cfg)
         if repr(cfg) not in cache:
             cameras = sweep_cameras(args.zooms if args.camera_shift else [1.0], cfg.frames)
-            sweep, left_out = sweep_items(cfg, args.n_scenes, cameras)
+            rooms = range(args.first_scene, args.first_scene + args.n_scenes)
+            sweep, left_out = sweep_items(cfg, rooms, cameras)
             n_base = sum(it['camera'] == 'base' for it in sweep)
             print(f'{args.n_scenes} rooms: {n_base} questions, {(len(sweep) - n_base) // len(cameras)} of them paired '
                   f'({left_out} left out: an object unseen, or another answer, through some camera)')
             shift = args.camera_shift
-            cache[repr(cfg)] = (sweep, scale_items(cfg, args.n_scenes) if shift else [], train_medians(cfg),
-                                tile_items(cfg, args.n_scenes) if shift else [])
+            cache[repr(cfg)] = (sweep, scale_items(cfg, rooms) if shift else [], train_medians(cfg),
+                                tile_items(cfg, rooms) if shift else [])
         sweep, scaled, medians, tiled = cache[repr(cfg)]
         records = evaluate(model, sweep, args.batch_size, args.max_new_tokens)
         for r, it in zip(records, sweep):

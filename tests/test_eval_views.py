@@ -8,6 +8,7 @@ import json
 import math
 
 import numpy as np
+import pytest
 import torch
 
 import data
@@ -129,3 +130,14 @@ def test_eval_hands_a_frames_checkpoint_to_eval_views(tmp_path):
                          '--max-new-tokens', '3', '--camera-shift', '--zooms', '1,2'])
     table = (tmp_path / 'out' / 'table.md').read_text()
     assert 'floor ruler' in table and 'zoom response' in table and {'tiles', 'zoom'} <= set(next(iter(results.values())))
+
+
+def test_first_scene_asks_other_rooms_the_same_way():
+    tasks = ('object_count', 'abs_distance')
+    first, later = eval_views.base_items(CFG, 5, tasks), eval_views.base_items(CFG, range(3, 5), tasks)
+    assert {it['scene'] for it in later} == {3, 4}
+    assert [it['question'] for it in later] == [it['question'] for it in first if it['scene'] >= 3]
+    assert eval.parse_args(['--ckpt', 'x', '--first-scene', '1024']).first_scene == 1024
+    for bad in (['--first-scene', '-1'], ['--first-scene', '4', '--data', 'a.json', '--image-root', '.']):
+        with pytest.raises(SystemExit):
+            eval.parse_args(['--ckpt', 'x'] + bad)
