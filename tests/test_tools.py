@@ -177,3 +177,5 @@ def test_binding_asks_every_pair_of_a_room_and_tells_a_name_blind_model_from_one
     assert gone['rooms'] == 199 and gone['unparsed_rooms'] == 1
     binding.main([str(tiny_views_checkpoint(tmp_path)), '--n', '6', '--batch', '6'])
     assert 'within-room r' in capsys.readouterr().out
+    binding.main([str(tiny_views_checkpoint(tmp_path, 'world', world_channels=True)), '--n', '6', '--batch', '6'])
+    assert 'world head: median error' in capsys.readouterr().out          # a model with world channels
