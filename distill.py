@@ -38,8 +38,9 @@ and the model answers from RGB + K alone. (Shapes: B batch, H×W pixels, h×w gr
 World channels (posed frames, train.py --world-channels). A multi-view teacher (VGGT, the one
 VG-LLM distils) gives its point maps in the first camera's frame; views.py's world frame is that
 frame levelled and moved down to the floor, a fixed rigid motion. From it the teacher can say where
-on the floor plan each token's object stands, (x, z) in metres, the same in every frame that sees it. Two more channels, pooled like the object depth over
-the token's object pixels and counted where the object channel is:
+on the floor plan each token's object stands, (x, z) in metres, the same in every frame that sees it.
+Two more channels, pooled like the object depth over the token's object pixels and counted where
+the object channel is:
 
     t_n += [ mean_{O_n} x° ,  mean_{O_n} z° ]                                   (WORLD_DIM = 2)
 

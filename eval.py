@@ -77,7 +77,7 @@ def shift_K(K, dx: float, dy: float) -> np.ndarray:
     return (augment.shift_affine(dx, dy) @ torch.as_tensor(np.asarray(K, np.float64))).numpy()   # (3, 3)
 
 
-def build_eval_items(scene_cfg, sweep, n_scenes, tasks=None):
+def build_eval_items(scene_cfg, sweep, n_scenes: int | range, tasks=None):
     """Each test scene, one question per feasible task (drawn with rng([seed, task index]) as
     data.py does: the same through every camera), through every camera of the sweep. Items:
     dict(image uint8 (3, H, W), K float32 (3, 3), question, answer, task, target, scene, seed, camera, s)."""
@@ -332,7 +332,8 @@ def main(argv=None):
             if not cache[key]:
                 raise SystemExit(f'{args.data}: no image to evaluate ({left_out} left out)')
         elif key not in cache:
-            cache[key] = build_eval_items(scene_cfg, sweep, range(args.first_scene, args.first_scene + args.n_scenes), tasks)
+            rooms = range(args.first_scene, args.first_scene + args.n_scenes)
+            cache[key] = build_eval_items(scene_cfg, sweep, rooms, tasks)
         if key not in constants:   # real data has no training scenes to take a median of
             constants[key] = {} if args.data else train_medians(scene_cfg, tasks)
         f_c = data.canonical_focal(train_cfg['camera'], train_cfg['image_size']) if train_cfg.get('canonical_focal') else 0.0

@@ -105,7 +105,7 @@ def still_asked(qa, v: views.Views, seen) -> bool:
     return True
 
 
-def sweep_items(cfg: views.ViewsConfig, n_rooms: int, cameras) -> tuple[list, int]:
+def sweep_items(cfg: views.ViewsConfig, n_rooms: int | range, cameras) -> tuple[list, int]:
     """Paired items of the test rooms through every camera, and how many questions were left out:
     questions drawn through the base lens, kept if still_asked through every camera; and every
     question through the base lens, unpaired (camera 'base': the held-out score per question type)."""
@@ -126,7 +126,7 @@ def sweep_items(cfg: views.ViewsConfig, n_rooms: int, cameras) -> tuple[list, in
     return items, left_out
 
 
-def base_items(cfg: views.ViewsConfig, n_rooms: int, tasks) -> list:
+def base_items(cfg: views.ViewsConfig, n_rooms: int | range, tasks) -> list:
     """Items of the test rooms' questions of `tasks` through the base lens alone (camera 'base')."""
     items = []
     for i in data.scene_range(n_rooms):
@@ -147,7 +147,7 @@ def scale_views(v: views.Views, s: float) -> views.Views:
     return views.Views(objects, room, c2w, v.K, v.image_hw, v.camera_height * s, v.seed, v.seen)
 
 
-def scale_items(cfg: views.ViewsConfig, n_rooms: int, scales=SCALES) -> list:
+def scale_items(cfg: views.ViewsConfig, n_rooms: int | range, scales=SCALES) -> list:
     """The metric questions of the test rooms, each room and path scaled by k (camera 'pose_x{k}')."""
     items, tasks = [], [t for t in cfg.tasks if POWER.get(t, 0) > 0]
     for i in data.scene_range(n_rooms):
@@ -161,7 +161,7 @@ def scale_items(cfg: views.ViewsConfig, n_rooms: int, scales=SCALES) -> list:
     return items
 
 
-def tile_items(cfg: views.ViewsConfig, n_rooms: int, factors=TILES) -> list:
+def tile_items(cfg: views.ViewsConfig, n_rooms: int | range, factors=TILES) -> list:
     """The metric questions of the test rooms with the floor tiles scaled by f (camera 'tile_x{f}'):
     the same answers, the same poses and lenses; only the checker on the floor changes."""
     items, tasks = [], [t for t in cfg.tasks if POWER.get(t, 0) > 0]

@@ -65,8 +65,8 @@ def views_config(cfg) -> ViewsConfig:
 def views_checks(cfg, defaults) -> list[str]:
     """What is wrong with the multi-frame flags of a TrainConfig (defaults: its class), for check_config."""
     bad = [f'--frames {cfg.frames} (0: single images, else 1..16)'] if not 0 <= cfg.frames <= 16 else []
-    only = [f"--{k.replace('_', '-')}" for k in ('questions', 'room_objects', 'min_pixels', 'reasons', 'world_channels')
-            if getattr(cfg, k) != getattr(defaults, k)]
+    only = [f"--{k.replace('_', '-')}" for k in ('questions', 'room_objects', 'min_pixels', 'reasons',
+                                                  'world_channels') if getattr(cfg, k) != getattr(defaults, k)]
     bad += [f"{', '.join(only)}: for --frames runs only"] if only and not cfg.frames else []
     bad += ['--world-channels needs the object channels and the geometry branch (no --no-object-channels, '
             'no --no-distill)'] if cfg.world_channels and not (cfg.object_channels and cfg.distill) else []
@@ -92,8 +92,9 @@ def make_views_item(frames: dict, K, c2w, qa: dict, seed: int, augment_cfg=None,
                     object_world=None) -> dict:
     """Rendered frames (render_views) -> an item of tensors: image (N, 3, H, W) uint8, K (N, 3, 3),
     c2w (N, 4, 4), depth (N, H, W), points (N, H, W, 3) [, object_depth (N, H, W): object_depths]
-    [, object_world (N, H, W, 2): object_floor, with object_depth] + the question. augment_cfg: every frame its own random camera (augment.random_camera_augment,
-    rng([seed, AUG_STREAM, k])), K exact."""
+    [, object_world (N, H, W, 2): object_floor, with object_depth] + the question. augment_cfg: every
+    frame its own random camera (augment.random_camera_augment, rng([seed, AUG_STREAM, k])), K exact;
+    the maps go through the same warp as the pixels."""
     images, Ks, geos = [], [], []
     for k in range(len(c2w)):
         image = torch.from_numpy(frames['image'][k]).permute(2, 0, 1).contiguous()        # (3, H, W)

@@ -34,6 +34,7 @@ loads fast). Text and prompts: tokens.py; weight files: checkpoint.py.
 Worked number: the default tiny model reads 128 px through 16 px patches, an 8×8 grid of N = 64
 visual tokens; with pixel_shuffle r = 2 the LLM gets 16 tokens of width D from 4·Dv features each.
 """
+import copy
 import json
 import os
 from dataclasses import asdict, dataclass, field, fields
@@ -78,7 +79,7 @@ class ModelConfig:
     geometry: bool = True
     geometry_hidden: int = 0      # 0: linear geometry head and embedding; > 0: one GELU layer this wide
     geometry_periods: tuple = ()  # metres: E_geo also reads sin/cos(2π z / P) of the predicted depths (geometry_features)
-    world_channels: bool = False  # posed frames: a second head predicts each token's object on the floor plan (world frame)
+    world_channels: bool = False  # posed frames: a world head places each token's object on the floor plan
     digit_loss: float = 0.0       # weight of the ordinal loss on answer digits (digit_wasserstein)
     camera_text: bool = False     # a baseline: K written before each question (camera_embed.camera_text)
     pose: bool = True             # E_cam reads the pose c2w when given (False: as if level, a control)
@@ -241,13 +242,11 @@ class CameraAwareMLLM(nn.Module):
         adds nothing to the residual stream and the grown model computes what it did (train.py
         --init-from RUN --llm-layers N). A 2-layer LLM has exactly the two hops a question about two
         named objects needs (name -> its pixels, answer -> the names), and none to spare."""
-        import copy
-        import numpy as np
         layers, k = list(self.llm.model.layers), n_layers - len(self.llm.model.layers)
         if self.cfg.llm or k < 1 or k > len(layers):
-            raise ValueError(f'grow_llm: the tiny LLM grows by 1 to {len(layers)} layers; got {n_layers} from '
-                             f'{len(layers)} (llm {self.cfg.llm})')
-        after, grown = set(np.round(np.linspace(0, len(layers) - 1, k)).astype(int).tolist()), []
+            raise ValueError(f'grow_llm: a tiny LLM of {len(layers)} layers grows to {len(layers) + 1}..'
+                             f'{2 * len(layers)} (a twin per layer at most); got {n_layers} (llm {self.cfg.llm})')
+        after, grown = {round(j * (len(layers) - 1) / max(k - 1, 1)) for j in range(k)}, []   # evenly spaced
         for i, layer in enumerate(layers):
             grown.append(layer)
             if i in after:
