@@ -111,9 +111,9 @@ def scene_seed(split: str, i: int) -> int:
     return SPLITS.index(split) * SPLIT_BASE + int(i)
 
 
-def scene_range(n) -> range:
-    """The scene indices of an evaluation: n (an int: the first n) or a range (eval.py --first-scene)."""
-    return n if isinstance(n, range) else range(n)
+def scene_range(n, first: int = 0) -> range:
+    """The scene indices of an evaluation: n of them from `first` (eval.py --first-scene), or a range as it is."""
+    return n if isinstance(n, range) else range(first, first + n)
 
 
 # ----------------------------------------------------------------------------- questions

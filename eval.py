@@ -332,8 +332,7 @@ def main(argv=None):
             if not cache[key]:
                 raise SystemExit(f'{args.data}: no image to evaluate ({left_out} left out)')
         elif key not in cache:
-            rooms = range(args.first_scene, args.first_scene + args.n_scenes)
-            cache[key] = build_eval_items(scene_cfg, sweep, rooms, tasks)
+            cache[key] = build_eval_items(scene_cfg, sweep, data.scene_range(args.n_scenes, args.first_scene), tasks)
         if key not in constants:   # real data has no training scenes to take a median of
             constants[key] = {} if args.data else train_medians(scene_cfg, tasks)
         f_c = data.canonical_focal(train_cfg['camera'], train_cfg['image_size']) if train_cfg.get('canonical_focal') else 0.0

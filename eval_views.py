@@ -363,7 +363,7 @@ def main(args, evaluate, load_checkpoint, label_of):
         cfg = views_config(train_cfg)
         if repr(cfg) not in cache:
             cameras = sweep_cameras(args.zooms if args.camera_shift else [1.0], cfg.frames)
-            rooms = range(args.first_scene, args.first_scene + args.n_scenes)
+            rooms = data.scene_range(args.n_scenes, args.first_scene)
             sweep, left_out = sweep_items(cfg, rooms, cameras)
             n_base = sum(it['camera'] == 'base' for it in sweep)
             print(f'{args.n_scenes} rooms: {n_base} questions, {(len(sweep) - n_base) // len(cameras)} of them paired '

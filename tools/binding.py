@@ -34,6 +34,7 @@ from eval import evaluate, load_checkpoint  # noqa: E402
 from distill import RenderedTeacher  # noqa: E402
 from eval_views import gap_interval, item, views_config  # noqa: E402
 from intervals import interval  # noqa: E402
+from loader import make_views_item  # noqa: E402
 from metrics import parse_answer  # noqa: E402
 from tools.reads import run_args  # noqa: E402
 
@@ -94,14 +95,13 @@ def world_head_error(model, cfg: views.ViewsConfig, rooms) -> tuple[float, float
     object tokens (the teacher's mask) of the rooms' frames through the base lens."""
     err, truth = [], []
     for i in rooms:
-        v, frames = views.sample_views(data.scene_seed('test', i), cfg)
-        batch = dict(depth=torch.from_numpy(frames['depth'])[None], points=torch.from_numpy(frames['points'])[None],
-                     object_depth=torch.from_numpy(views.object_depths(v, frames['instance']))[None],
-                     object_world=torch.from_numpy(views.object_floor(v, frames['instance']))[None])
-        target, mask = RenderedTeacher()(batch, model.enc_grid_hw)                    # (N, n, 5)
-        image = torch.from_numpy(frames['image']).permute(0, 3, 1, 2)                # (N, 3, H, W)
-        K = torch.tensor(np.broadcast_to(v.K, (cfg.frames, 3, 3)), dtype=torch.float32)
-        _, geo = model.visual_tokens(image, K, torch.tensor(v.c2w, dtype=torch.float32))
+        seed = data.scene_seed('test', i)
+        v, frames = views.sample_views(seed, cfg)
+        it = make_views_item(frames, np.broadcast_to(v.K, (cfg.frames, 3, 3)), v.c2w, {}, seed, None,
+                             views.object_depths(v, frames['instance']), views.object_floor(v, frames['instance']))
+        target, mask = RenderedTeacher()({k: it[k][None] for k in ('depth', 'points', 'object_depth', 'object_world')},
+                                         model.enc_grid_hw)                          # (N, n, 5)
+        _, geo = model.visual_tokens(it['image'], it['K'], it['c2w'])
         on = mask[..., 3]
         err.append((geo[..., 3:5][on] - target[..., 3:5][on]).norm(dim=-1))
         truth.append(target[..., 3:5][on])
