@@ -229,24 +229,37 @@ def measurement_error(task: str, got: float, true: float) -> float:
     return 1 - mra(got, true) if task == 'rel_distance' else float(got != true)
 
 
+def spread(task: str, values) -> float:
+    """How widely a set of measurements varies: the standard deviation, circular for bearings
+    (sqrt(−2 ln R), R the length of the mean unit vector, in degrees). Stated over true, it is near 1 when
+    the model's measurements vary as the questions do and near 0 when it writes one value for all."""
+    x = np.asarray(values, float)
+    if task != 'rel_direction':
+        return float(x.std())
+    R = np.abs(np.exp(1j * np.radians(x)).mean())
+    return float(np.degrees(np.sqrt(-2 * np.log(max(R, 1e-12)))))
+
+
 def reasons_summary(records) -> dict:
     """A --reasons run's choices split into their two steps, on the base lens: {task: dict(n, stated (two
     measurements written), consistent (the choice is the one its own measurements make, views.decide),
     decided (its measurements choose the right option), error (measurement_error: the mean, the median
-    for bearings))}."""
+    for bearings), spread (of the stated measurements over that of the true ones))}."""
     out = {}
     for t in ('rel_distance', 'rel_direction', 'appearance_order'):
         rs = [r for r in records if r['task'] == t and r['camera'] == 'base' and ':' in r['answer']]
         ok = [(r, x) for r, x in ((r, views.read_reasons(r['pred_text'])) for r in rs) if x is not None and len(x) == 2]
         if not ok:
             continue
-        err = [measurement_error(t, p, g) for r, x in ok for p, g in zip(x, views.read_reasons(r['answer']))]
+        true = [views.read_reasons(r['answer']) for r, _ in ok]
+        err = [measurement_error(t, p, g) for (_, x), y in zip(ok, true) for p, g in zip(x, y)]
         made = [views.decide(t, x, r['options']) for r, x in ok]          # the option its measurements make
         out[t] = dict(n=len(rs), stated=len(ok) / len(rs),
                       consistent=float(np.mean([parse_answer(t, r['pred_text']) == parse_name(m)
                                                 for (r, _), m in zip(ok, made)])),
                       decided=float(np.mean([m == r['target'] for (r, _), m in zip(ok, made)])),
-                      error=float(np.median(err) if t == 'rel_direction' else np.mean(err)))
+                      error=float(np.median(err) if t == 'rel_direction' else np.mean(err)),
+                      spread=spread(t, [v for _, x in ok for v in x]) / max(spread(t, sum(true, [])), 1e-12))
     return out
 
 
@@ -333,9 +346,11 @@ def markdown(results) -> str:
     if any(r.get('reasons') for r in results.values()):
         lines += ['', 'the choices in two steps (--reasons runs, base lens): measurements stated, the choice is the '
                   'one they make, they make the right one; their error (distances 1 − MRA, frames wrong, degrees off: '
-                  'median)', '', '| checkpoint | task | stated | consistent | decided right | error |',
-                  '|---|---|---|---|---|---|']
-        lines += [f"| {lab} | {t} | {c['stated']:.2f} | {c['consistent']:.2f} | {c['decided']:.2f} | {c['error']:.2f} |"
+                  'median); spread: of the stated measurements over the true ones (0: one value for all)', '',
+                  '| checkpoint | task | stated | consistent | decided right | error | spread |',
+                  '|---|---|---|---|---|---|---|']
+        lines += [f"| {lab} | {t} | {c['stated']:.2f} | {c['consistent']:.2f} | {c['decided']:.2f} | {c['error']:.2f} "
+                  f"| {c['spread']:.2f} |"
                   for lab in labels for t, c in results[lab].get('reasons', {}).items()]
     if any(r.get('zoom') for r in results.values()):
         lines += ['', 'zoom response: d log ŷ / d log s ÷ power over the paired questions (−1 reads sizes off the '

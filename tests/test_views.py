@@ -365,6 +365,10 @@ def test_reasons_summary_splits_a_choice_into_its_measuring_and_its_comparing():
     assert np.isclose(d['error'], np.mean([0.3, 0.9, 1.0, 1.0]))           # 1 − MRA of each distance
     assert out['rel_direction']['error'] == 12.5 and out['rel_direction']['decided'] == 1.0   # wrapped: 15 and 10°
     assert 'appearance_order' not in out
+    assert np.isclose(d['spread'], np.std([2.5, 1.5, 1.0, 2.0]) / np.std([3.0, 1.0, 3.0, 1.0]))   # stated / true
+    assert eval_views.spread('rel_direction', [-124] * 9) < 1e-3 and eval_views.spread('rel_distance', [2.0] * 9) == 0
+    assert np.isclose(eval_views.spread('rel_direction', [179, -179]), 1, atol=0.01)   # circular: across the wrap, 1°
+    assert eval_views.spread('rel_direction', np.linspace(-180, 180, 360, endpoint=False)) > 180   # uniform: no mean
 
 
 def test_world_channels_give_each_objects_floor_plan_position_through_crops_and_zooms():
