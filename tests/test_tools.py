@@ -179,3 +179,31 @@ def test_binding_asks_every_pair_of_a_room_and_tells_a_name_blind_model_from_one
     assert 'within-room r' in capsys.readouterr().out
     binding.main([str(tiny_views_checkpoint(tmp_path, 'world', world_channels=True)), '--n', '6', '--batch', '6'])
     assert 'world head: median error' in capsys.readouterr().out          # a model with world channels
+
+
+
+def test_oracle_score_sees_a_model_that_answers_one_option_whatever_the_room():
+    """A stub LLM that rates the same token highest for every prompt: where every question has the same two
+    options (left/right, A/B) its top pick is 1.0 and its accuracy the constant's or one minus it; relative
+    distance, with two or three options, gets the last letter there is (C or B)."""
+    import types
+    import torch
+    import train
+    import views
+    from tools import oracle
+    tok = train.tiny_tokenizer(train.parse_args(['--frames', '3']))
+    cfg = views.ViewsConfig(frames=3, image_hw=(48, 48), n_objects=(3, 4), tasks=oracle.CHOICES)
+    ramp = torch.arange(len(tok), dtype=torch.float)
+
+    class Fixed:                                    # the highest token id wins, whatever the input
+        def eval(self):
+            pass
+
+        def __call__(self, input_ids):
+            return types.SimpleNamespace(logits=ramp.expand(*input_ids.shape, -1))
+    out = oracle.score(Fixed(), tok, cfg, 24)
+    assert set(out) == set(oracle.CHOICES)
+    for t, (acc, const, (lo, hi), n, top) in out.items():
+        assert n > 0 and lo <= acc - const <= hi
+        assert top == 1.0 or (t == 'rel_distance' and 0.5 <= top < 1)
+        assert t == 'rel_distance' or np.isclose(acc, const) or np.isclose(acc, 1 - const)

@@ -104,8 +104,10 @@ def fit(llm, tok, cfg: views.ViewsConfig, steps: int, batch: int = 16, lr: float
 
 @torch.no_grad()
 def score(llm, tok, cfg: views.ViewsConfig, n: int, how=None) -> dict:
-    """{task: (model accuracy, constant accuracy, (lo, hi) of model − constant, questions)} on n held-out rooms.
-    The pick: the option whose first token rates highest; with reasons, the choice that ends a greedy answer."""
+    """{task: (model accuracy, constant accuracy, (lo, hi) of model − constant, questions, top pick)} on n
+    held-out rooms. The pick: the option whose first token rates highest; with reasons, the choice that ends a
+    greedy answer. top pick: the share of the questions given the model's most common pick (as a letter or a
+    word), 1.0 for a model that answers one option whatever the room."""
     llm.eval()
     hits, how = {t: [] for t in CHOICES}, how or {}
     for i in range(n):
@@ -115,20 +117,21 @@ def score(llm, tok, cfg: views.ViewsConfig, n: int, how=None) -> dict:
             if how.get('reasons'):
                 out = llm.generate(ids, max_new_tokens=64, do_sample=False, eos_token_id=tok.eos_token_id,
                                    pad_token_id=tok.pad_token_id)[0, ids.shape[1]:]
-                hits[qa['task']].append((parse_answer(qa['task'], tok.decode(out, skip_special_tokens=True))
-                                         == parse_name(qa['target']), qa['target']))
+                pick = parse_answer(qa['task'], tok.decode(out, skip_special_tokens=True))
+                hits[qa['task']].append((pick == parse_name(qa['target']), qa['target'], pick))
                 continue
             logits = llm(input_ids=ids).logits[0, -1]
             first = [tok(o, add_special_tokens=False).input_ids[0] for o in qa['options']]
             pick = qa['options'][int(torch.argmax(logits[first]))]
-            hits[qa['task']].append((pick == qa['target'], qa['target']))
+            hits[qa['task']].append((pick == qa['target'], qa['target'], parse_name(pick)))
     out = {}
     for t, rows in ((t, rows) for t, rows in hits.items() if rows):            # a task no room could ask: no row
-        truth = [a for _, a in rows]
+        truth, picks = [a for _, a, _ in rows], [str(p) for _, _, p in rows]
         const = max(set(truth), key=truth.count)
-        d = np.array([float(h) - float(a == const) for h, a in rows])           # per question: model − constant
+        d = np.array([float(h) - float(a == const) for h, a, _ in rows])        # per question: model − constant
         lo, hi = interval(bootstrap(lambda _, s: d[s].mean(), 1, len(d)))
-        out[t] = (np.mean([h for h, _ in rows]), np.mean([a == const for a in truth]), (lo, hi), len(d))
+        top = max(picks.count(p) for p in set(picks)) / len(picks)
+        out[t] = (np.mean([h for h, _, _ in rows]), np.mean([a == const for a in truth]), (lo, hi), len(d), top)
     return out
 
 
@@ -155,9 +158,9 @@ def main(argv=None):
     llm = build_llm(ModelConfig(llm=args.llm) if args.llm else train.model_config(tcfg), tok)
     how = dict(leak=args.leak, reasons=args.reasons, by_object=args.by_object)
     fit(llm, tok, cfg, args.steps, lr=args.lr, how=how)
-    for t, (acc, const, (lo, hi), n) in score(llm, tok, cfg, args.n, how).items():
+    for t, (acc, const, (lo, hi), n, top) in score(llm, tok, cfg, args.n, how).items():
         print(f'{t:17s} model {acc:.2f}  constant {const:.2f}  model − constant {acc - const:+.2f} '
-              f'[{lo:+.2f}, {hi:+.2f}]  ({n} questions)')
+              f'[{lo:+.2f}, {hi:+.2f}]  top pick {top:.2f}  ({n} questions)')
 
 
 if __name__ == '__main__':
