@@ -181,7 +181,6 @@ def test_binding_asks_every_pair_of_a_room_and_tells_a_name_blind_model_from_one
     assert 'world head: median error' in capsys.readouterr().out          # a model with world channels
 
 
-
 def test_oracle_score_sees_a_model_that_answers_one_option_whatever_the_room():
     """A stub LLM that rates the same token highest for every prompt: where every question has the same two
     options (left/right, A/B) its top pick is 1.0 and its accuracy the constant's or one minus it; relative
