@@ -46,7 +46,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from pinhole import check_hw, check_K, ray_xy
+from world.pinhole import check_hw, check_K, ray_xy
 
 FEATURE_DIM = 10  # channels of camera_features: d̂ (3), moment (3), ray x, ray y, log fx/W, log fy/H
 

@@ -16,7 +16,7 @@ Real data (Omni3D JSON) has no renderer: each image is letterboxed to the model'
 ratio kept, K exact) and augment's exact warp (zoom, shift) stands in for the lens; questions are
 asked only about objects fully in view through every camera of the sweep (paired again).
 
-Metrics (metrics.py has the definitions); an answer that is not exactly data.py's format scores
+Metrics (metrics.py has the definitions); an answer that is not exactly synthetic.py's format scores
 zero and counts as unparsed:
   depth, size, distance  MRA = 1/10 Σ_θ 1[|p−g|/g ≤ 1−θ], θ in {0.50, ..., 0.95} (VSI-Bench, as
                          lmms-eval), AbsRel |p−g|/g, δ<1.25 = 1[max(p/g, g/p) < 1.25]
@@ -45,14 +45,14 @@ import torch
 from tqdm import tqdm
 
 import augment
-import data
-import omni3d
-import pinhole
-import raycast
-import report
-import scenes
-from intervals import differences, seed_summary
-from metrics import parse_answer, score
+from data import synthetic
+from data import omni3d
+from world import pinhole
+from world import raycast
+from common import report
+from world import scenes
+from common.intervals import differences, seed_summary
+from common.metrics import parse_answer, score
 
 ZOOMS = (0.5, 0.67, 0.8, 1.0, 1.25, 1.5, 2.0)   # the sweep's zooms s, spanning augment.ZOOM_RANGE
 SHIFTS = (('shift_x+10%', 0.1, 0.0), ('shift_x-10%', -0.1, 0.0), ('shift_y+10%', 0.0, 0.1))
@@ -79,15 +79,15 @@ def shift_K(K, dx: float, dy: float) -> np.ndarray:
 
 def build_eval_items(scene_cfg, sweep, n_scenes: int | range, tasks=None):
     """Each test scene, one question per feasible task (drawn with rng([seed, task index]) as
-    data.py does: the same through every camera), through every camera of the sweep. Items:
+    synthetic.py does: the same through every camera), through every camera of the sweep. Items:
     dict(image uint8 (3, H, W), K float32 (3, 3), question, answer, task, target, scene, seed, camera, s)."""
     items = []
-    for i in data.scene_range(n_scenes):
-        seed = data.scene_seed('test', i)
+    for i in synthetic.scene_range(n_scenes):
+        seed = synthetic.scene_seed('test', i)
         scene = scenes.sample_scene(seed, scene_cfg)
-        objects = data.scene_objects(scene)
-        qas = [data.make_qa(objects, t, np.random.default_rng([seed, data.TASKS.index(t)]))
-               for t in tasks or data.TASKS if data.feasible(objects, t)]   # closer/distance need 2
+        objects = synthetic.scene_objects(scene)
+        qas = [synthetic.make_qa(objects, t, np.random.default_rng([seed, synthetic.TASKS.index(t)]))
+               for t in tasks or synthetic.TASKS if synthetic.feasible(objects, t)]   # closer/distance need 2
         for name, s, K_fn in sweep:
             K = K_fn(scene.K)                                                  # (3, 3)
             image = torch.from_numpy(raycast.render(scene, K=K)['image']).permute(2, 0, 1)  # (3, H, W)
@@ -103,11 +103,11 @@ def train_medians(scene_cfg, tasks, n_scenes=512) -> dict:
     that ignores the image would learn. Its MRA on the evaluated items is the baseline to beat."""
     targets = defaultdict(list)
     for i in range(n_scenes):
-        seed = data.scene_seed('train', i)
-        objects = data.scene_objects(scenes.sample_scene(seed, scene_cfg))
+        seed = synthetic.scene_seed('train', i)
+        objects = synthetic.scene_objects(scenes.sample_scene(seed, scene_cfg))
         for t in tasks:
-            if t in ('depth', 'size', 'distance') and data.feasible(objects, t):
-                qa = data.make_qa(objects, t, np.random.default_rng([seed, data.TASKS.index(t)]))
+            if t in ('depth', 'size', 'distance') and synthetic.feasible(objects, t):
+                qa = synthetic.make_qa(objects, t, np.random.default_rng([seed, synthetic.TASKS.index(t)]))
                 targets[t].append(qa['target'])
     return {t: float(np.median(v)) for t, v in targets.items()}
 
@@ -116,7 +116,7 @@ def build_real_items(dataset, sweep, image_hw, n=None):
     """Real data (omni3d.load_omni3d) -> (items, left_out). Each image is letterboxed to the model's
     size (aspect ratio kept), then warped by A = K' K⁻¹ with K' = K_fn(K) (augment.zoom /
     shift_principal_point exactly); camera-frame labels stay. Paired as the synthetic sweep: the
-    question (drawn as data.sample_qa does) is about objects whose 3D box is fully in view through
+    question (drawn as synthetic.sample_qa does) is about objects whose 3D box is fully in view through
     every camera of the sweep; detect only where every object is. left_out counts the images of
     the first n that allow no such question."""
     items, left_out, tasks = [], 0, dataset.tasks
@@ -128,10 +128,10 @@ def build_real_items(dataset, sweep, image_hw, n=None):
         weights = list(dataset.task_weights or [1.0] * len(tasks))
         if len(kept) < len(objects) and 'detect' in tasks:
             weights[tasks.index('detect')] = 0.0                           # its answer lists every object
-        if not any(w > 0 and data.feasible(kept, t) for t, w in zip(tasks, weights)):
+        if not any(w > 0 and synthetic.feasible(kept, t) for t, w in zip(tasks, weights)):
             left_out += 1
             continue
-        qa = data.sample_qa(kept, it['seed'], tasks, tuple(weights))
+        qa = synthetic.sample_qa(kept, it['seed'], tasks, tuple(weights))
         for (name, s, _), K in zip(sweep, Ks):
             view, K = augment.apply_affine(image, K0, augment.affine_from_K(K0, torch.from_numpy(K))[0], image_hw)
             items.append(dict(qa, image=view, K=K.float(), scene=i, seed=it['seed'], camera=name, s=s))
@@ -148,7 +148,7 @@ def letterbox(image, K, image_hw):
 
 
 def box_in_view(obj, K, image_hw) -> bool:
-    """Are the 8 corners of obj's 3D box (data.py's dict) in front of the camera and inside the image?"""
+    """Are the 8 corners of obj's 3D box (synthetic.py's dict) in front of the camera and inside the image?"""
     corners = scenes.box_corners(obj['center'], obj['size'], obj['yaw'])  # (8, 3)
     uv = scenes.project(np.asarray(K, np.float64), corners) if (corners[:, 2] > 0).all() else None
     H, W = image_hw
@@ -162,7 +162,7 @@ def evaluate(model, items, batch_size=32, max_new_tokens=None, progress=True, ca
     record per item. The default token budget is 1.25x the task's longest reference answer in
     characters (>= tokens for ASCII) + 8: per task, so no answer leaks. canonical_f > 0: the
     model answers in that focal length's label space (train.py --canonical-focal), and each
-    answer is mapped back to metres with its item's K (data.canonical_target) before scoring."""
+    answer is mapped back to metres with its item's K (synthetic.canonical_target) before scoring."""
     device, records, batches = next(model.parameters()).device, [None] * len(items), []
     for task in dict.fromkeys(it['task'] for it in items):
         idx = [i for i, it in enumerate(items) if it['task'] == task]
@@ -188,7 +188,7 @@ def from_canonical(item, text, f_c):
     if value is None:
         return text
     c2w = item.get('c2w', torch.eye(4))
-    return data.answer_text(item['task'], data.canonical_target(item['task'], value, item['K'], c2w, f_c, inverse=True))
+    return synthetic.answer_text(item['task'], synthetic.canonical_target(item['task'], value, item['K'], c2w, f_c, inverse=True))
 
 
 def make_record(item, text):
@@ -297,8 +297,8 @@ def parse_args(argv=None):
         args.zooms = [augment.check_number('zoom', float(z), positive=True) for z in args.zooms.split(',')]
     except ValueError as e:
         p.error(f'--zooms {args.zooms!r}: {e}')
-    if unknown := [t for t in args.tasks or [] if t not in data.TASKS]:
-        p.error(f'unknown task(s) {unknown}; known: {data.TASKS}')
+    if unknown := [t for t in args.tasks or [] if t not in synthetic.TASKS]:
+        p.error(f'unknown task(s) {unknown}; known: {synthetic.TASKS}')
     if args.data and not args.image_root:
         p.error('--data needs --image-root')
     if args.first_scene < 0 or (args.first_scene and args.data):
@@ -309,7 +309,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     if trained_frames(args.ckpt[0]):   # posed multi-frame rooms (train.py --frames): eval_views.py's protocols
-        import eval_views
+        from multiframe import eval_views
         return eval_views.main(args, evaluate, load_checkpoint, run_label)
     device = ('cuda' if torch.cuda.is_available() else 'cpu') if args.device == 'auto' else args.device
     zooms, shifts = (args.zooms, SHIFTS) if args.camera_shift else ([1.0], ())
@@ -320,7 +320,7 @@ def main(argv=None):
         model, train_cfg = load_checkpoint(path, device)
         scene_cfg = eval_scene_config(train_cfg, args.camera, args.image_size or getattr(model, 'image_size', 128),
                                       zooms, shifts)
-        tasks = tuple(args.tasks or [t for t in train_cfg.get('tasks', ','.join(data.TASKS)).split(',') if t])
+        tasks = tuple(args.tasks or [t for t in train_cfg.get('tasks', ','.join(synthetic.TASKS)).split(',') if t])
         sweep = [c for c in camera_sweep(scene_cfg, zooms, shifts, profiles=args.camera_shift and not args.data)
                  if not keep or c[0] in keep]
         key = (repr(scene_cfg), tasks, tuple(c[0] for c in sweep))   # same scenes, tasks, cameras: same items
@@ -332,10 +332,10 @@ def main(argv=None):
             if not cache[key]:
                 raise SystemExit(f'{args.data}: no image to evaluate ({left_out} left out)')
         elif key not in cache:
-            cache[key] = build_eval_items(scene_cfg, sweep, data.scene_range(args.n_scenes, args.first_scene), tasks)
+            cache[key] = build_eval_items(scene_cfg, sweep, synthetic.scene_range(args.n_scenes, args.first_scene), tasks)
         if key not in constants:   # real data has no training scenes to take a median of
             constants[key] = {} if args.data else train_medians(scene_cfg, tasks)
-        f_c = data.canonical_focal(train_cfg['camera'], train_cfg['image_size']) if train_cfg.get('canonical_focal') else 0.0
+        f_c = synthetic.canonical_focal(train_cfg['camera'], train_cfg['image_size']) if train_cfg.get('canonical_focal') else 0.0
         label = run_label(path, results)
         records = saved_records(os.path.join(args.out, f'records_{label}.jsonl'), cache[key]) if args.reuse else None
         if records is None:

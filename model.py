@@ -49,9 +49,9 @@ from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, Llama
 
 from augment import resize
 from camera_embed import CameraEmbedConfig, CameraEmbedding
-from checkpoint import backbone_config, load_weights, read_json, unique_state_dict
+from common.checkpoint import backbone_config, load_weights, read_json, unique_state_dict
 from distill import GEO_DIM, LOG_DEPTH_CHANNELS, WORLD_DIM, matching_loss
-from tokens import build_tokenizer, digit_token_ids, encode_batch
+from data.tokens import build_tokenizer, digit_token_ids, encode_batch
 
 PIXEL_MEAN, PIXEL_STD = 0.5, 0.5  # SigLIP's normalisation: pixels to [-1, 1]
 

@@ -38,17 +38,17 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 from transformers import SiglipVisionConfig
 
-from checkpoint import (find_checkpoint, keep_model, load_train_state, load_weights, open_log, resume_from,
+from common.checkpoint import (find_checkpoint, keep_model, load_train_state, load_weights, open_log, resume_from,
                         save_checkpoint, saved_config)
-from data import tokenizer_corpus
+from data.synthetic import tokenizer_corpus
 from distill import DepthModelTeacher, RenderedTeacher
-from loader import (StepSampler, collate_encode, data_config, datasets, make_loader, pitch_range, views_checks,
+from data.loader import (StepSampler, collate_encode, data_config, datasets, make_loader, pitch_range, views_checks,
                     worker_count)
 from model import CameraAwareMLLM, ModelConfig
-from optim import configure_optimizer, set_lr, train_last_llm_layers
-from scenes import CAMERAS
-from tokens import bpe_tokenizer
-from views import tokenizer_corpus as views_corpus
+from common.optim import configure_optimizer, set_lr, train_last_llm_layers
+from world.scenes import CAMERAS
+from data.tokens import bpe_tokenizer
+from multiframe.views import tokenizer_corpus as views_corpus
 
 
 @dataclass

@@ -22,9 +22,9 @@ from functools import partial
 import torch
 
 from distill import RenderedTeacher
-from loader import StepSampler, collate_encode, data_config, datasets, make_loader
+from data.loader import StepSampler, collate_encode, data_config, datasets, make_loader
 from model import CameraAwareMLLM
-from optim import configure_optimizer
+from common.optim import configure_optimizer
 from train import TrainConfig, model_config, tiny_tokenizer
 
 

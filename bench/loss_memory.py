@@ -44,9 +44,9 @@ def memory_kb(field: str) -> int:
 
 def one_variant(llm: str, variant: str, batch_size: int):
     """Runs in a child process: prints the peak memory (MiB) above the resident one before the step."""
-    from data import DataConfig, SyntheticDataset, collate
+    from data.synthetic import DataConfig, SyntheticDataset, collate
     from model import CameraAwareMLLM, ModelConfig
-    from scenes import SceneConfig
+    from world.scenes import SceneConfig
     torch.manual_seed(0)
     model = CameraAwareMLLM(ModelConfig(llm=llm, image_size=224, digit_loss=0.0, geometry=False))
     ds = SyntheticDataset(DataConfig(scene=SceneConfig(image_hw=(224, 224)), tasks=('depth',)), 'train', batch_size)

@@ -18,10 +18,9 @@ import numpy as np
 import torch
 
 import augment
-import data
-import raycast
-import scenes
-
+from data import synthetic
+from world import raycast
+from world import scenes
 torch.set_num_threads(1)
 
 
@@ -54,8 +53,8 @@ def main():
         label = f"visible_zoom={vz}" + (f", pitch {pose['pitch_range']}, roll {pose['roll_range']}" if pose else '')
         print(f"{hw[0]}x{hw[1]}, {k} objects, {label}: sample {s:5.0f}/s  render {r:5.0f}/s  "
               f"sample+render {both:4.0f} scenes/s (CPU time; wall-clock {wall:.0f}/s)")
-        ds = data.SyntheticDataset(data.DataConfig(scene=cfg), 'train', args.n)
-        dsa = data.SyntheticDataset(data.DataConfig(scene=cfg), 'train', args.n, augment=augment.AugmentConfig())
+        ds = synthetic.SyntheticDataset(synthetic.DataConfig(scene=cfg), 'train', args.n)
+        dsa = synthetic.SyntheticDataset(synthetic.DataConfig(scene=cfg), 'train', args.n, augment=augment.AugmentConfig())
         print(f"  SyntheticDataset items: {rate(lambda i: ds[i], args.n)[0]:.0f}/s, "
               f"with augment.AugmentConfig(): {rate(lambda i: dsa[i], args.n)[0]:.0f}/s (CPU time)")
     if args.stats:

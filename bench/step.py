@@ -24,7 +24,7 @@ import time
 import torch
 
 from augment import AugmentConfig
-from data import DataConfig, SyntheticDataset, collate
+from data.synthetic import DataConfig, SyntheticDataset, collate
 from distill import RenderedTeacher, matching_loss
 from model import CameraAwareMLLM, geometry_features
 from train import TrainConfig, model_config, tiny_tokenizer

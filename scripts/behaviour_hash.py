@@ -48,8 +48,8 @@ def digest(*values) -> str:
 def fingerprints() -> dict:
     from world import raycast, scenes
     from data.loader import data_config, datasets
-    from views.data import ViewsDataset
-    from views.rooms import ViewsConfig
+    from data.loader import ViewsDataset
+    from multiframe.views import ViewsConfig
     import eval as evaluation
     cfg = TrainConfig()
     dcfg = data_config(cfg)

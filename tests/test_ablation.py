@@ -15,15 +15,15 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import camera_embed  # noqa: E402
-import data  # noqa: E402
+from data import synthetic  # noqa: E402
 import eval as E  # noqa: E402
-import intervals  # noqa: E402
-import metrics  # noqa: E402
+from common import intervals  # noqa: E402
+from common import metrics  # noqa: E402
 import model  # noqa: E402
-import pinhole  # noqa: E402
-import report  # noqa: E402
-import scenes  # noqa: E402
-import tokens  # noqa: E402
+from world import pinhole  # noqa: E402
+from common import report  # noqa: E402
+from world import scenes  # noqa: E402
+from data import tokens  # noqa: E402
 import train  # noqa: E402
 
 
@@ -66,7 +66,7 @@ def test_canonical_round_trip_for_any_camera(task):
     (up to the answer format's two decimals: the canonical text's rounding, scaled by fx / f_c, and
     the metric text's own), for random K and pitched poses."""
     rng = np.random.default_rng(2)
-    f_c = data.canonical_focal('standard', 128)
+    f_c = synthetic.canonical_focal('standard', 128)
     for _ in range(20):
         K = pinhole.zoom_K(scenes.camera_K('standard', (128, 128)), rng.uniform(0.5, 2.0))
         c2w = _pitched_pose(rng.uniform(-20, 20))
@@ -75,17 +75,17 @@ def test_canonical_round_trip_for_any_camera(task):
         obj['box_center'] = c2w[:3, :3] @ obj['center']
         objects = [obj, dict(obj, name='blue box', center=obj['center'] + [0.5, 0, 1.0])]
         objects[1]['box_center'] = c2w[:3, :3] @ objects[1]['center']
-        qa = data.make_qa(objects, task, np.random.default_rng(0))
-        exact = data.canonical_target(task, qa['target'], K, c2w, f_c)
-        back = data.canonical_target(task, exact, K, c2w, f_c, inverse=True)
+        qa = synthetic.make_qa(objects, task, np.random.default_rng(0))
+        exact = synthetic.canonical_target(task, qa['target'], K, c2w, f_c)
+        back = synthetic.canonical_target(task, exact, K, c2w, f_c, inverse=True)
         assert _close(back, qa['target'], 1e-9)                            # exact maps are inverse
         item = dict(qa, K=torch.tensor(K, dtype=torch.float32), c2w=torch.tensor(c2w, dtype=torch.float32))
-        text = E.from_canonical(item, data.answer_text(task, exact), f_c)   # through the answer text
+        text = E.from_canonical(item, synthetic.answer_text(task, exact), f_c)   # through the answer text
         assert _close(metrics.parse_answer(task, text) if task != 'closer' else text, qa['target'],
                       0.005 * (1 + K[0, 0] / f_c) + 1e-6)
     if task == 'depth':                                                    # a 2x zoom halves the label
         K2 = pinhole.zoom_K(scenes.camera_K('standard', (128, 128)), 2.0)
-        assert data.canonical_target('depth', 4.0, K2, np.eye(4), f_c) == pytest.approx(2.0)
+        assert synthetic.canonical_target('depth', 4.0, K2, np.eye(4), f_c) == pytest.approx(2.0)
 
 
 def _close(a, b, tol):
@@ -98,16 +98,16 @@ def _close(a, b, tol):
 
 def test_canonical_dataset_teaches_scaled_depths_and_rejects_distance():
     scene = scenes.SceneConfig(image_hw=(64, 64), visible_zoom=(0.5, 2))
-    f_c = data.canonical_focal('standard', 64)
-    plain = data.SyntheticDataset(data.DataConfig(scene=scene, tasks=('depth',)), 'train', 8, E.augment.AugmentConfig())
-    canon = data.SyntheticDataset(data.DataConfig(scene=scene, tasks=('depth',), canonical_focal=f_c), 'train', 8,
+    f_c = synthetic.canonical_focal('standard', 64)
+    plain = synthetic.SyntheticDataset(synthetic.DataConfig(scene=scene, tasks=('depth',)), 'train', 8, E.augment.AugmentConfig())
+    canon = synthetic.SyntheticDataset(synthetic.DataConfig(scene=scene, tasks=('depth',), canonical_focal=f_c), 'train', 8,
                                   E.augment.AugmentConfig())
     for i in range(8):
         a, b = plain[i], canon[i]
         assert b['target'] == pytest.approx(a['target'] * f_c / float(a['K'][0, 0]))
-        assert b['answer'] == data.fmt(b['target'])
+        assert b['answer'] == synthetic.fmt(b['target'])
     with pytest.raises(ValueError, match='distance'):
-        data.canonical_target('distance', 2.0, np.eye(3), np.eye(4), f_c)
+        synthetic.canonical_target('distance', 2.0, np.eye(3), np.eye(4), f_c)
     with pytest.raises(ValueError, match='distance'):
         train.check_config(train.TrainConfig(canonical_focal=True, tasks='depth,distance'))
 
@@ -117,7 +117,7 @@ def test_camera_text_is_written_for_the_pixels_the_model_reads():
     K = scenes.camera_K('standard', (128, 128))
     assert camera_embed.camera_text(K) == 'Camera: fx 110.9 fy 110.9 cx 64.0 cy 64.0 px. '
     cfg = model.ModelConfig(image_size=64, patch_size=16, camera_text=True)
-    m = model.CameraAwareMLLM(cfg, tokenizer=tokens.bpe_tokenizer(data.tokenizer_corpus(camera_text=True)))
+    m = model.CameraAwareMLLM(cfg, tokenizer=tokens.bpe_tokenizer(synthetic.tokenizer_corpus(camera_text=True)))
     q = tokens.questions_with_camera(['How far?'], torch.tensor(K)[None], (128, 128), 64)   # 128 px, read at 64
     assert q == ['Camera: fx 55.4 fy 55.4 cx 32.0 cy 32.0 px. How far?']
     assert m.tokenizer.decode(m.tokenizer(q[0]).input_ids) == q[0]         # the BPE writes it exactly

@@ -1,5 +1,5 @@
 """
-Guards data.py: answers have the documented format and parse back (here and with metrics.py's
+Guards synthetic.py: answers have the documented format and parse back (here and with metrics.py's
 parsers) to their targets; referring tasks name only unique objects; dataset items are a pure
 function of (split, index) with disjoint splits, weighted task mixes and exact augmentation;
 collate stacks; a tilted camera's pose rides with its items and its box answers are exact in the
@@ -15,29 +15,28 @@ import pytest
 import torch
 
 import augment
-import data
-import metrics
-import raycast
-import scenes
-
-TINY = data.DataConfig(scene=scenes.SceneConfig(image_hw=(32, 32)))
+from data import synthetic
+from common import metrics
+from world import raycast
+from world import scenes
+TINY = synthetic.DataConfig(scene=scenes.SceneConfig(image_hw=(32, 32)))
 NUM = r'-?\d+\.\d\d'
 
 
 def objects(seed=0, n=4):
-    return data.scene_objects(scenes.sample_scene(seed, scenes.SceneConfig(n_objects=(n, n))))
+    return synthetic.scene_objects(scenes.sample_scene(seed, scenes.SceneConfig(n_objects=(n, n))))
 
 
 def test_fmt_two_decimals_no_negative_zero():
-    assert [data.fmt(x) for x in (3.14159, -0.001, 0.0, -1.236, 2)] == ['3.14', '0.00', '0.00', '-1.24', '2.00']
+    assert [synthetic.fmt(x) for x in (3.14159, -0.001, 0.0, -1.236, 2)] == ['3.14', '0.00', '0.00', '-1.24', '2.00']
 
 
-@pytest.mark.parametrize('task', data.TASKS)
+@pytest.mark.parametrize('task', synthetic.TASKS)
 def test_answers_parse_back_to_targets(task):
     for seed in range(8):
         objs = objects(seed)
         by_name = {o['name']: o for o in objs}
-        qa = data.make_qa(objs, task, np.random.default_rng(seed))
+        qa = synthetic.make_qa(objs, task, np.random.default_rng(seed))
         a, t = qa['answer'], qa['target']
         assert qa['task'] == task and qa['question'].endswith(('?', '.'))
         if task in ('depth', 'size', 'distance'):
@@ -66,8 +65,8 @@ def test_answers_parse_back_to_targets(task):
 
 def test_several_phrasings_per_task():
     objs = objects(1)
-    for task in data.TASKS:
-        qs = {data.make_qa(objs, task, np.random.default_rng(s))['question'] for s in range(30)}
+    for task in synthetic.TASKS:
+        qs = {synthetic.make_qa(objs, task, np.random.default_rng(s))['question'] for s in range(30)}
         assert len(qs) >= 3, task
 
 
@@ -76,54 +75,54 @@ def test_referring_tasks_name_only_unique_objects():
             for n, c in [('chair', (0, 1, 2)), ('table', (1, 1, 4)), ('chair', (-1, 1, 3))]]
     for s in range(10):
         for task in ('depth', 'center', 'box', 'size'):
-            qa = data.make_qa(objs, task, np.random.default_rng(s))
+            qa = synthetic.make_qa(objs, task, np.random.default_rng(s))
             assert 'table' in qa['question'] and 'chair' not in qa['question']
     for task in ('distance', 'closer'):
         with pytest.raises(ValueError, match='unique names'):
-            data.make_qa(objs, task, np.random.default_rng(0))
-    assert data.make_qa(objs, 'detect', np.random.default_rng(0))['answer'].count('chair') == 2
+            synthetic.make_qa(objs, task, np.random.default_rng(0))
+    assert synthetic.make_qa(objs, 'detect', np.random.default_rng(0))['answer'].count('chair') == 2
 
 
 def test_items_are_a_function_of_split_and_index():
-    a, b = data.SyntheticDataset(TINY, 'train', 6), data.SyntheticDataset(TINY, 'train', 6)
+    a, b = synthetic.SyntheticDataset(TINY, 'train', 6), synthetic.SyntheticDataset(TINY, 'train', 6)
     it = a[3]
     assert it['image'].dtype == torch.uint8 and it['image'].shape == (3, 32, 32)
     assert it['K'].dtype == torch.float32 and it['K'].shape == (3, 3)
     assert it['depth'].shape == (32, 32) and it['points'].shape == (32, 32, 3)
     for key, v in b[3].items():
         assert torch.equal(v, it[key]) if torch.is_tensor(v) else v == it[key], key
-    assert it['seed'] == data.scene_seed('train', 3)
-    seeds = {s: {data.SyntheticDataset(TINY, s, 3)[i]['seed'] for i in range(3)} for s in data.SPLITS}
+    assert it['seed'] == synthetic.scene_seed('train', 3)
+    seeds = {s: {synthetic.SyntheticDataset(TINY, s, 3)[i]['seed'] for i in range(3)} for s in synthetic.SPLITS}
     assert not (seeds['train'] & seeds['val'] or seeds['val'] & seeds['test'] or seeds['train'] & seeds['test'])
     with pytest.raises(IndexError):
         a[6]
 
 
 def test_task_mix():
-    cfg = data.DataConfig(scene=TINY.scene, tasks=('depth', 'closer', 'size'), task_weights=(0, 0, 1))
-    assert {data.SyntheticDataset(cfg, 'val', 8)[i]['task'] for i in range(8)} == {'size'}
-    cfg = data.DataConfig(scene=TINY.scene, tasks=('depth', 'closer'))
-    assert {data.SyntheticDataset(cfg, 'val', 12)[i]['task'] for i in range(12)} == {'depth', 'closer'}
+    cfg = synthetic.DataConfig(scene=TINY.scene, tasks=('depth', 'closer', 'size'), task_weights=(0, 0, 1))
+    assert {synthetic.SyntheticDataset(cfg, 'val', 8)[i]['task'] for i in range(8)} == {'size'}
+    cfg = synthetic.DataConfig(scene=TINY.scene, tasks=('depth', 'closer'))
+    assert {synthetic.SyntheticDataset(cfg, 'val', 12)[i]['task'] for i in range(12)} == {'depth', 'closer'}
     with pytest.raises(ValueError, match='tasks'):
-        data.SyntheticDataset(data.DataConfig(scene=TINY.scene, tasks=('depth', 'colour')))
+        synthetic.SyntheticDataset(synthetic.DataConfig(scene=TINY.scene, tasks=('depth', 'colour')))
     with pytest.raises(ValueError, match='two objects'):
-        data.SyntheticDataset(data.DataConfig(scene=TINY.scene, tasks=('closer',)))
+        synthetic.SyntheticDataset(synthetic.DataConfig(scene=TINY.scene, tasks=('closer',)))
 
 
 def test_collate():
-    ds = data.SyntheticDataset(TINY, 'val', 3)
-    batch = data.collate([ds[i] for i in range(3)])
+    ds = synthetic.SyntheticDataset(TINY, 'val', 3)
+    batch = synthetic.collate([ds[i] for i in range(3)])
     assert batch['images'].shape == (3, 3, 32, 32) and batch['K'].shape == (3, 3, 3)
     assert batch['depth'].shape == (3, 32, 32) and batch['points'].shape == (3, 32, 32, 3)
     assert len(batch['question']) == len(batch['target']) == len(batch['seed']) == 3
-    other = data.SyntheticDataset(data.DataConfig(scene=scenes.SceneConfig(image_hw=(16, 16))), 'val', 1)[0]
+    other = synthetic.SyntheticDataset(synthetic.DataConfig(scene=scenes.SceneConfig(image_hw=(16, 16))), 'val', 1)[0]
     with pytest.raises(ValueError, match='one image size'):
-        data.collate([ds[0], other])
+        synthetic.collate([ds[0], other])
 
 
 def test_augmented_items_keep_answers_and_geometry_follows_K():
-    plain = data.SyntheticDataset(TINY, 'train', 6)
-    aug = data.SyntheticDataset(TINY, 'train', 6, augment=augment.AugmentConfig(p_identity=0.0))
+    plain = synthetic.SyntheticDataset(TINY, 'train', 6)
+    aug = synthetic.SyntheticDataset(TINY, 'train', 6, augment=augment.AugmentConfig(p_identity=0.0))
     changed = 0
     for i in range(6):
         p, a = plain[i], aug[i]
@@ -143,18 +142,18 @@ def test_augmented_items_keep_answers_and_geometry_follows_K():
 def test_object_depth_is_the_centre_depth_of_the_object_each_pixel_sees():
     # the distillation teacher's object channel: exact on the render, and carried through the
     # augmentation's warp like depth (nearest: only values of the scene's object centres survive)
-    cfg = data.DataConfig(scene=scenes.SceneConfig(image_hw=(64, 64), n_objects=(1, 3)), tasks=('depth',))
-    plain = data.SyntheticDataset(cfg, 'train', 4)
-    aug = data.SyntheticDataset(cfg, 'train', 4, augment=augment.AugmentConfig(p_identity=0.0))
+    cfg = synthetic.DataConfig(scene=scenes.SceneConfig(image_hw=(64, 64), n_objects=(1, 3)), tasks=('depth',))
+    plain = synthetic.SyntheticDataset(cfg, 'train', 4)
+    aug = synthetic.SyntheticDataset(cfg, 'train', 4, augment=augment.AugmentConfig(p_identity=0.0))
     for i in range(4):
-        sc = scenes.sample_scene(data.scene_seed('train', i), cfg.scene)
+        sc = scenes.sample_scene(synthetic.scene_seed('train', i), cfg.scene)
         inst = torch.from_numpy(raycast.render(sc)['instance'])
         zs = torch.tensor([o.center[2] for o in sc.objects], dtype=torch.float32)
         obj = plain[i]['object_depth']
         assert torch.equal(obj > 0, inst >= 0) and torch.equal(obj[inst >= 0], zs[inst[inst >= 0]])
         warped = aug[i]['object_depth']
         assert set(warped[warped > 0].tolist()) <= set(zs.tolist()) and (warped > 0).any()
-    batch = data.collate([plain[i] for i in range(4)])
+    batch = synthetic.collate([plain[i] for i in range(4)])
     assert batch['object_depth'].shape == (4, 64, 64)
 
 
@@ -169,21 +168,21 @@ def test_tilted_camera_pose_in_items_and_boxes_in_the_gravity_aligned_frame():
     # stay in the camera frame; box answers' x y z w h l yaw describe the box exactly in the
     # gravity-aligned frame (R·centre, yaw about gravity)
     tilt = scenes.SceneConfig(image_hw=(32, 32), n_objects=(2, 2), pitch_range=(5, 20), roll_range=(-10, 10))
-    cfg = data.DataConfig(scene=tilt, tasks=('depth', 'center', 'box'))
-    plain = data.SyntheticDataset(cfg, 'train', 3)
-    aug = data.SyntheticDataset(cfg, 'train', 3, augment=augment.AugmentConfig(p_identity=0.0))
+    cfg = synthetic.DataConfig(scene=tilt, tasks=('depth', 'center', 'box'))
+    plain = synthetic.SyntheticDataset(cfg, 'train', 3)
+    aug = synthetic.SyntheticDataset(cfg, 'train', 3, augment=augment.AugmentConfig(p_identity=0.0))
     for i in range(3):
-        c2w = torch.tensor(scenes.sample_scene(data.scene_seed('train', i), tilt).c2w, dtype=torch.float32)
+        c2w = torch.tensor(scenes.sample_scene(synthetic.scene_seed('train', i), tilt).c2w, dtype=torch.float32)
         assert torch.equal(plain[i]['c2w'], c2w) and not torch.equal(c2w[:3, :3], torch.eye(3))
         assert torch.equal(aug[i]['c2w'], c2w) and not torch.equal(aug[i]['K'], plain[i]['K'])
-    assert data.collate([plain[i] for i in range(3)])['c2w'].shape == (3, 4, 4)
-    level = data.collate([data.SyntheticDataset(TINY, 'val', 2)[i] for i in range(2)])
+    assert synthetic.collate([plain[i] for i in range(3)])['c2w'].shape == (3, 4, 4)
+    level = synthetic.collate([synthetic.SyntheticDataset(TINY, 'val', 2)[i] for i in range(2)])
     assert torch.equal(level['c2w'], torch.eye(4).expand(2, 4, 4))
     for seed in range(3):
         sc = scenes.sample_scene(seed, tilt)
-        R, objs = sc.c2w[:3, :3], data.scene_objects(sc)
+        R, objs = sc.c2w[:3, :3], synthetic.scene_objects(sc)
         for task in ('depth', 'center', 'box', 'detect'):
-            qa = data.make_qa(objs, task, np.random.default_rng(seed))
+            qa = synthetic.make_qa(objs, task, np.random.default_rng(seed))
             if task == 'detect':
                 boxes = dict(qa['target'])
             else:

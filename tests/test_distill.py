@@ -99,9 +99,9 @@ def test_matching_loss_is_a_per_sample_mean_so_micro_batches_agree():
 
 
 def test_rendered_teacher_matches_the_renderer_convention():
-    from data import object_depth_map, scene_objects
-    from raycast import render
-    from scenes import SceneConfig, sample_scene
+    from data.synthetic import object_depth_map, scene_objects
+    from world.raycast import render
+    from world.scenes import SceneConfig, sample_scene
     cfg = SceneConfig(image_hw=(32, 32))
     scs = [sample_scene(s, cfg) for s in range(2)]
     out = [render(sc) for sc in scs]

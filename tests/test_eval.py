@@ -15,14 +15,14 @@ import pytest
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import data  # noqa: E402
+from data import synthetic  # noqa: E402
 import eval as E  # noqa: E402
 import model  # noqa: E402
-import omni3d  # noqa: E402
-import pinhole  # noqa: E402
-import raycast  # noqa: E402
-import report  # noqa: E402
-import scenes  # noqa: E402
+from data import omni3d  # noqa: E402
+from world import pinhole  # noqa: E402
+from world import raycast  # noqa: E402
+from common import report  # noqa: E402
+from world import scenes  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- the sweep, end to end
@@ -51,7 +51,7 @@ def test_camera_sweep_and_paired_visibility():
 
 def test_real_data_views_follow_the_sweep_through_augment(tmp_path):
     cfg = scenes.SceneConfig(image_hw=(32, 40), n_objects=(1, 3), visible_zoom=(0.5, 2.0))
-    js = omni3d.export_omni3d([scenes.sample_scene(data.scene_seed('test', i), cfg) for i in range(2)], str(tmp_path))
+    js = omni3d.export_omni3d([scenes.sample_scene(synthetic.scene_seed('test', i), cfg) for i in range(2)], str(tmp_path))
     ds = omni3d.load_omni3d(js, str(tmp_path), ('depth', 'closer'))
     sweep = [c for c in E.camera_sweep(cfg, zooms=(1.0, 2.0), profiles=False) if c[0] != 'shift_y+10%']
     items, left_out = E.build_real_items(ds, sweep, (32, 40))
@@ -99,7 +99,7 @@ def test_end_to_end_sweep_of_a_tiny_untrained_model(tmp_path):
     assert 'VG-LLM' in table and 'F1@0.25 pooled' in table and '≤ 1−θ' in table
     # real data: an Omni3D export of two scenes, zoom and shifts through augment
     cfg = scenes.SceneConfig(image_hw=(32, 32), n_objects=(1, 2), visible_zoom=(0.5, 2.0))
-    js = omni3d.export_omni3d([scenes.sample_scene(data.scene_seed('test', i), cfg) for i in range(2)],
+    js = omni3d.export_omni3d([scenes.sample_scene(synthetic.scene_seed('test', i), cfg) for i in range(2)],
                             str(tmp_path / 'omni'))
     results = E.main(['--ckpt', str(ckpt), '--camera-shift', '--data', js, '--image-root', str(tmp_path / 'omni'),
                       '--tasks', 'depth', '--zooms', '1,2', '--max-new-tokens', '4', '--out', str(tmp_path / 'real')])
@@ -112,7 +112,7 @@ def test_scoring_chain_on_data_answers_perfect_and_camera_blind_oracles():
     cfg = scenes.SceneConfig(image_hw=(32, 32), n_objects=(2, 2), visible_zoom=(0.5, 2.0))
     sweep = [c for c in E.camera_sweep(cfg, profiles=False) if c[0].startswith('zoom_')]
     items = E.build_eval_items(cfg, sweep, 3)
-    assert {it['task'] for it in items} == set(data.TASKS)
+    assert {it['task'] for it in items} == set(synthetic.TASKS)
     # the reference answers parse and score perfectly (IoU up to the 2-decimal rounding)
     summary = report.summarize([E.make_record(it, it['answer']) for it in items])
     for cam in summary['cameras'].values():
@@ -124,7 +124,7 @@ def test_scoring_chain_on_data_answers_perfect_and_camera_blind_oracles():
         assert t['center']['center_err'] < 0.01
     assert abs(summary['shortcut_slope']) < 0.01 and summary['depth_gain'] == pytest.approx(1.0, abs=0.01)
     # a model that answers as if every camera were the training camera: depth z / s
-    blind = [E.make_record(it, data.fmt(it['target'] / it['s']) if it['task'] == 'depth' else it['answer'])
+    blind = [E.make_record(it, synthetic.fmt(it['target'] / it['s']) if it['task'] == 'depth' else it['answer'])
              for it in items]
     summary = report.summarize(blind)
     assert summary['shortcut_slope'] == pytest.approx(-1.0, abs=0.02)
@@ -136,13 +136,13 @@ def test_constant_answer_baseline_is_the_training_median_scored_on_the_same_item
     cfg = scenes.SceneConfig(image_hw=(32, 32), n_objects=(1, 2), visible_zoom=(0.5, 2.0))
     med = E.train_medians(cfg, ('depth', 'size', 'closer'), n_scenes=64)
     assert set(med) == {'depth', 'size'}                       # numbers only; closer answers a name
-    depths = [data.make_qa(data.scene_objects(scenes.sample_scene(data.scene_seed('train', i), cfg)), 'depth',
-                           np.random.default_rng([data.scene_seed('train', i), data.TASKS.index('depth')]))['target']
+    depths = [synthetic.make_qa(synthetic.scene_objects(scenes.sample_scene(synthetic.scene_seed('train', i), cfg)), 'depth',
+                           np.random.default_rng([synthetic.scene_seed('train', i), synthetic.TASKS.index('depth')]))['target']
               for i in range(64)]
     assert med['depth'] == pytest.approx(float(np.median(depths)))
     items = E.build_eval_items(cfg, [c for c in E.camera_sweep(cfg, profiles=False) if c[0] == 'zoom_1.00'], 8,
                                ('depth',))
-    const = [E.make_record(it, data.fmt(med['depth'])) for it in items]   # a model answering the median
+    const = [E.make_record(it, synthetic.fmt(med['depth'])) for it in items]   # a model answering the median
     summary = report.summarize(const, med)
     t = summary['cameras']['zoom_1.00']['tasks']['depth']
     assert t['mra_const'] == pytest.approx(t['mra'], abs=0.02)           # up to the 2-decimal rounding
@@ -163,9 +163,9 @@ def test_scene_visibility_follows_the_requested_zooms():
     cfg = E.eval_scene_config(dict(image_size=48, max_objects=1), zooms=[1.0, 3.0])
     assert cfg.visible_zoom == (0.5, 3.0)
     for i in range(3):   # every object stays fully in view at s = 3
-        scene = scenes.sample_scene(data.scene_seed('test', i), cfg)
+        scene = scenes.sample_scene(synthetic.scene_seed('test', i), cfg)
         K = pinhole.zoom_K(scene.K, 3.0)
-        assert all(E.box_in_view(o, K, cfg.image_hw) for o in data.scene_objects(scene))
+        assert all(E.box_in_view(o, K, cfg.image_hw) for o in synthetic.scene_objects(scene))
         ids = np.unique(raycast.render(scene, K=K)['instance'])
         assert set(range(len(scene.objects))) <= set(ids.tolist())
 
@@ -181,7 +181,7 @@ def test_box_in_view():
 
 def test_real_data_sweep_is_paired_and_keeps_the_aspect_ratio(tmp_path):
     cfg = scenes.SceneConfig(image_hw=(32, 48), n_objects=(2, 3))          # in view at s = 1 only
-    js = omni3d.export_omni3d([scenes.sample_scene(data.scene_seed('test', i), cfg) for i in range(6)], str(tmp_path))
+    js = omni3d.export_omni3d([scenes.sample_scene(synthetic.scene_seed('test', i), cfg) for i in range(6)], str(tmp_path))
     ds = omni3d.load_omni3d(js, str(tmp_path), ('depth', 'closer', 'detect'))
     sweep = E.camera_sweep(cfg, zooms=(1.0, 2.5), shifts=(), profiles=False)
     items, left_out = E.build_real_items(ds, sweep, (32, 32))

@@ -11,11 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-import data
+from data import synthetic
 import eval
-import eval_views
-import views
-
+from multiframe import eval_views
+from multiframe import views
 CFG = views.ViewsConfig(frames=2, image_hw=(32, 32))
 
 
@@ -104,7 +103,7 @@ def test_floor_ruler_items_change_only_the_tiles():
     for it in items:
         by.setdefault((it['scene'], it['question']), {})[it['s']] = it
     assert {it['task'] for it in items} <= {'abs_distance', 'object_size', 'room_size'} and by
-    v, frames = views.sample_views(data.scene_seed('test', 0), CFG)
+    v, frames = views.sample_views(synthetic.scene_seed('test', 0), CFG)
     for (scene, _), its in by.items():
         assert set(its) == set(eval_views.TILES)
         assert len({it['answer'] for it in its.values()}) == 1                        # the same answers

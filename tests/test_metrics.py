@@ -11,8 +11,7 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-import metrics as M
-
+from common import metrics as M
 ZOOMS = (0.5, 0.67, 0.8, 1.0, 1.25, 1.5, 2.0)
 
 

@@ -22,7 +22,7 @@ from transformers import LlamaConfig, LlamaForCausalLM, SiglipVisionConfig, Sigl
 
 from distill import GEO_DIM
 from model import CameraAwareMLLM, ModelConfig, digit_wasserstein
-from tokens import char_tokenizer, prompt_ids
+from data.tokens import char_tokenizer, prompt_ids
 from tools.gguf import export_llm, smollm2_gguf
 
 TINY = dict(image_size=32, patch_size=8, vision_width=32, vision_layers=2, vision_heads=2, llm_width=32,
@@ -96,7 +96,7 @@ def test_geometry_features_make_decimal_digits_linearly_separable():
 
 
 def test_digit_wasserstein_is_ordinal_and_reads_only_digits():
-    from tokens import digit_token_ids
+    from data.tokens import digit_token_ids
     tok = char_tokenizer()
     digit_ids = digit_token_ids(tok)
     V = len(tok)
@@ -149,7 +149,7 @@ def test_without_zero_init_the_new_parts_speak_from_the_first_step():
 def test_the_pose_reaches_the_camera_embedding():
     # forward reads batch['c2w'] and generate takes c2w=; both hand it to E_cam. The identity pose
     # of a level camera is the same as none; a tilted one changes the tokens once E_cam is trained
-    from scenes import camera_pose
+    from world.scenes import camera_pose
     model, batch = tiny(camera_embed=True), make_batch()
     with torch.no_grad():
         model.camera.proj.weight.normal_()                                      # "after training"

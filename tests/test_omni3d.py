@@ -17,16 +17,15 @@ import numpy as np
 import pytest
 import torch
 
-import data
-import metrics
-import omni3d
-import scenes
-
-TINY = data.DataConfig(scene=scenes.SceneConfig(image_hw=(32, 32)))
+from data import synthetic
+from common import metrics
+from data import omni3d
+from world import scenes
+TINY = synthetic.DataConfig(scene=scenes.SceneConfig(image_hw=(32, 32)))
 
 
 def test_omni3d_round_trip(tmp_path):
-    ds = data.SyntheticDataset(TINY, 'val', 5)
+    ds = synthetic.SyntheticDataset(TINY, 'val', 5)
     path = omni3d.export_omni3d(ds, str(tmp_path))
     back = omni3d.load_omni3d(path, str(tmp_path), TINY.tasks, TINY.task_weights)
     assert len(back) == 5
@@ -35,11 +34,11 @@ def test_omni3d_round_trip(tmp_path):
         assert (a['question'], a['answer'], a['task'], a['seed']) == (b['question'], b['answer'], b['task'], b['seed'])
         assert torch.equal(a['image'], b['image']) and torch.equal(a['K'], b['K'])
         assert not b['depth'].any() and not b['points'].any()     # real data: geometry unknown (0)
-        for task in data.TASKS:                                    # every task, not just the drawn one
-            objs = data.scene_objects(scenes.sample_scene(a['seed'], TINY.scene))
-            if data.feasible(objs, task):
-                qa = data.make_qa(objs, task, np.random.default_rng(7))
-                qb = data.make_qa(back.records[i]['objects'], task, np.random.default_rng(7))
+        for task in synthetic.TASKS:                                    # every task, not just the drawn one
+            objs = synthetic.scene_objects(scenes.sample_scene(a['seed'], TINY.scene))
+            if synthetic.feasible(objs, task):
+                qa = synthetic.make_qa(objs, task, np.random.default_rng(7))
+                qb = synthetic.make_qa(back.records[i]['objects'], task, np.random.default_rng(7))
                 assert (qa['question'], qa['answer']) == (qb['question'], qb['answer'])
 
 
@@ -50,7 +49,7 @@ def write(tmp_path, js):
 
 
 def test_malformed_omni3d_files_name_the_record(tmp_path):
-    good = json.loads(open(omni3d.export_omni3d(data.SyntheticDataset(TINY, 'test', 2), str(tmp_path))).read())
+    good = json.loads(open(omni3d.export_omni3d(synthetic.SyntheticDataset(TINY, 'test', 2), str(tmp_path))).read())
     cases = [  # (what to break, the error it must name)
         (lambda js: js['annotations'][1].pop('center_cam'), r"annotations\[1\].*missing key 'center_cam'"),
         (lambda js: js['annotations'][0].update(dimensions=['1', 1, 1]), r"annotations\[0\].*'dimensions'"),
@@ -140,7 +139,7 @@ def test_omni3d_dimensions_are_w_h_l_with_l_along_the_object_x_axis(tmp_path):
     o = omni3d.load_omni3d(path, str(tmp_path), ('box',)).records[0]['objects'][0]
     assert np.allclose(o['size'], [2.0, 1.0, 0.5]) and o['yaw'] == pytest.approx(0.7)
     assert same_corners(scenes.box_corners(o['center'], o['size'], o['yaw']), ann['bbox3D_cam'])
-    box = data.make_qa([o], 'box', np.random.default_rng(0))['target']
+    box = synthetic.make_qa([o], 'box', np.random.default_rng(0))['target']
     assert metrics.box_iou_3d(box, [0.3, 0.4, 4.0, 2.0, 1.0, 0.5, 0.7]) == pytest.approx(1.0)
 
 

@@ -16,10 +16,9 @@ import math
 import numpy as np
 import pytest
 
-import pinhole
-import raycast
-import scenes
-
+from world import pinhole
+from world import raycast
+from world import scenes
 CFG = scenes.SceneConfig(image_hw=(64, 64))
 
 

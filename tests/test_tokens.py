@@ -5,8 +5,8 @@ deterministic; a prompt puts the visual positions (−1) right after bos.
 
     python -m pytest tests/test_tokens.py -q
 """
-import data
-from tokens import bpe_tokenizer, char_tokenizer, prompt_ids
+from data import synthetic
+from data.tokens import bpe_tokenizer, char_tokenizer, prompt_ids
 
 
 def test_char_tokenizer_round_trips_and_saves(tmp_path):
@@ -24,15 +24,15 @@ def test_char_tokenizer_round_trips_and_saves(tmp_path):
 
 
 def test_bpe_tokenizer_is_word_level_on_questions_digit_level_on_numbers_and_exact(tmp_path):
-    tok = bpe_tokenizer(data.tokenizer_corpus())
-    q = data.PHRASES['depth'][0].format(a='red table')
+    tok = bpe_tokenizer(synthetic.tokenizer_corpus())
+    q = synthetic.PHRASES['depth'][0].format(a='red table')
     assert len(tok(q, add_special_tokens=False).input_ids) < len(q) / 3             # words, not characters
     for text in ('7.91', 'red table 0.41 -1.12 3.27\nblue sofa 1.00', 'An unseen word: refrigerator!', q):
         ids = tok(text, add_special_tokens=False).input_ids
         assert tok.decode(ids) == text and tok.unk_token_id not in ids
     digits = tok('12.34', add_special_tokens=False).input_ids
     assert tok.convert_ids_to_tokens(digits) == list('12.34')                      # one token per digit
-    assert tok.get_vocab() == bpe_tokenizer(data.tokenizer_corpus()).get_vocab()   # deterministic
+    assert tok.get_vocab() == bpe_tokenizer(synthetic.tokenizer_corpus()).get_vocab()   # deterministic
     tok.save_pretrained(tmp_path)
     from transformers import AutoTokenizer
     assert AutoTokenizer.from_pretrained(tmp_path)(q).input_ids == tok(q).input_ids

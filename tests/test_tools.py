@@ -12,7 +12,7 @@ import json
 import numpy as np
 
 import model
-from tools import diagnose
+from research import diagnose
 
 
 def test_ridge_probe_recovers_a_linear_signal_and_not_noise():
@@ -51,7 +51,7 @@ def tiny_views_checkpoint(tmp_path, name='ckpt', **model_flags):
 
 def test_reads_compares_own_other_and_black_inputs_per_task(tmp_path, capsys):
     import torch
-    from tools import reads
+    from research import reads
     ckpt = tiny_views_checkpoint(tmp_path)
     res = reads.reads(str(ckpt), n=6, batch_size=3)
     mean, norm, spread = res.pop('common')
@@ -73,7 +73,7 @@ def test_reads_compares_own_other_and_black_inputs_per_task(tmp_path, capsys):
 
 
 def test_grounding_scores_each_frames_listing_and_runs_on_a_tiny_checkpoint(tmp_path, capsys):
-    from tools import grounding
+    from research import grounding
     truth = '1: blue stool, red bin; 2: red bin; 3: none'
     assert np.allclose(grounding.scores(truth, truth), 1.0)
     got = grounding.scores(truth, '1: red bin, blue stool; 2: red ball; 3: none')     # order; a wrong category
@@ -89,9 +89,9 @@ def test_grounding_scores_each_frames_listing_and_runs_on_a_tiny_checkpoint(tmp_
 
 def test_oracle_map_decides_every_choice_and_the_loss_is_on_the_answers(capsys):
     import re
-    import data
-    import views
-    from tools import oracle
+    from data import synthetic
+    from multiframe import views
+    from research import oracle
     cfg = views.ViewsConfig(frames=3, image_hw=(48, 48), n_objects=(3, 4), tasks=oracle.CHOICES)
     checked, firsts = 0, set()
     for i in range(12):      # the text alone decides every answer: recomputed from it, as a reader would
@@ -134,7 +134,7 @@ def test_oracle_map_decides_every_choice_and_the_loss_is_on_the_answers(capsys):
     by, _ = oracle.room_questions('train', 0, cfg, by_object=True)
     first = dict(re.findall(r'([a-z]+ [a-z]+) (\d)', by.split('Seen in: ')[1]))          # the token after each name
     assert by.split('Seen in')[0] == text.split('Frames')[0] and first == {
-        o.name: str(k + 1) for o, k in views.seen_objects(views.sample_views(data.scene_seed('train', 0), cfg)[0])}
+        o.name: str(k + 1) for o, k in views.seen_objects(views.sample_views(synthetic.scene_seed('train', 0), cfg)[0])}
     oracle.main(['--steps', '2', '--n', '3', '--layers', '1', '--reasons', '--by-object'])     # scored by generation
     out = capsys.readouterr().out
     assert all(t in out for t in oracle.CHOICES) and 'model − constant' in out
@@ -142,7 +142,7 @@ def test_oracle_map_decides_every_choice_and_the_loss_is_on_the_answers(capsys):
 
 def test_frame_order_changes_only_the_poses_and_a_camera_blind_model_is_unmoved(tmp_path, capsys):
     import torch
-    from tools import frame_order
+    from research import frame_order
     c2w = torch.arange(3).reshape(3, 1, 1) * torch.ones(4, 4)                            # 3 frames
     assert [frame_order.POSES[h](c2w)[:, 0, 0].tolist() for h in ('own', 'rolled', 'reversed')] == [
         [0, 1, 2], [2, 0, 1], [2, 1, 0]]
@@ -154,9 +154,9 @@ def test_frame_order_changes_only_the_poses_and_a_camera_blind_model_is_unmoved(
 
 
 def test_binding_asks_every_pair_of_a_room_and_tells_a_name_blind_model_from_one_that_binds(tmp_path, capsys):
-    import views
-    from eval_views import views_config
-    from tools import binding
+    from multiframe import views
+    from multiframe.eval_views import views_config
+    from research import binding
     cfg = views_config(dict(frames=2, image_size=32, room_objects='3,3'))
     items = binding.pair_items(cfg, 6)
     rooms = [it['scene'] for it in items]
@@ -188,8 +188,8 @@ def test_oracle_score_sees_a_model_that_answers_one_option_whatever_the_room():
     import types
     import torch
     import train
-    import views
-    from tools import oracle
+    from multiframe import views
+    from research import oracle
     tok = train.tiny_tokenizer(train.parse_args(['--frames', '3']))
     cfg = views.ViewsConfig(frames=3, image_hw=(48, 48), n_objects=(3, 4), tasks=oracle.CHOICES)
     ramp = torch.arange(len(tok), dtype=torch.float)

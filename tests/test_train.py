@@ -24,9 +24,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import checkpoint
-import loader
-import optim
+from common import checkpoint
+from data import loader
+from common import optim
 import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -372,12 +372,12 @@ def test_the_real_llm_recipe_trains_its_last_layers_and_its_checkpoint_reloads(t
 @pytest.fixture(scope='module')
 def omni3d_export(tmp_path_factory):
     """Six synthetic scenes (48x80: not the model's size nor square) written as an Omni3D file."""
-    import data
-    import omni3d
-    import scenes
+    from data import synthetic
+    from data import omni3d
+    from world import scenes
     root = str(tmp_path_factory.mktemp('omni3d'))
-    cfg = data.DataConfig(scene=scenes.SceneConfig(image_hw=(48, 80), n_objects=(2, 2), visible_zoom=(0.5, 2)))
-    return omni3d.export_omni3d(data.SyntheticDataset(cfg, 'train', 6), root), root
+    cfg = synthetic.DataConfig(scene=scenes.SceneConfig(image_hw=(48, 80), n_objects=(2, 2), visible_zoom=(0.5, 2)))
+    return omni3d.export_omni3d(synthetic.SyntheticDataset(cfg, 'train', 6), root), root
 
 
 def test_trains_on_omni3d_data_with_a_depth_model_teacher(tmp_path, tiny_depth_model, omni3d_export):
@@ -397,7 +397,7 @@ def test_trains_on_omni3d_data_with_a_depth_model_teacher(tmp_path, tiny_depth_m
 
 
 def test_real_data_epochs_ask_new_questions_and_hold_out_the_last_images(omni3d_export):
-    import omni3d
+    from data import omni3d
     js, root = omni3d_export
     cfg = train.parse_args(TINY + ['--data', js, '--image-root', root, '--no-distill', '--max-steps', '5',
                                    '--val-samples', '2'])

@@ -11,15 +11,15 @@ import pytest
 import torch
 
 import camera_embed
-import data
-import eval_views
-import loader
-import metrics
-import raycast
-import scenes
-import views
+from data import synthetic
+from multiframe import eval_views
+from data import loader
+from common import metrics
+from world import raycast
+from world import scenes
+from multiframe import views
 from model import CameraAwareMLLM, ModelConfig
-from tokens import char_tokenizer, prompt_ids
+from data.tokens import char_tokenizer, prompt_ids
 
 CFG = views.ViewsConfig(frames=3, image_hw=(48, 48))
 
@@ -227,7 +227,7 @@ def test_follow_up_questions_are_the_other_askable_tasks_each_asked_as_alone():
     cfg = views.ViewsConfig(frames=3, image_hw=(48, 48), questions=7)
     ds = loader.ViewsDataset(cfg, 'train', 8)
     for i in range(4):
-        item, seed = ds[i], data.scene_seed('train', i)
+        item, seed = ds[i], synthetic.scene_seed('train', i)
         v, _ = views.sample_views(seed, cfg)
         first = views.sample_view_qa(v, seed)                       # the single-question item's question
         asked = [views.VIEW_TASKS[j] for j in views.asked_tasks(v, views.VIEW_TASKS)]
@@ -240,7 +240,7 @@ def test_follow_up_questions_are_the_other_askable_tasks_each_asked_as_alone():
 
 
 def test_follow_ups_are_trained_on_their_answers_only():
-    from tokens import encode_batch
+    from data.tokens import encode_batch
     tok = char_tokenizer()
     batch = dict(images=torch.zeros(2, 2, 3, 8, 8, dtype=torch.uint8), question=['Q?', 'R?'], answer=['12', '3'],
                  K=torch.tensor([[8.0, 0, 4], [0, 8, 4], [0, 0, 1]]).expand(2, 2, 3, 3))
@@ -273,7 +273,7 @@ def test_teacher_object_channels_per_frame_are_each_frames_object_centre_depth()
     item = loader.make_views_item(frames, np.broadcast_to(v.K, (3, 3, 3)), v.c2w, {}, 2, aug, od)
     assert item['object_depth'].shape == item['depth'].shape                # through the same crops and zooms
     assert set(np.unique(item['object_depth'].numpy())) <= set(np.unique(od)) | {0.0}
-    batch = data.collate([dict(item, question='q', answer='a', task='t', target=0)] * 2)
+    batch = synthetic.collate([dict(item, question='q', answer='a', task='t', target=0)] * 2)
     target, mask = distill.RenderedTeacher()(batch, (4, 4))                 # (B·N, 16, 3): object channels counted
     assert target.shape == (6, 16, 3) and mask[..., 1].all() and target[..., 1].max() > 0   # objects' share
 
@@ -303,7 +303,7 @@ def test_augmented_items_keep_exact_K_per_frame_and_the_model_reads_several_fram
     items = [ds[i] for i in range(2)]
     assert items[0]['image'].shape == (3, 3, 48, 48) and items[0]['K'].shape == (3, 3, 3)
     assert len({float(K[0, 0]) for K in items[0]['K']}) == 3                 # a zoom per frame
-    batch = data.collate(items)
+    batch = synthetic.collate(items)
     model = CameraAwareMLLM(ModelConfig(image_size=32, patch_size=8, vision_width=32, llm_width=32,
                                         vision_layers=1, llm_layers=1, geometry=False, zero_init=False))
     vis, _ = model.visual_tokens(batch['images'], batch['K'], batch['c2w'])
@@ -328,7 +328,7 @@ def test_bad_configs_are_named(bad):
 
 
 def test_train_frames_flag_runs_and_is_checked(tmp_path):
-    import checkpoint
+    from common import checkpoint
     import train
     out = str(tmp_path / 'run')
     train.main(train.parse_args(['--frames', '2', '--image-size', '32', '--patch-size', '16', '--pixel-shuffle', '2',
@@ -387,7 +387,7 @@ def test_world_channels_give_each_objects_floor_plan_position_through_crops_and_
     centres = np.stack([o.center[[0, 2]] for o in v.objects])                  # (n, 2)
     gap = lambda xz: np.abs(np.asarray(xz)[:, None] - centres).max(-1).min(1)   # to the nearest centre
     assert gap(item['object_world'][on]).max() < 1e-5                          # warped as the pixels, nearest
-    batch = data.collate([dict(item, question='q', answer='a', task='t', target=0)] * 2)
+    batch = synthetic.collate([dict(item, question='q', answer='a', task='t', target=0)] * 2)
     target, mask = distill.RenderedTeacher()(batch, (4, 4))                   # (B·N, 16, 3 + 2)
     assert target.shape == mask.shape == (6, 16, 5)
     assert torch.equal(mask[..., 3], mask[..., 2]) and torch.equal(mask[..., 4], mask[..., 2])  # where objects are

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pinhole import check_hw, zoom_K
+from world.pinhole import check_hw, zoom_K
 
 CAMERAS = {'standard': 60.0, 'wide': 90.0, 'tele': 35.0, 'normal': 45.0}  # horizontal FOV, degrees
 # all profiles are within a zoom of augment.ZOOM_RANGE = [0.5, 2] of 'standard', eval's visible_zoom range

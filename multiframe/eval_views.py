@@ -47,13 +47,13 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-import data
-import pinhole
-import scenes
-import views
-from loader import room_objects
-from intervals import bootstrap, interval
-from metrics import fit_slope, mra, parse_answer, parse_name
+from data import synthetic
+from world import pinhole
+from world import scenes
+from multiframe import views
+from data.loader import room_objects
+from common.intervals import bootstrap, interval
+from common.metrics import fit_slope, mra, parse_answer, parse_name
 
 SCALES = (0.5, 0.75, 1.0, 1.5, 2.0)
 TILES = (0.5, 1.0, 2.0)       # the floor-ruler check: tile size × f
@@ -110,8 +110,8 @@ def sweep_items(cfg: views.ViewsConfig, n_rooms: int | range, cameras) -> tuple[
     questions drawn through the base lens, kept if still_asked through every camera; and every
     question through the base lens, unpaired (camera 'base': the held-out score per question type)."""
     items, left_out = [], 0
-    for i in data.scene_range(n_rooms):
-        seed = data.scene_seed('test', i)
+    for i in synthetic.scene_range(n_rooms):
+        seed = synthetic.scene_seed('test', i)
         v, base = views.sample_views(seed, cfg)
         qas, shots = questions(v, cfg.tasks, cfg.reasons), []
         for name, s, zoom in cameras:
@@ -129,8 +129,8 @@ def sweep_items(cfg: views.ViewsConfig, n_rooms: int | range, cameras) -> tuple[
 def base_items(cfg: views.ViewsConfig, n_rooms: int | range, tasks) -> list:
     """Items of the test rooms' questions of `tasks` through the base lens alone (camera 'base')."""
     items = []
-    for i in data.scene_range(n_rooms):
-        seed = data.scene_seed('test', i)
+    for i in synthetic.scene_range(n_rooms):
+        seed = synthetic.scene_seed('test', i)
         v, frames = views.sample_views(seed, cfg)
         K = np.broadcast_to(v.K, (cfg.frames, 3, 3))
         items += [item(qa, frames, K, v.c2w, i, seed, 'base', 1.0) for qa in questions(v, tasks, cfg.reasons).values()]
@@ -150,8 +150,8 @@ def scale_views(v: views.Views, s: float) -> views.Views:
 def scale_items(cfg: views.ViewsConfig, n_rooms: int | range, scales=SCALES) -> list:
     """The metric questions of the test rooms, each room and path scaled by k (camera 'pose_x{k}')."""
     items, tasks = [], [t for t in cfg.tasks if POWER.get(t, 0) > 0]
-    for i in data.scene_range(n_rooms):
-        seed = data.scene_seed('test', i)
+    for i in synthetic.scene_range(n_rooms):
+        seed = synthetic.scene_seed('test', i)
         base, _ = views.sample_views(seed, cfg)
         for k in scales:
             v = scale_views(base, k)
@@ -165,8 +165,8 @@ def tile_items(cfg: views.ViewsConfig, n_rooms: int | range, factors=TILES) -> l
     """The metric questions of the test rooms with the floor tiles scaled by f (camera 'tile_x{f}'):
     the same answers, the same poses and lenses; only the checker on the floor changes."""
     items, tasks = [], [t for t in cfg.tasks if POWER.get(t, 0) > 0]
-    for i in data.scene_range(n_rooms):
-        seed = data.scene_seed('test', i)
+    for i in synthetic.scene_range(n_rooms):
+        seed = synthetic.scene_seed('test', i)
         base, _ = views.sample_views(seed, cfg)
         K, qas = np.broadcast_to(base.K, (cfg.frames, 3, 3)), questions(base, tasks).values()
         for f in factors:
@@ -179,7 +179,7 @@ def train_medians(cfg: views.ViewsConfig, n_rooms: int = 512) -> dict:
     """{number task: median target over training rooms}: the constant answer to beat."""
     targets = {t: [] for t in cfg.tasks if t in views.NUMBER_TASKS}
     for i in range(n_rooms):
-        seed = data.scene_seed('train', i)
+        seed = synthetic.scene_seed('train', i)
         v, _ = views.sample_views(seed, cfg)
         for t, qa in questions(v, list(targets)).items():
             targets[t].append(qa['target'])
@@ -378,7 +378,7 @@ def main(args, evaluate, load_checkpoint, label_of):
         cfg = views_config(train_cfg)
         if repr(cfg) not in cache:
             cameras = sweep_cameras(args.zooms if args.camera_shift else [1.0], cfg.frames)
-            rooms = data.scene_range(args.n_scenes, args.first_scene)
+            rooms = synthetic.scene_range(args.n_scenes, args.first_scene)
             sweep, left_out = sweep_items(cfg, rooms, cameras)
             n_base = sum(it['camera'] == 'base' for it in sweep)
             print(f'{args.n_scenes} rooms: {n_base} questions, {(len(sweep) - n_base) // len(cameras)} of them paired '

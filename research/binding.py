@@ -18,7 +18,7 @@ room, told apart. For a model with world channels (train.py --world-channels), a
 world head places each token's object on the floor plan: the median error in metres over the object
 tokens of the same rooms' frames, next to the truth's own spread (the median distance to its mean).
 
-    python -m tools.binding runs/views/reasons_more2 [--n 400] [--batch 16]
+    python -m research.binding runs/views/reasons_more2 [--n 400] [--batch 16]
 """
 import itertools
 import os
@@ -28,15 +28,15 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import data  # noqa: E402
-import views  # noqa: E402
+from data import synthetic  # noqa: E402
+from multiframe import views  # noqa: E402
 from eval import evaluate, load_checkpoint  # noqa: E402
 from distill import RenderedTeacher  # noqa: E402
-from eval_views import gap_interval, item, views_config  # noqa: E402
-from intervals import interval  # noqa: E402
-from loader import make_views_item  # noqa: E402
-from metrics import parse_answer  # noqa: E402
-from tools.reads import run_args  # noqa: E402
+from multiframe.eval_views import gap_interval, item, views_config  # noqa: E402
+from common.intervals import interval  # noqa: E402
+from data.loader import make_views_item  # noqa: E402
+from common.metrics import parse_answer  # noqa: E402
+from research.reads import run_args  # noqa: E402
 
 
 def pair_items(cfg: views.ViewsConfig, n_rooms: int) -> list:
@@ -44,7 +44,7 @@ def pair_items(cfg: views.ViewsConfig, n_rooms: int) -> list:
     show exactly three objects, through the base lens; scene = the room."""
     items = []
     for i in range(n_rooms):
-        seed = data.scene_seed('test', i)
+        seed = synthetic.scene_seed('test', i)
         v, frames = views.sample_views(seed, cfg)
         objs = [o for o, _ in views.seen_objects(v)]
         if len(objs) != 3:
@@ -52,7 +52,7 @@ def pair_items(cfg: views.ViewsConfig, n_rooms: int) -> list:
         K = np.broadcast_to(v.K, (cfg.frames, 3, 3))
         for a, b in itertools.combinations(objs, 2):
             d = float(np.linalg.norm(a.center - b.center))
-            qa = dict(question=views.PHRASES['abs_distance'][0].format(a=a.name, b=b.name), answer=data.fmt(d),
+            qa = dict(question=views.PHRASES['abs_distance'][0].format(a=a.name, b=b.name), answer=synthetic.fmt(d),
                       task='abs_distance', target=d, options=[], objects=[a.name, b.name], measured='')
             items.append(item(qa, frames, K, v.c2w, i, seed, 'base', 1.0))
     return items
@@ -95,7 +95,7 @@ def world_head_error(model, cfg: views.ViewsConfig, rooms) -> tuple[float, float
     object tokens (the teacher's mask) of the rooms' frames through the base lens."""
     err, truth = [], []
     for i in rooms:
-        seed = data.scene_seed('test', i)
+        seed = synthetic.scene_seed('test', i)
         v, frames = views.sample_views(seed, cfg)
         it = make_views_item(frames, np.broadcast_to(v.K, (cfg.frames, 3, 3)), v.c2w, {}, seed, None,
                              views.object_depths(v, frames['instance']), views.object_floor(v, frames['instance']))

@@ -31,7 +31,7 @@ Seen. Object i is seen in frame k when it covers >= min_pixels pixels of frame k
 zoom², one solid angle at any resolution. Questions refer only to seen objects; a count counts
 each seen object once.
 
-Questions (VSI-Bench's types; answers plain text as data.py writes them):
+Questions (VSI-Bench's types; answers plain text as synthetic.py writes them):
     object_count      How many objects appear in these frames?            "4"       (an integer)
     abs_distance      distance between the centres of A and B             "3.27"    |c_A − c_B|
     object_size       longest side of A                                   "1.23"    max(w, h, l)
@@ -52,10 +52,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-import data
-import raycast
-import scenes
-
+from data import synthetic
+from world import raycast
+from world import scenes
 VIEW_TASKS = ('object_count', 'abs_distance', 'object_size', 'room_size', 'rel_distance', 'rel_direction',
               'appearance_order')
 NUMBER_TASKS = ('object_count', 'abs_distance', 'object_size', 'room_size')     # MRA; the others: accuracy
@@ -306,7 +305,7 @@ def make_view_qa(views: Views, task: str, rng) -> dict:
         listed, options = lettered([c.name for c in cands])
         named, dist = [a, *cands], [float(np.linalg.norm(c.center - a.center)) for c in cands]
         target, question = options[int(np.argmin(dist))], phrase.format(a=a.name, options=listed)
-        measured = ', '.join(f'{x} {data.fmt(d)}' for x, d in zip(options, dist))           # 'A 3.61, B 1.20'
+        measured = ', '.join(f'{x} {synthetic.fmt(d)}' for x, d in zip(options, dist))           # 'A 3.61, B 1.20'
     elif task == 'rel_direction':
         for _ in range(16):     # c well off the line a -> b, when some draw allows it
             a, b, c = pick(3)
@@ -324,7 +323,7 @@ def make_view_qa(views: Views, task: str, rng) -> dict:
         listed, options = lettered([o.name for o in pair])
         question, target, named = phrase.format(options=listed), options[pair.index(p)], pair
         measured = ', '.join(f'{x} {first[o.name] + 1}' for x, o in zip(options, pair))      # 'A 2, B 1'
-    answer = (str(len(objs)) if task == 'object_count' else data.fmt(target) if task in NUMBER_TASKS
+    answer = (str(len(objs)) if task == 'object_count' else synthetic.fmt(target) if task in NUMBER_TASKS
               else target)                                                 # '4', '3.27', a name or left/right
     return dict(question=question, answer=answer, task=task, target=target, options=options,
                 objects=[o.name for o in named], measured=measured)
@@ -353,14 +352,14 @@ def asked_tasks(views: Views, tasks, task_weights=None) -> list[int]:
 
 
 def sample_view_qa(views: Views, seed: int, tasks=VIEW_TASKS, task_weights=None, reasons=False) -> dict:
-    """The task (by weight, among the feasible) from rng([seed, data.TASK_STREAM]), its question
+    """The task (by weight, among the feasible) from rng([seed, synthetic.TASK_STREAM]), its question
     from rng([seed, QA_STREAM + task index]): the same question through every camera."""
     ok = asked_tasks(views, tasks, task_weights)
     if not ok:
         raise ValueError(f'none of the tasks {tasks} can be asked about the room of seed {seed} '
                          f'({len(seen_objects(views))} objects seen)')
     w = np.array([1.0 if task_weights is None else task_weights[i] for i in ok])
-    task = tasks[ok[np.random.default_rng([seed, data.TASK_STREAM]).choice(len(ok), p=w / w.sum())]]
+    task = tasks[ok[np.random.default_rng([seed, synthetic.TASK_STREAM]).choice(len(ok), p=w / w.sum())]]
     return ask(views, task, seed, reasons)
 
 
@@ -402,11 +401,11 @@ def decide(task: str, x, options) -> str:
 
 def follow_ups(views: Views, seed: int, first: str, n: int, tasks=VIEW_TASKS, task_weights=None, reasons=False) -> list:
     """Up to n − 1 more questions about the room, [(question, answer), ...]: the other askable tasks
-    in a random order (rng([seed, data.TASK_STREAM, 1])), each its own question as sample_view_qa would
+    in a random order (rng([seed, synthetic.TASK_STREAM, 1])), each its own question as sample_view_qa would
     ask it. A sequence of several answers per vision pass (LLaVA's multi-turn conversations) gives every
     task about n times the answers per step for a longer text; every task still comes first as often."""
     others = [tasks[i] for i in asked_tasks(views, tasks, task_weights) if tasks[i] != first]
-    order = np.random.default_rng([seed, data.TASK_STREAM, 1]).permutation(len(others))[:max(n - 1, 0)]
+    order = np.random.default_rng([seed, synthetic.TASK_STREAM, 1]).permutation(len(others))[:max(n - 1, 0)]
     return [(qa['question'], qa['answer']) for qa in (ask(views, others[i], seed, reasons) for i in order)]
 
 
@@ -422,7 +421,7 @@ def tokenizer_corpus() -> list[str]:
 
 def object_depths(views: Views, instance) -> np.ndarray:
     """(N, H, W): z of the centre of the object each pixel of frame k sees, in frame k's camera
-    (camera_centres), 0 where it sees none: the teacher's object channels, per frame (data.object_depth_map)."""
+    (camera_centres), 0 where it sees none: the teacher's object channels, per frame (synthetic.object_depth_map)."""
     return at_pixels(camera_centres(views)[..., 2:], instance)[..., 0]
 
 

@@ -33,8 +33,8 @@ import math
 
 import numpy as np
 
-import pinhole
-from scenes import COLORS, Scene, box_corners, project, rot_y, to_world
+from world import pinhole
+from world.scenes import COLORS, Scene, box_corners, project, rot_y, to_world
 
 # Surface ids: what a pixel sees, the index of its colour and of its shading. Object i is OBJECT + i.
 # The floor's tiles alternate FLOOR and FLOOR_DARK; FAR_FLOOR is floor whose tiles would span too

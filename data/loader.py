@@ -22,10 +22,10 @@ import numpy as np
 import torch
 
 from augment import ZOOM_RANGE, AugmentConfig, random_camera_augment
-from data import AUG_STREAM, TASKS, DataConfig, SyntheticDataset, canonical_focal, collate, item_index, scene_seed
-from omni3d import Omni3DDataset, load_omni3d
-from scenes import COLORS, SceneConfig
-from views import (TRAIN_TASKS, VIEW_TASKS, ViewsConfig, follow_ups, object_depths, object_floor, sample_view_qa,
+from data.synthetic import AUG_STREAM, TASKS, DataConfig, SyntheticDataset, canonical_focal, collate, item_index, scene_seed
+from data.omni3d import Omni3DDataset, load_omni3d
+from world.scenes import COLORS, SceneConfig
+from multiframe.views import (TRAIN_TASKS, VIEW_TASKS, ViewsConfig, follow_ups, object_depths, object_floor, sample_view_qa,
                    sample_views)
 
 # ----------------------------------------------------------------------------- datasets from the flags

@@ -12,7 +12,7 @@ training camera, each a question about where the evidence stops on its way to th
 4. Is the input assembly sound?  Image tokens at the placeholder positions, right padding in
    training and left in generation with position ids counting real tokens only, pixels in [−1, 1].
 
-    python -m tools.diagnose runs/default            # a train.py run folder or a checkpoint folder
+    python -m research.diagnose runs/default            # a train.py run folder or a checkpoint folder
 """
 import argparse
 import os
@@ -23,12 +23,12 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import data  # noqa: E402
-import raycast  # noqa: E402
-import scenes  # noqa: E402
+from data import synthetic  # noqa: E402
+from world import raycast  # noqa: E402
+from world import scenes  # noqa: E402
 from eval import load_checkpoint  # noqa: E402
-from loader import data_config  # noqa: E402
-from tokens import pad_batch, prompt_ids  # noqa: E402
+from data.loader import data_config  # noqa: E402
+from data.tokens import pad_batch, prompt_ids  # noqa: E402
 from train import TrainConfig  # noqa: E402
 
 
@@ -36,10 +36,10 @@ def depth_items(dcfg, split: str, n: int) -> list[dict]:
     """n depth questions about test/train scenes at the base camera, with the object's token mask."""
     items = []
     for i in range(n):
-        seed = data.scene_seed(split, i)
+        seed = synthetic.scene_seed(split, i)
         sc = scenes.sample_scene(seed, dcfg.scene)
-        out, objects = raycast.render(sc), data.scene_objects(sc)
-        qa = data.make_qa(objects, 'depth', np.random.default_rng([seed, data.TASKS.index('depth')]))
+        out, objects = raycast.render(sc), synthetic.scene_objects(sc)
+        qa = synthetic.make_qa(objects, 'depth', np.random.default_rng([seed, synthetic.TASKS.index('depth')]))
         k = next(j for j, o in enumerate(objects) if o['name'] in qa['question'])   # names are unique
         items.append(dict(qa, image=torch.from_numpy(out['image']).permute(2, 0, 1), c2w=torch.tensor(sc.c2w).float(),
                           K=torch.tensor(sc.K, dtype=torch.float32), mask=torch.from_numpy(out['instance'] == k)))

@@ -20,11 +20,11 @@ question per sequence, as train.py does), and the control (--leak), the answers 
 too, which the loop must teach as a look-up and a copy, or it is broken. --reasons: every answer shows
 the two measurements that decide it first (train.py --reasons), and the pick ends a greedy answer.
 
-    python -m tools.oracle [--steps 2000] [--n 512] [--layers 2] [--room-objects 1,3]
-    python -m tools.oracle --llm runs/smollm2 --steps 0        # a pretrained LLM, zero-shot (tools.gguf)
-    python -m tools.oracle --leak --steps 300                  # the control: the answers in the text, copied
-    python -m tools.oracle --reasons                           # answers that show their measurements first
-    python -m tools.oracle --reasons --by-object               # ... and each object's frames after its name
+    python -m research.oracle [--steps 2000] [--n 512] [--layers 2] [--room-objects 1,3]
+    python -m research.oracle --llm runs/smollm2 --steps 0        # a pretrained LLM, zero-shot (tools.gguf)
+    python -m research.oracle --leak --steps 300                  # the control: the answers in the text, copied
+    python -m research.oracle --reasons                           # answers that show their measurements first
+    python -m research.oracle --reasons --by-object               # ... and each object's frames after its name
 """
 import argparse
 import math
@@ -36,14 +36,14 @@ import torch
 from transformers import AutoTokenizer
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import data  # noqa: E402
+from data import synthetic  # noqa: E402
 import train  # noqa: E402
-import views  # noqa: E402
-from intervals import bootstrap, interval  # noqa: E402
-from loader import views_config  # noqa: E402
-from metrics import parse_answer, parse_name  # noqa: E402
+from multiframe import views  # noqa: E402
+from common.intervals import bootstrap, interval  # noqa: E402
+from data.loader import views_config  # noqa: E402
+from common.metrics import parse_answer, parse_name  # noqa: E402
 from model import ModelConfig, build_llm  # noqa: E402
-from tokens import conversation, pad_batch, prompt_ids  # noqa: E402
+from data.tokens import conversation, pad_batch, prompt_ids  # noqa: E402
 
 CHOICES = ('rel_distance', 'rel_direction', 'appearance_order')
 
@@ -66,10 +66,10 @@ def room_questions(split: str, i: int, cfg: views.ViewsConfig, leak=False, reaso
     (reasons: each answer shows its measurements first, views.with_reasons; by_object: room_text's).
     leak: the answers by task at the end of the text ('Answers: rel distance A; rel direction right;
     appearance order B.'): the control, a look-up and a copy the loop must teach in a few hundred steps."""
-    seed = data.scene_seed(split, i)
+    seed = synthetic.scene_seed(split, i)
     v, _ = views.sample_views(seed, cfg)
     asked = [t for t in CHOICES if views.feasible(v, t)]
-    qas = [views.ask(v, asked[j], seed, reasons) for j in np.random.default_rng([seed, data.TASK_STREAM]).permutation(len(asked))]
+    qas = [views.ask(v, asked[j], seed, reasons) for j in np.random.default_rng([seed, synthetic.TASK_STREAM]).permutation(len(asked))]
     told = '; '.join(f"{t.replace('_', ' ')} {qa['answer']}" for t in CHOICES for qa in qas if qa['task'] == t)
     return room_text(v, by_object) + (f'Answers: {told}. ' if leak else ''), qas
 

@@ -22,7 +22,7 @@ import warnings
 
 import numpy as np
 
-from metrics import fit_gain_and_slope, fit_slope, safe_log
+from common.metrics import fit_gain_and_slope, fit_slope, safe_log
 
 # ----------------------------------------------------------------------------- the paired bootstrap
 def bootstrap(stat, n_runs, n_scenes, n_boot=1000, seed=0):

@@ -20,7 +20,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from metrics import category_f1, depth_gain, f1_score, mra, safe_log, shortcut_slope
+from common.metrics import category_f1, depth_gain, f1_score, mra, safe_log, shortcut_slope
 
 # ----------------------------------------------------------------------------- summaries
 _REL = ('mra', 'abs_rel', 'delta')

@@ -17,7 +17,7 @@ variation, which is what an unread image collapses to; the variation between sam
 token position is the last column. Worked number: a model answering depth from its image gave
 1.298 / 1.389 / 1.367 (README), one answering from the question 0.349 / 0.349 / 0.349.
 
-    python -m tools.reads runs/views/mt_13 [--n 64] [--batch 16]     # a train.py run or checkpoint folder
+    python -m research.reads runs/views/mt_13 [--n 64] [--batch 16]     # a train.py run or checkpoint folder
 """
 import argparse
 import collections
@@ -29,10 +29,10 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import data  # noqa: E402
-from checkpoint import find_checkpoint, saved_config  # noqa: E402
+from data import synthetic  # noqa: E402
+from common.checkpoint import find_checkpoint, saved_config  # noqa: E402
 from eval import load_checkpoint  # noqa: E402
-from loader import data_config, datasets  # noqa: E402
+from data.loader import data_config, datasets  # noqa: E402
 from train import TrainConfig  # noqa: E402
 
 INPUTS = ('own', 'other', 'black', 'poses')
@@ -78,7 +78,7 @@ def reads(path: str, n: int = 64, batch_size: int = 16) -> dict:
     losses = collections.defaultdict(lambda: collections.defaultdict(list))
     common = None
     for s in range(0, n, batch_size):
-        batch = data.collate([val[i] for i in range(s, min(s + batch_size, n))])
+        batch = synthetic.collate([val[i] for i in range(s, min(s + batch_size, n))])
         common = common or common_part(model, batch)
         for how in (h for h in INPUTS if h != 'poses' or 'c2w' in batch):
             for task, loss in zip(batch['task'], answer_losses(model, swapped(batch, how))):

@@ -10,7 +10,7 @@ Can a model name what each frame shows? The grounding question (views.frame_list
 Binding a name to its pixels is what counting and the three choices need (README, posed frames).
 A model that cannot list the objects of a frame cannot pick the one a question names.
 
-    python -m tools.grounding runs/views/obj_full [--n 96] [--batch 16]   # a train.py run or checkpoint
+    python -m research.grounding runs/views/obj_full [--n 96] [--batch 16]   # a train.py run or checkpoint
 """
 import collections
 import os
@@ -21,8 +21,8 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from eval import load_checkpoint  # noqa: E402
-from eval_views import base_items, views_config  # noqa: E402
-from tools.reads import run_args  # noqa: E402
+from multiframe.eval_views import base_items, views_config  # noqa: E402
+from research.reads import run_args  # noqa: E402
 
 
 def frames_of(listing: str) -> dict:

@@ -2,7 +2,7 @@
 Real data: Omni3D-format JSON annotations read into samples, and synthetic scenes written out as them.
 
 The idea. Any Omni3D-format file (SUN RGB-D, ARKitScenes, Hypersim, Objectron, KITTI, nuScenes;
-Brazil et al. 2023) becomes a dataset of data.py's samples: an image, its K, and one question per
+Brazil et al. 2023) becomes a dataset of synthetic.py's samples: an image, its K, and one question per
 image about its annotated 3D boxes, asked and answered exactly as for a synthetic scene. The
 exporter writes synthetic scenes in that format, so the whole path is tested end to end.
 
@@ -31,11 +31,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-import data
-import pinhole
-import raycast
-import scenes
-
+from data import synthetic
+from world import pinhole
+from world import raycast
+from world import scenes
 PIXEL_CENTRE_SHIFT = np.array([[0, 0, 0.5], [0, 0, 0.5], [0, 0, 0]])   # ours = Omni3D's K + this
 OMNI3D_CORNER_SIGNS = np.array([[-1, -1, -1], [1, -1, -1], [1, 1, -1], [-1, 1, -1],
                                 [-1, -1, 1], [1, -1, 1], [1, 1, 1], [-1, 1, 1]], dtype=float)   # (8, 3)
@@ -59,7 +58,7 @@ class Omni3DDataset(torch.utils.data.Dataset):
     asked and augmented with a seed drawn from (image id, e): a new question each epoch. Epoch 0
     uses the image id itself, so an exported synthetic set asks what the synthetic dataset did."""
 
-    def __init__(self, records, tasks=data.TASKS, task_weights=None, augment=None, skipped=0, empty=0, length=None):
+    def __init__(self, records, tasks=synthetic.TASKS, task_weights=None, augment=None, skipped=0, empty=0, length=None):
         self.records, self.tasks, self.task_weights, self.augment = records, tasks, task_weights, augment
         self.skipped_annotations, self.images_without_questions = skipped, empty
         self.length = len(records) if length is None else int(length)
@@ -68,7 +67,7 @@ class Omni3DDataset(torch.utils.data.Dataset):
         return self.length
 
     def __getitem__(self, i):
-        i = data.item_index(i, self.length)
+        i = synthetic.item_index(i, self.length)
         r, epoch = self.records[i % len(self.records)], i // len(self.records)
         seed = r['seed'] if epoch == 0 else int(np.random.SeedSequence([r['seed'], epoch]).generate_state(1)[0])
         try:
@@ -78,13 +77,13 @@ class Omni3DDataset(torch.utils.data.Dataset):
             raise ValueError(f"{r['file']}: cannot read the image ({e})") from None
         if image.shape[:2] != r['hw']:
             raise ValueError(f"{r['file']}: image is {image.shape[:2]} but its record says (height, width) = {r['hw']}")
-        qa = data.sample_qa(r['objects'], seed, self.tasks, self.task_weights)
+        qa = synthetic.sample_qa(r['objects'], seed, self.tasks, self.task_weights)
         H, W = r['hw']
-        return data.make_item(image, r['K'], np.zeros((H, W), np.float32), np.zeros((H, W, 3), np.float32),
+        return synthetic.make_item(image, r['K'], np.zeros((H, W), np.float32), np.zeros((H, W, 3), np.float32),
                          qa, seed, self.augment)
 
 
-def load_omni3d(json_path, image_root, tasks=data.TASKS, task_weights=None, augment=None) -> Omni3DDataset:
+def load_omni3d(json_path, image_root, tasks=synthetic.TASKS, task_weights=None, augment=None) -> Omni3DDataset:
     """An Omni3D-format JSON -> Omni3DDataset, one item (one question) per usable image.
 
     Usable: valid3D true (default true when absent) and behind_camera false (default false);
@@ -96,7 +95,7 @@ def load_omni3d(json_path, image_root, tasks=data.TASKS, task_weights=None, augm
     Anything malformed (a missing or mistyped key, a centre at z <= 0 that is not flagged
     behind_camera, an R_cam that is not a rotation, ...) raises a ValueError naming the file, the
     record (index and id) and the field."""
-    data.check_tasks(tasks, task_weights)
+    synthetic.check_tasks(tasks, task_weights)
     try:
         with open(json_path) as f:
             js = json.load(f)
@@ -143,7 +142,7 @@ def load_omni3d(json_path, image_root, tasks=data.TASKS, task_weights=None, augm
         size = np.array([L, H, W])                                          # (w, h, l) along local x, y, z
         by_id[iid]['objects'].append(dict(name=name, center=center, size=size, yaw=yaw_from_R(R)))
     records = [r for r in by_id.values()
-               if any(data.feasible(r['objects'], tasks[i]) for i in data.active_tasks(tasks, task_weights))]
+               if any(synthetic.feasible(r['objects'], tasks[i]) for i in synthetic.active_tasks(tasks, task_weights))]
     if not records:
         raise ValueError(f"{json_path}: no usable image: {len(by_id)} images, {len(annotations)} annotations "
                          f"({skipped} skipped as valid3D false or behind_camera), and no image allows a "
@@ -157,10 +156,10 @@ def export_omni3d(source, out_dir, limit=None) -> str:
     Image id = scene seed. A dataset is exported un-augmented, rendered through its own camera.
     Dimensions, corners, K and 2D boxes in Omni3D's conventions (above).
     Returns the JSON path; load it with load_omni3d(path, out_dir)."""
-    if isinstance(source, data.SyntheticDataset):
+    if isinstance(source, synthetic.SyntheticDataset):
         n = len(source) if limit is None else min(limit, len(source))
         split, cfg = source.split, source.cfg.scene
-        source = (scenes.sample_scene(data.scene_seed(split, i), cfg) for i in range(n))
+        source = (scenes.sample_scene(synthetic.scene_seed(split, i), cfg) for i in range(n))
     os.makedirs(os.path.join(out_dir, 'images'), exist_ok=True)
     images, annotations, categories, seen = [], [], {}, set()
     for k, sc in enumerate(source):

@@ -13,7 +13,7 @@ origin) follows the poses, and its accuracy falls below chance where they disagr
 model cannot see the poses: its three rows are the same, a built-in control. With a --reasons run,
 the first frames it states are counted too.
 
-    python -m tools.frame_order runs/views/reasons_more [--n 512] [--batch 16]
+    python -m research.frame_order runs/views/reasons_more [--n 512] [--batch 16]
 """
 import collections
 import os
@@ -22,10 +22,10 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import views  # noqa: E402
+from multiframe import views  # noqa: E402
 from eval import evaluate, load_checkpoint  # noqa: E402
-from eval_views import base_items, gap_interval, views_config  # noqa: E402
-from tools.reads import run_args  # noqa: E402
+from multiframe.eval_views import base_items, gap_interval, views_config  # noqa: E402
+from research.reads import run_args  # noqa: E402
 
 POSES = dict(own=lambda c2w: c2w, rolled=lambda c2w: c2w.roll(1, 0), reversed=lambda c2w: c2w.flip(0))
 
