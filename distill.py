@@ -35,19 +35,6 @@ and the camera embedding; the teacher only supplies its training target. After t
 head (and the LLM reading geo_embed(g)) carries the geometry internally, the teacher is dropped,
 and the model answers from RGB + K alone. (Shapes: B batch, H×W pixels, h×w grid, N = h·w.)
 
-World channels (posed frames, train.py --world-channels). A multi-view teacher (VGGT, the one
-VG-LLM distils) gives its point maps in the first camera's frame; views.py's world frame is that
-frame levelled and moved down to the floor, a fixed rigid motion. From it the teacher can say where
-on the floor plan each token's object stands, (x, z) in metres, the same in every frame that sees it.
-Two more channels, pooled like the object depth over the token's object pixels and counted where
-the object channel is:
-
-    t_n += [ mean_{O_n} x° ,  mean_{O_n} z° ]                                   (WORLD_DIM = 2)
-
-Per frame, the object depth tells how far an object is from this camera; the world channels tell
-where it is in the room, which is what a distance between two objects, or a direction from one to
-another, is read from. A model learns them through its own world head (model.py).
-
 Two teachers: RenderedTeacher returns the synthetic renderer's exact depth and object depth, i.e.
 a *perfect* 3D foundation model, an upper bound no real teacher reaches. DepthModelTeacher runs
 any transformers metric depth model (e.g. depth-anything/Depth-Anything-V2-Metric-Indoor-Small-hf);
@@ -60,7 +47,6 @@ from transformers import AutoImageProcessor, AutoModelForDepthEstimation
 from camera_embed import camera_rays, patch_centers
 
 GEO_DIM = 3                    # [mean log depth, object fraction, mean log depth of object centres]
-WORLD_DIM = 2                  # with object_world: [mean x, mean z] of the object centres on the floor plan
 LOG_DEPTH_CHANNELS = (0, 2)    # the channels that are log depths (model.geometry_features)
 MIN_OBJECT = 0.25              # object channel counted where at least this fraction of a token is object
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -86,14 +72,12 @@ def pool(x: torch.Tensor, grid_hw) -> torch.Tensor:
 
 
 def geometry_targets(depth: torch.Tensor, points: torch.Tensor, grid_hw, min_valid: float = 0.5,
-                     object_depth: torch.Tensor | None = None, object_world: torch.Tensor | None = None):
+                     object_depth: torch.Tensor | None = None):
     """Pool dense geometry to the token grid. depth (B,H,W) metric, 0 = invalid; points (B,H,W,3)
     is accepted but not read (given K, a point map adds nothing to the depth); object_depth
     (B,H,W): z of the centre of the object each pixel sees, 0 = no object, None = unknown (the
-    object channels then get no loss); object_world (B,H,W,2), with object_depth: the floor-plan
-    position (x, z, metres) of that centre in the world frame of posed frames (views.object_floor),
-    pooled like the object depth into WORLD_DIM more channels, counted where the object channel is.
-    Returns target (B, N, C) and mask (B, N, C) bool, which entries to match; C = GEO_DIM (+ WORLD_DIM)."""
+    object channels then get no loss).
+    Returns target (B, N, GEO_DIM) and mask (B, N, GEO_DIM) bool, which entries to match."""
     depth = depth.float()
     v = (depth > 0).float()                                              # (B, H, W) valid pixels
     frac = pool(v[..., None], grid_hw)                                   # (B, N, 1) valid fraction
@@ -108,11 +92,6 @@ def geometry_targets(depth: torch.Tensor, points: torch.Tensor, grid_hw, min_val
         ok_obj = obj >= MIN_OBJECT
     mask = torch.cat([ok, torch.full_like(ok, object_depth is not None), ok_obj], -1)   # (B, N, 3)
     target = torch.cat([logz, obj, logo], -1)
-    if object_world is not None:
-        if object_depth is None:
-            raise ValueError('object_world needs object_depth (which pixels see an object)')
-        xz = pool(object_world.float() * o[..., None], grid_hw) / obj.clamp(min=1e-6)   # (B, N, 2) metres
-        target, mask = torch.cat([target, xz], -1), torch.cat([mask, ok_obj.expand(-1, -1, WORLD_DIM)], -1)
     return target * mask, mask
 
 
@@ -130,10 +109,9 @@ class RenderedTeacher:
 
     def __call__(self, batch: dict, grid_hw):
         if batch['depth'].dim() == 4:   # (B, F, H, W): posed frames (views.py), one target per frame as encoded
-            obj, world = batch.get('object_depth'), batch.get('object_world')
+            obj = batch.get('object_depth')
             return geometry_targets(batch['depth'].flatten(0, 1), batch['points'].flatten(0, 1), grid_hw,
-                                    object_depth=None if obj is None else obj.flatten(0, 1),
-                                    object_world=None if world is None else world.flatten(0, 1))
+                                    object_depth=None if obj is None else obj.flatten(0, 1))
         return geometry_targets(batch['depth'], batch['points'], grid_hw, object_depth=batch.get('object_depth'))
 
 

@@ -14,9 +14,7 @@ Intelligence", ICLR 2026; the joining follows LLaVA (Liu et al. 2023) and nanoVL
     E_cam   = CameraEmbedding(K', (S, S), (h, w), c2w)     (B, N, Dv)    zero at init*
     g       = head(F + E_cam)                              (B, N, GEO_DIM)  matched to the teacher
     E_geo   = embed([g, sin 2πz/P, cos 2πz/P])             (B, N, Dv)    z = e^g (depths), P = 10, 1 m; zero at init*
-    E_world = embed'(head'(F + E_cam))                     (B, N, Dv)    posed frames, --world-channels: each
-                                                                         token's object on the floor plan; zero at init
-    V       = projector(pixel_shuffle(F + E_cam + E_geo [+ E_world]))  (B, N/r², D)
+    V       = projector(pixel_shuffle(F + E_cam + E_geo))  (B, N/r², D)
     prompt  = [bos] <image>×N/r² question "\n"  ->  answer <eos>     (or the LLM's chat template)
     loss    = CE(answer tokens and eos) + μ · W1(answer digits) + λ · matching_loss(g, teacher)
               (the LM head reads only the hidden states that predict answer tokens: (B, A, V), not (B, L, V))
@@ -34,7 +32,6 @@ loads fast). Text and prompts: tokens.py; weight files: checkpoint.py.
 Worked number: the default tiny model reads 128 px through 16 px patches, an 8×8 grid of N = 64
 visual tokens; with pixel_shuffle r = 2 the LLM gets 16 tokens of width D from 4·Dv features each.
 """
-import copy
 import json
 import os
 from dataclasses import asdict, dataclass, field, fields
@@ -50,7 +47,7 @@ from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, Llama
 from augment import resize
 from camera_embed import CameraEmbedConfig, CameraEmbedding
 from common.checkpoint import backbone_config, load_weights, read_json, unique_state_dict
-from distill import GEO_DIM, LOG_DEPTH_CHANNELS, WORLD_DIM, matching_loss
+from distill import GEO_DIM, LOG_DEPTH_CHANNELS, matching_loss
 from data.tokens import build_tokenizer, digit_token_ids, encode_batch
 
 PIXEL_MEAN, PIXEL_STD = 0.5, 0.5  # SigLIP's normalisation: pixels to [-1, 1]
@@ -77,14 +74,14 @@ class ModelConfig:
     camera_embed: bool = True
     camera: dict = field(default_factory=dict)   # CameraEmbedConfig fields, e.g. {'num_freqs': 6}
     geometry: bool = True
-    geometry_hidden: int = 0      # 0: linear geometry head and embedding; > 0: one GELU layer this wide
-    geometry_periods: tuple = ()  # metres: E_geo also reads sin/cos(2π z / P) of the predicted depths (geometry_features)
-    world_channels: bool = False  # posed frames: a world head places each token's object on the floor plan
-    digit_loss: float = 0.0       # weight of the ordinal loss on answer digits (digit_wasserstein)
+    geometry_hidden: int = 128    # geometry head and embedding: one GELU layer this wide (0: linear)
+    geometry_periods: tuple = (10.0, 1.0)   # metres: E_geo also reads sin/cos(2π z / P) of the predicted depths
+    digit_loss: float = 1.0       # weight of the ordinal loss on answer digits (digit_wasserstein)
     camera_text: bool = False     # a baseline: K written before each question (camera_embed.camera_text)
     pose: bool = True             # E_cam reads the pose c2w when given (False: as if level, a control)
-    zero_init: bool = True        # E_cam and E_geo start at 0 (keeps a pretrained VLM unchanged); False
-                                  # for backbones trained from scratch, where it only delays the signal
+    zero_init: bool | None = None  # E_cam and E_geo start at 0, which keeps a pretrained VLM unchanged; for
+                                   # backbones trained from scratch it only delays the signal. None: True
+                                   # exactly when a backbone is pretrained (vision or llm given)
     distill_weight: float = 1.0
     freeze_vision: bool = False   # for pretrained backbones: train projector + camera/geometry parts only
     freeze_llm: bool = False
@@ -92,6 +89,8 @@ class ModelConfig:
 
     def __post_init__(self):
         self.geometry_periods = tuple(float(p) for p in self.geometry_periods)   # a JSON list on load
+        if self.zero_init is None:
+            self.zero_init = bool(self.vision or self.llm)
 
 
 # ----------------------------------------------------------------------------- backbones
@@ -206,8 +205,8 @@ class CameraAwareMLLM(nn.Module):
         if self.camera is not None and not cfg.zero_init:
             self.camera.proj.reset_parameters()     # from scratch: nothing to preserve, a signal from step 0
         if cfg.geometry:
-            # linear both ways: log z = log f + log H − log h is additive, so a linear read-out of
-            # F + E_cam can add the camera's log f to the image's size cue; the cost stays ~1% of a step
+            # log z = log f + log H − log h is additive in the camera's log f and the image's size cue;
+            # one hidden layer lets the read-out also gate the cue by what the token shows
             self.geo_head = mlp(Dv, cfg.geometry_hidden, GEO_DIM)                      # (B, N, GEO_DIM)
             n_geo = GEO_DIM + 2 * len(LOG_DEPTH_CHANNELS) * len(cfg.geometry_periods)
             self.geo_embed = mlp(n_geo, cfg.geometry_hidden, Dv)                       # (B, N, Dv)
@@ -215,49 +214,10 @@ class CameraAwareMLLM(nn.Module):
                 last = self.geo_embed if cfg.geometry_hidden == 0 else self.geo_embed[-1]
                 nn.init.zeros_(last.weight)
                 nn.init.zeros_(last.bias)
-        if cfg.world_channels:
-            self.add_world_channels()
         self.vision.requires_grad_(not cfg.freeze_vision)
         self.llm.requires_grad_(not cfg.freeze_llm)
         if cfg.digit_loss > 0:  # token ids of '0'..'9', checked once; a buffer so it follows .to(device)
             self.register_buffer('digit_ids', digit_token_ids(self.tokenizer), persistent=False)
-
-    def add_world_channels(self):
-        """The world head w = head(F + E_cam) (B, N, WORLD_DIM), matched to the teacher's floor-plan
-        position of each token's object (distill.geometry_targets' object_world), and its embedding
-        E_world, added like E_geo. E_world starts at 0, so a trained model grown by it (train.py
-        --init-from RUN --world-channels) starts unchanged."""
-        if not self.cfg.geometry:
-            raise ValueError('the world channels need the geometry branch (ModelConfig.geometry)')
-        self.cfg.world_channels, Dv = True, self.vision.config.hidden_size
-        self.world_head = mlp(Dv, self.cfg.geometry_hidden, WORLD_DIM).to(self.projector[0].weight)
-        self.world_embed = mlp(WORLD_DIM, self.cfg.geometry_hidden, Dv).to(self.projector[0].weight)
-        last = self.world_embed if self.cfg.geometry_hidden == 0 else self.world_embed[-1]
-        nn.init.zeros_(last.weight)
-        nn.init.zeros_(last.bias)
-
-    def grow_llm(self, n_layers: int):
-        """Deepen the tiny LLM to n_layers by block expansion (LLaMA Pro, Wu et al. 2024): after evenly
-        spaced layers, a copy whose attention output and MLP down projections are 0, so each new block
-        adds nothing to the residual stream and the grown model computes what it did (train.py
-        --init-from RUN --llm-layers N). A 2-layer LLM has exactly the two hops a question about two
-        named objects needs (name -> its pixels, answer -> the names), and none to spare."""
-        layers, k = list(self.llm.model.layers), n_layers - len(self.llm.model.layers)
-        if self.cfg.llm or k < 1 or k > len(layers):
-            raise ValueError(f'grow_llm: a tiny LLM of {len(layers)} layers grows to {len(layers) + 1}..'
-                             f'{2 * len(layers)} (a twin per layer at most); got {n_layers} (llm {self.cfg.llm})')
-        after, grown = {round(j * (len(layers) - 1) / max(k - 1, 1)) for j in range(k)}, []   # evenly spaced
-        for i, layer in enumerate(layers):
-            grown.append(layer)
-            if i in after:
-                twin = copy.deepcopy(layer)
-                nn.init.zeros_(twin.self_attn.o_proj.weight)
-                nn.init.zeros_(twin.mlp.down_proj.weight)
-                grown.append(twin)
-        for i, layer in enumerate(grown):
-            layer.self_attn.layer_idx = i          # the KV cache's index of the layer
-        self.llm.model.layers = nn.ModuleList(grown)
-        self.llm.config.num_hidden_layers = self.cfg.llm_layers = len(grown)
 
     @property
     def grid_hw(self) -> tuple[int, int]:
@@ -298,12 +258,7 @@ class CameraAwareMLLM(nn.Module):
         geo = None
         if self.cfg.geometry:
             geo = self.geo_head(feats)                                      # (B, N, GEO_DIM) from F + E_cam
-            extra = self.geo_embed(geometry_features(geo, self.cfg.geometry_periods))  # E_geo
-            if self.cfg.world_channels:
-                world = self.world_head(feats)                              # (B, N, WORLD_DIM) from F + E_cam
-                extra = extra + self.world_embed(world)                     # + E_world
-                geo = torch.cat([geo, world], -1)                           # (B, N, GEO_DIM + WORLD_DIM)
-            feats = feats + extra                                           # F + E_cam + E_geo (+ E_world)
+            feats = feats + self.geo_embed(geometry_features(geo, self.cfg.geometry_periods))  # F + E_cam + E_geo
         return self.projector(pixel_shuffle(feats, self.enc_grid_hw, self.cfg.pixel_shuffle)), geo
 
     def encoder(self, pad_to: int = 1, left: bool = False):

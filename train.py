@@ -42,61 +42,52 @@ from common.checkpoint import (find_checkpoint, keep_model, load_train_state, lo
                         save_checkpoint, saved_config)
 from data.synthetic import tokenizer_corpus
 from distill import DepthModelTeacher, RenderedTeacher
-from data.loader import (StepSampler, collate_encode, data_config, datasets, make_loader, pitch_range, views_checks,
-                    worker_count)
+from data.loader import StepSampler, collate_encode, datasets, make_loader, pitch_range, worker_count
 from model import CameraAwareMLLM, ModelConfig
 from common.optim import configure_optimizer, set_lr, train_last_llm_layers
 from world.scenes import CAMERAS
 from data.tokens import bpe_tokenizer
-from multiframe.views import tokenizer_corpus as views_corpus
 
 
 @dataclass
 class TrainConfig:
     out: str = 'runs/default'
-    preset: str = ''                 # '' (tiny, CPU) or 'real' (pretrained backbones, GPU)
+    preset: str = ''                 # a PRESETS or ABLATION name: its settings under the flags given
     # data: one training camera; the visibility range matches the augmentation's zoom range
     camera: str = 'standard'
-    image_size: int = 128
-    max_objects: int = 1             # objects per scene: 1..max_objects (README: why 1 on a CPU)
+    image_size: int = ModelConfig.image_size
+    max_objects: int = 1             # objects per scene: 1..max_objects
     pitch_range: str = '5,15'        # camera pitch, degrees down, uniform in 'lo,hi' (pose given to the model)
-    tasks: str = 'depth'             # any of data.TASKS, comma-separated, e.g. depth,closer,detect
-    frames: int = 0                  # > 0: views.py rooms in this many posed frames; --tasks 'depth' = views.VIEW_TASKS
-    object_channels: bool = True     # --frames: the teacher's object channels on every frame (no: surface depth only)
-    world_channels: bool = False     # --frames: + each object's floor-plan position (world frame), a head of its own
-    room_objects: str = '3,5'        # --frames: objects per room, 'lo,hi' (a room that shows fewer than 2 is redrawn)
-    questions: int = 1               # --frames: up to this many questions per room in one sequence (multi-turn)
-    min_pixels: float = 6.0          # --frames: an object is seen in a frame from this many pixels of a 64² frame
-    reasons: bool = False            # --frames: the choices' answers show their measurements first (views.with_reasons)
+    tasks: str = 'depth'             # any of synthetic.TASKS, comma-separated, e.g. depth,closer,detect
     task_weights: str = ''           # comma-separated, same order as tasks; '' = uniform
     data: str = ''                   # an Omni3D-format JSON to train on ('' = synthetic scenes); its
     image_root: str = ''             # images are in image_root; the last val_samples are held out
     teacher: str = ''                # distillation teacher: a transformers depth model (name or folder);
                                      # '' = the renderer's exact geometry (synthetic scenes only)
     # the three parts of the method
-    camera_embed: bool = True
+    camera_embed: bool = ModelConfig.camera_embed
     augment: bool = True
-    distill: bool = True
-    distill_weight: float = 1.0
-    # two baselines that need no new architecture (README: the ablation)
-    camera_text: bool = False        # K written into every question, e.g. 'Camera: fx 110.9 fy 110.9 cx 64.0 cy 64.0 px.'
-    pose: bool = True                # the camera embedding reads the pose (--no-pose: a control, README)
+    distill: bool = ModelConfig.geometry
+    distill_weight: float = ModelConfig.distill_weight
+    # two baselines that need no new architecture, and a control
+    camera_text: bool = ModelConfig.camera_text   # K written into every question, e.g. 'Camera: fx 110.9 ...'
     canonical_focal: bool = False    # depth-like answers trained as z·f_c/fx (Metric3D), f_c the training
                                      # camera's fx; eval.py maps them back with the test K
-    # the recipe (README: what makes a tiny model learn metric answers on a CPU)
-    digit_loss: float = 1.0          # ordinal loss on answer digits (model.digit_wasserstein)
-    geometry_periods: str = '10,1'   # metres, comma-separated: sin/cos of predicted depths for E_geo ('': none)
-    patch_size: int = 16             # tiny vision encoder's patch (pixels)
-    geometry_hidden: int = 128       # geometry head and embedding: 0 linear, > 0 one GELU layer this wide
-    pixel_shuffle: int = 1           # r×r visual tokens -> one LLM token
+    pose: bool = ModelConfig.pose    # the camera embedding reads the pose (--no-pose: the control)
+    # how the tiny model reads the image and writes its digits (ModelConfig has the reasons)
+    digit_loss: float = ModelConfig.digit_loss
+    geometry_periods: str = ','.join(f'{p:g}' for p in ModelConfig.geometry_periods)   # metres; '': none
+    patch_size: int = ModelConfig.patch_size
+    geometry_hidden: int = ModelConfig.geometry_hidden
+    pixel_shuffle: int = ModelConfig.pixel_shuffle
     tokenizer: str = 'bpe'           # tiny LLM's tokenizer: 'bpe' (words, digits one by one) or 'char'
-    llm_layers: int = 2              # the tiny LLM's decoder layers (not with --llm); more than --init-from's: grown
+    llm_layers: int = ModelConfig.llm_layers   # the tiny LLM's decoder layers (a --llm model brings its own)
     # backbones ('' = tiny from configs); see model.py for names, folders and GGUF files
     vision: str = ''
     llm: str = ''
     gguf_file: str = ''
-    freeze_vision: bool = False
-    freeze_llm: bool = False
+    freeze_vision: bool = ModelConfig.freeze_vision
+    freeze_llm: bool = ModelConfig.freeze_llm
     llm_train_layers: int = 0        # with --freeze-llm: the last N decoder layers (and the final norm) still train
     # optimisation: grad_accum = batch_size // (micro_batch * world_size)
     batch_size: int = 16
@@ -133,20 +124,33 @@ PRESETS = {
     'real': dict(vision='google/siglip-base-patch16-224', llm='HuggingFaceTB/SmolLM2-135M-Instruct',
                  image_size=224, lr=2e-5, min_lr=2e-6, new_lr=2e-4, projector_steps=500, batch_size=64, micro_batch=8,
                  dtype='bfloat16', device='cuda', max_steps=5000),
-    # README's "real LLM" recipe, for a CPU: a pretrained LLM (--llm: e.g. the converted SmolLM2-135M-Instruct)
-    # frozen but for its last 2 layers, the tiny vision encoder from scratch, 16 LLM tokens per image
-    # (min_lr = lr: constant after the warm-up, as measured)
+    # a pretrained LLM on a CPU (--llm: e.g. the converted SmolLM2-135M-Instruct), frozen but for its last 2
+    # layers, the tiny vision encoder from scratch, 16 LLM tokens per image; constant LR after the warm-up
     'real-llm': dict(freeze_llm=True, llm_train_layers=2, pixel_shuffle=2, batch_size=8, max_steps=400,
                      warmup_steps=20, lr=1e-4, min_lr=1e-4, new_lr=1e-3, eval_every=50, val_samples=32,
                      save_every=100, keep_every=50),
 }
 
+# The cross-camera ablation (scripts/ablation.sh trains each row, the docs' table reads them): the three
+# parts of the method switched one at a time, the two baselines, and the camera embedding without the pose.
+ABLATION = {
+    'rgb_only': dict(camera_embed=False, augment=False, distill=False),
+    'camera_embed': dict(camera_embed=True, augment=False, distill=False),
+    'augment': dict(camera_embed=False, augment=True, distill=False),
+    'distill': dict(camera_embed=False, augment=False, distill=True),
+    'full': dict(camera_embed=True, augment=True, distill=True),
+    'camera_text': dict(camera_embed=False, augment=True, distill=False, camera_text=True),
+    'canonical_focal': dict(camera_embed=False, augment=True, distill=False, canonical_focal=True),
+    'camera_embed_no_pose': dict(camera_embed=True, augment=False, distill=False, pose=False),
+}
 
-def parse_args(argv=None) -> TrainConfig:
-    """argparse from TrainConfig's fields; precedence: defaults < --preset < explicit flags.
+
+def parse_args(argv=None, config_type=TrainConfig, doc: str = __doc__):
+    """argparse from the config's fields; precedence: defaults < --preset < explicit flags.
     With --resume: the run's saved train_config.json < explicit flags (checked by check_resume)."""
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for f in fields(TrainConfig):
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    presets = {**PRESETS, **ABLATION}
+    for f in fields(config_type):
         flag = '--' + f.name.replace('_', '-')
         if f.type is bool:
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS)
@@ -154,12 +158,12 @@ def parse_args(argv=None) -> TrainConfig:
             p.add_argument(flag, type=f.type, default=argparse.SUPPRESS, help=f'default: {f.default!r}')
     given = vars(p.parse_args(argv))
     preset = given.get('preset', '')
-    if preset and preset not in PRESETS:
-        p.error(f'unknown --preset {preset!r}; choose from {sorted(PRESETS)}')
-    ckpt = find_checkpoint(given.get('out', TrainConfig.out)) if given.get('resume') else None
+    if preset and preset not in presets:
+        p.error(f'unknown --preset {preset!r}; choose from {sorted(presets)}')
+    ckpt = find_checkpoint(given.get('out', config_type.out)) if given.get('resume') else None
     if ckpt:  # flags not given take the run's values, not the defaults
-        return TrainConfig(**{**saved_config(ckpt, TrainConfig), **given})
-    return TrainConfig(**{**PRESETS.get(preset, {}), **given})
+        return config_type(**{**saved_config(ckpt, config_type), **given})
+    return config_type(**{**presets.get(preset, {}), **given})
 
 
 # ----------------------------------------------------------------------------- pieces built from the config
@@ -170,8 +174,7 @@ def model_config(cfg: TrainConfig) -> ModelConfig:
                        distill_weight=cfg.distill_weight, digit_loss=cfg.digit_loss, camera_text=cfg.camera_text,
                        pose=cfg.pose, geometry_periods=periods(cfg.geometry_periods), geometry_hidden=cfg.geometry_hidden,
                        patch_size=cfg.patch_size, pixel_shuffle=cfg.pixel_shuffle, freeze_vision=cfg.freeze_vision,
-                       zero_init=bool(cfg.vision or cfg.llm), freeze_llm=cfg.freeze_llm, llm_layers=cfg.llm_layers,
-                       world_channels=cfg.world_channels)
+                       freeze_llm=cfg.freeze_llm, llm_layers=cfg.llm_layers)
 
 
 def periods(text: str) -> tuple:
@@ -185,10 +188,12 @@ def periods(text: str) -> tuple:
     return out
 
 
-def tiny_tokenizer(cfg: TrainConfig):
-    """The tiny LLM's tokenizer (None: tokens.build_tokenizer's, the character one or the real LLM's own)."""
-    corpus = tokenizer_corpus(cfg.camera_text) + (views_corpus() if cfg.frames else [])
-    return None if cfg.llm or cfg.tokenizer == 'char' else bpe_tokenizer(corpus)
+def tiny_tokenizer(cfg: TrainConfig, corpus: list[str] | None = None):
+    """The tiny LLM's BPE tokenizer, learnt from every phrase the data can ask (None: tokens.build_tokenizer's,
+    the character one or the real LLM's own)."""
+    if cfg.llm or cfg.tokenizer == 'char':
+        return None
+    return bpe_tokenizer(corpus if corpus is not None else tokenizer_corpus(cfg.camera_text))
 
 
 # ----------------------------------------------------------------------------- the run
@@ -236,9 +241,10 @@ def rank0_first(ddp: bool, master: bool):
         dist.barrier()
 
 
-def build(cfg: TrainConfig, ddp: bool, master: bool, device, ckpt: str | None = None):
+def build(cfg: TrainConfig, ddp: bool, master: bool, device, ckpt: str | None = None, corpus=None):
     """(cfg, teacher, model on device), rank 0 first; cfg takes a pretrained encoder's image size.
-    --init-from: that run's model; resumed (ckpt), the run's own checkpoint, which holds the same tokenizer."""
+    --init-from: that run's model; resumed (ckpt), the run's own checkpoint, which holds the same tokenizer.
+    corpus: what the tiny tokenizer learns from (tiny_tokenizer)."""
     with rank0_first(ddp, master):   # the backbones' and the teacher's files
         if cfg.vision and cfg.image_size != (size := SiglipVisionConfig.from_pretrained(cfg.vision).image_size):
             if master:
@@ -246,23 +252,21 @@ def build(cfg: TrainConfig, ddp: bool, master: bool, device, ckpt: str | None = 
             cfg = replace(cfg, image_size=size)
         teacher = (None if not cfg.distill else DepthModelTeacher(cfg.teacher, device=device) if cfg.teacher
                    else RenderedTeacher())
-        if cfg.init_from:   # a curriculum's next stage (README: posed frames)
+        if cfg.init_from:   # a curriculum's next stage
             model = CameraAwareMLLM.load(ckpt or find_checkpoint(cfg.init_from) or cfg.init_from).to(device)
-            if cfg.world_channels and not model.cfg.world_channels:
-                model.add_world_channels()   # grown by the world head (E_world starts at 0)
-            if cfg.llm_layers > model.cfg.llm_layers and not cfg.llm:
-                model.grow_llm(cfg.llm_layers)   # deepened by identity blocks (block expansion)
             if asdict(model.cfg) != (flags := asdict(model_config(cfg))):
                 raise ValueError(f'--init-from {cfg.init_from}: its model settings {asdict(model.cfg)} differ from '
                                  f'these flags\' {flags}')
         else:
-            model = CameraAwareMLLM(model_config(cfg), tokenizer=tiny_tokenizer(cfg)).to(device)
+            model = CameraAwareMLLM(model_config(cfg), tokenizer=tiny_tokenizer(cfg, corpus)).to(device)
     if cfg.freeze_llm:
         train_last_llm_layers(model.llm, cfg.llm_train_layers)
     return cfg, teacher, model
 
 
-def main(cfg: TrainConfig):
+def main(cfg: TrainConfig, make_datasets=datasets, corpus: list[str] | None = None):
+    """Train. make_datasets(cfg) -> (train, val) and the tokenizer's corpus are the single-image data's
+    unless given (the multi-frame extension, multiframe/train_views.py, passes its own)."""
     check_config(cfg)
     step, ckpt = 0, resume_from(cfg)
     ddp, rank, local_rank, world, device, threads = setup_distributed(cfg)
@@ -276,8 +280,8 @@ def main(cfg: TrainConfig):
     torch.set_num_threads(threads)
     torch.manual_seed(cfg.seed)  # same initial weights on every rank
 
-    cfg, teacher, model = build(cfg, ddp, master, device, ckpt)
-    train_ds, val_ds = datasets(cfg, data_config(cfg))
+    cfg, teacher, model = build(cfg, ddp, master, device, ckpt, corpus)
+    train_ds, val_ds = make_datasets(cfg)
     # batches are built, tokenised (and given the renderer's teacher targets) in the workers
     bucket = cfg.seq_bucket or (64 if cfg.compile else 1)
     cpu_teacher = teacher if isinstance(teacher, RenderedTeacher) else None
@@ -390,7 +394,6 @@ def check_config(cfg: TrainConfig):
     bad += [f"--tokenizer {cfg.tokenizer!r} (char or bpe)"] if cfg.tokenizer not in ('char', 'bpe') else []
     bad += ["--llm-layers is the tiny LLM's depth; a --llm model brings its own"] if (
         cfg.llm and cfg.llm_layers != TrainConfig.llm_layers) else []
-    bad += views_checks(cfg, TrainConfig)
     for parse, text in ((periods, cfg.geometry_periods), (pitch_range, cfg.pitch_range)):
         try:
             parse(text)

@@ -1,6 +1,5 @@
 """
-The data of a run: flags to datasets, datasets to batches, laid out by sample index; the posed-frame
-items (views.py rooms rendered, asked and augmented per frame).
+The data of a run: flags to datasets, datasets to batches, laid out by sample index.
 
 The idea. Data is a pure function of the sample index (data.py seeds item i by i alone), so the run
 is laid out by index: optimiser step k consumes the global samples [k·B, (k+1)·B), and rank r's
@@ -16,24 +15,18 @@ augment, stack and tokenise each micro-batch and compute the renderer's teacher 
 (one compiled graph each). worker_count splits the cores between the workers and the step.
 Real data (--data) holds out the file's last --val-samples images; its zooms only widen the view.
 """
-from dataclasses import replace
-
 import numpy as np
 import torch
 
-from augment import ZOOM_RANGE, AugmentConfig, random_camera_augment
-from data.synthetic import AUG_STREAM, TASKS, DataConfig, SyntheticDataset, canonical_focal, collate, item_index, scene_seed
+from augment import ZOOM_RANGE, AugmentConfig
 from data.omni3d import Omni3DDataset, load_omni3d
-from world.scenes import COLORS, SceneConfig
-from multiframe.views import (TRAIN_TASKS, VIEW_TASKS, ViewsConfig, follow_ups, object_depths, object_floor, sample_view_qa,
-                   sample_views)
+from data.synthetic import TASKS, DataConfig, SyntheticDataset, canonical_focal, collate
+from world.scenes import SceneConfig
 
 # ----------------------------------------------------------------------------- datasets from the flags
 
 def data_config(cfg) -> DataConfig:
-    """The samples of a run (cfg: train.TrainConfig): a DataConfig, or a ViewsConfig with --frames."""
-    if cfg.frames:
-        return views_config(cfg)
+    """The samples of a run (cfg: train.TrainConfig)."""
     tasks = tuple(t.strip() for t in cfg.tasks.split(',') if t.strip())
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
@@ -48,113 +41,13 @@ def data_config(cfg) -> DataConfig:
                       canonical_focal=canonical_focal(cfg.camera, cfg.image_size) if cfg.canonical_focal else 0.0)
 
 
-def views_config(cfg) -> ViewsConfig:
-    """--frames: rooms of that many frames at image_size, the training camera, multi-frame tasks."""
-    tasks = VIEW_TASKS if cfg.tasks == 'depth' else tuple(t.strip() for t in cfg.tasks.split(',') if t.strip())
-    if unknown := [t for t in tasks if t not in TRAIN_TASKS]:
-        raise ValueError(f'unknown multi-frame task(s) {unknown} in --tasks; known: {TRAIN_TASKS}')
-    weights = tuple(float(w) for w in cfg.task_weights.split(',')) if cfg.task_weights else None
-    if not cfg.questions >= 1:
-        raise ValueError(f'--questions {cfg.questions} (must be >= 1: questions per room in one sequence)')
-    return ViewsConfig(frames=cfg.frames, image_hw=(cfg.image_size, cfg.image_size), camera=cfg.camera,
-                       tasks=tasks, task_weights=weights, n_objects=room_objects(cfg.room_objects),
-                       questions=cfg.questions, object_channels=cfg.object_channels, min_pixels=cfg.min_pixels,
-                       reasons=cfg.reasons, world_channels=cfg.world_channels)
-
-
-def views_checks(cfg, defaults) -> list[str]:
-    """What is wrong with the multi-frame flags of a TrainConfig (defaults: its class), for check_config."""
-    bad = [f'--frames {cfg.frames} (0: single images, else 1..16)'] if not 0 <= cfg.frames <= 16 else []
-    only = [f"--{k.replace('_', '-')}" for k in ('questions', 'room_objects', 'min_pixels', 'reasons',
-                                                  'world_channels') if getattr(cfg, k) != getattr(defaults, k)]
-    bad += [f"{', '.join(only)}: for --frames runs only"] if only and not cfg.frames else []
-    bad += ['--world-channels needs the object channels and the geometry branch (no --no-object-channels, '
-            'no --no-distill)'] if cfg.world_channels and not (cfg.object_channels and cfg.distill) else []
-    return bad + ['--frames trains on synthetic rooms (the rendered teacher) without camera text: no --data, '
-                  'no --teacher, no --camera-text, no --canonical-focal'] if cfg.frames and (
-        cfg.teacher or cfg.data or cfg.camera_text or cfg.canonical_focal) else bad
-
-
-def room_objects(text: str) -> tuple:
-    """'3,5' -> (3, 5): objects per room of a --frames run, 1 <= lo <= hi <= the colours (names are unique)."""
-    try:
-        lo, hi = (int(p) for p in text.split(','))
-    except ValueError:
-        lo, hi = 1, 0
-    if not 1 <= lo <= hi <= len(COLORS):
-        raise ValueError(f'--room-objects must be two counts lo,hi with 1 <= lo <= hi <= {len(COLORS)}; got {text!r}')
-    return lo, hi
-
-
-# ----------------------------------------------------------------------------- posed frames: items
-
-def make_views_item(frames: dict, K, c2w, qa: dict, seed: int, augment_cfg=None, object_depth=None,
-                    object_world=None) -> dict:
-    """Rendered frames (render_views) -> an item of tensors: image (N, 3, H, W) uint8, K (N, 3, 3),
-    c2w (N, 4, 4), depth (N, H, W), points (N, H, W, 3) [, object_depth (N, H, W): object_depths]
-    [, object_world (N, H, W, 2): object_floor, with object_depth] + the question. augment_cfg: every
-    frame its own random camera (augment.random_camera_augment, rng([seed, AUG_STREAM, k])), K exact;
-    the maps go through the same warp as the pixels."""
-    images, Ks, geos = [], [], []
-    for k in range(len(c2w)):
-        image = torch.from_numpy(frames['image'][k]).permute(2, 0, 1).contiguous()        # (3, H, W)
-        maps = [frames['depth'][k][None], frames['points'][k].transpose(2, 0, 1)]
-        maps += [] if object_depth is None else [object_depth[k][None]]
-        maps += [] if object_world is None else [object_world[k].transpose(2, 0, 1)]
-        geo = torch.from_numpy(np.concatenate(maps).astype(np.float32))                   # (4, 5 or 7, H, W)
-        Kk = torch.tensor(np.asarray(K)[k], dtype=torch.float32)
-        if augment_cfg is not None:
-            image, Kk, geo = random_camera_augment(
-                image, Kk, augment_cfg, np.random.default_rng([seed, AUG_STREAM, k]), geo)
-        images.append(image)
-        Ks.append(Kk.float())
-        geos.append(geo)
-    geo = torch.stack(geos)                                                                # (N, 4, 5 or 7, H, W)
-    item = dict(image=torch.stack(images), K=torch.stack(Ks), c2w=torch.as_tensor(c2w, dtype=torch.float32),
-                depth=geo[:, 0], points=geo[:, 1:4].permute(0, 2, 3, 1).contiguous(), seed=int(seed), **qa)
-    if object_depth is not None:
-        item['object_depth'] = geo[:, 4]
-    if object_world is not None:
-        item['object_world'] = geo[:, 5:7].permute(0, 2, 3, 1).contiguous()
-    return item
-
-
-class ViewsDataset(torch.utils.data.Dataset):
-    """Item i = the room of seed scene_seed(split, i), its N frames and one question."""
-
-    def __init__(self, cfg: ViewsConfig = ViewsConfig(), split: str = 'train', length: int = 10000,
-                 augment_cfg: AugmentConfig | None = None):
-        if unknown := [t for t in cfg.tasks if t not in TRAIN_TASKS]:
-            raise ValueError(f'unknown multi-frame task(s) {unknown}; known: {TRAIN_TASKS}')
-        scene_seed(split, max(length - 1, 0))
-        self.cfg, self.split, self.length, self.augment = cfg, split, int(length), augment_cfg
-
-    def __len__(self):
-        return self.length
-
-    def __getitem__(self, i):
-        seed = scene_seed(self.split, item_index(i, self.length))
-        views, frames = sample_views(seed, self.cfg)
-        cfg = self.cfg
-        qa = sample_view_qa(views, seed, cfg.tasks, cfg.task_weights, cfg.reasons)
-        if cfg.questions > 1:
-            qa['turns'] = follow_ups(views, seed, qa['task'], cfg.questions, cfg.tasks, cfg.task_weights, cfg.reasons)
-        K = np.broadcast_to(views.K, (len(views.c2w), 3, 3))                                   # (N, 3, 3)
-        return make_views_item(frames, K, views.c2w, qa, seed, self.augment,
-                               object_depths(views, frames['instance']) if cfg.object_channels else None,
-                               object_floor(views, frames['instance']) if cfg.world_channels else None)
-
-
-def datasets(cfg, dcfg):
+def datasets(cfg, dcfg: DataConfig | None = None):
     """(train, val). Synthetic: scenes laid out by index. Real (--data): the file's last val_samples
     images are held out; the others repeat, a new question each epoch. Real images come in any
     size and are resized to image_size (K follows exactly, so fx/fy may differ), and their zooms
     only widen the view (s <= 1, no shifts): a crop could cut a queried object out, and unlike a
     rendered scene, a photo has no margin known to keep it in view."""
-    n = cfg.max_steps * cfg.batch_size
-    if cfg.frames:   # every frame its own random camera (zoom, shift; K exact)
-        return (ViewsDataset(dcfg, 'train', n, AugmentConfig() if cfg.augment else None),   # held out: one question
-                ViewsDataset(replace(dcfg, questions=1), 'val', cfg.val_samples))           # each, as eval asks
+    n, dcfg = cfg.max_steps * cfg.batch_size, dcfg or data_config(cfg)
     if not cfg.data:
         aug = AugmentConfig() if cfg.augment else None
         return SyntheticDataset(dcfg, 'train', n, aug), SyntheticDataset(dcfg, 'val', cfg.val_samples)

@@ -317,8 +317,6 @@ def collate(items: list) -> dict:
                  points=torch.stack([it['points'] for it in items]))          # (B, H, W, 3)
     if all('object_depth' in it for it in items):
         batch['object_depth'] = torch.stack([it['object_depth'] for it in items])   # (B, H, W)
-    if all('object_world' in it for it in items):   # posed frames (--world-channels)
-        batch['object_world'] = torch.stack([it['object_world'] for it in items])   # (B, F, H, W, 2)
     if all('c2w' in it for it in items):
         batch['c2w'] = torch.stack([it['c2w'] for it in items])              # (B, 4, 4)
     for key in ('question', 'answer', 'task', 'target', 'seed'):

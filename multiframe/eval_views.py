@@ -51,7 +51,7 @@ from data import synthetic
 from world import pinhole
 from world import scenes
 from multiframe import views
-from data.loader import room_objects
+from multiframe.items import room_objects
 from common.intervals import bootstrap, interval
 from common.metrics import fit_slope, mra, parse_answer, parse_name
 

@@ -104,7 +104,6 @@ class ViewsConfig:
     questions: int = 1                 # > 1: up to this many questions per room in one sequence (follow_ups)
     object_channels: bool = True       # items carry object_depths (the teacher's object channels per frame)
     reasons: bool = False              # the choices' answers show their measurements first (with_reasons)
-    world_channels: bool = False       # items also carry object_floor (the teacher's world channels per frame)
 
 
 @dataclass
@@ -423,14 +422,6 @@ def object_depths(views: Views, instance) -> np.ndarray:
     """(N, H, W): z of the centre of the object each pixel of frame k sees, in frame k's camera
     (camera_centres), 0 where it sees none: the teacher's object channels, per frame (synthetic.object_depth_map)."""
     return at_pixels(camera_centres(views)[..., 2:], instance)[..., 0]
-
-
-def object_floor(views: Views, instance) -> np.ndarray:
-    """(N, H, W, 2): the floor-plan position (x, z, world frame, metres) of the centre of the object
-    each pixel sees, 0 where it sees none: the world channels (train.py --world-channels). A multi-view
-    teacher (VGGT, VG-LLM's) gives point maps in the first camera's frame, which is this world frame."""
-    floor = np.stack([o.center[[0, 2]] for o in views.objects])                       # (n, 2)
-    return at_pixels(np.broadcast_to(floor, (len(views.c2w), *floor.shape)), instance)
 
 
 def at_pixels(values, instance) -> np.ndarray:

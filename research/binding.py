@@ -14,9 +14,7 @@ answers them alike. Three figures:
                     bootstrap interval over rooms of that minus 1/3
 
 Relative distance ("which of A, B is closest to X?") needs exactly this: two distances from one
-room, told apart. For a model with world channels (train.py --world-channels), also how well its
-world head places each token's object on the floor plan: the median error in metres over the object
-tokens of the same rooms' frames, next to the truth's own spread (the median distance to its mean).
+room, told apart.
 
     python -m research.binding runs/views/reasons_more2 [--n 400] [--batch 16]
 """
@@ -31,10 +29,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from data import synthetic  # noqa: E402
 from multiframe import views  # noqa: E402
 from eval import evaluate, load_checkpoint  # noqa: E402
-from distill import RenderedTeacher  # noqa: E402
 from multiframe.eval_views import gap_interval, item, views_config  # noqa: E402
 from common.intervals import interval  # noqa: E402
-from data.loader import make_views_item  # noqa: E402
 from common.metrics import parse_answer  # noqa: E402
 from research.reads import run_args  # noqa: E402
 
@@ -89,26 +85,6 @@ def binding_scores(pred, true, room, n_boot=1000, seed=0) -> dict:
                 nearest=float(nearest.mean()), nearest_gap=gap_interval(nearest, np.full(len(rooms), 1 / 3)))
 
 
-@torch.no_grad()
-def world_head_error(model, cfg: views.ViewsConfig, rooms) -> tuple[float, float]:
-    """(median error of the world head, median distance of the truth to its mean), metres, over the
-    object tokens (the teacher's mask) of the rooms' frames through the base lens."""
-    err, truth = [], []
-    for i in rooms:
-        seed = synthetic.scene_seed('test', i)
-        v, frames = views.sample_views(seed, cfg)
-        it = make_views_item(frames, np.broadcast_to(v.K, (cfg.frames, 3, 3)), v.c2w, {}, seed, None,
-                             views.object_depths(v, frames['instance']), views.object_floor(v, frames['instance']))
-        target, mask = RenderedTeacher()({k: it[k][None] for k in ('depth', 'points', 'object_depth', 'object_world')},
-                                         model.enc_grid_hw)                          # (N, n, 5)
-        _, geo = model.visual_tokens(it['image'], it['K'], it['c2w'])
-        on = mask[..., 3]
-        err.append((geo[..., 3:5][on] - target[..., 3:5][on]).norm(dim=-1))
-        truth.append(target[..., 3:5][on])
-    truth = torch.cat(truth)
-    return float(torch.cat(err).median()), float((truth - truth.mean(0)).norm(dim=-1).median())
-
-
 def binding(path: str, n: int = 400, batch_size: int = 16) -> dict:
     model, train_cfg = load_checkpoint(path)
     cfg = views_config(train_cfg)
@@ -117,8 +93,6 @@ def binding(path: str, n: int = 400, batch_size: int = 16) -> dict:
     value = [parse_answer('abs_distance', r['pred_text']) for r in recs]
     pred = np.log([x if isinstance(x, float) and x > 0 else np.nan for x in value])
     out = binding_scores(pred, np.log([it['target'] for it in items]), [it['scene'] for it in items])
-    if model.cfg.world_channels and items:
-        out['world_head'] = world_head_error(model.eval(), cfg, sorted({it['scene'] for it in items}))
     return out
 
 
@@ -131,9 +105,6 @@ def main(argv=None):
         print(f"{path}: {r['rooms']} rooms of three objects ({r['unparsed_rooms']} left out: an answer unparsed)\n"
               f"  overall r {r['overall_r']:.2f}   within-room r {r['within_r']:+.2f} [{lo:+.2f}, {hi:+.2f}]   "
               f"nearest pair {r['nearest']:.2f} (chance 0.33; {r['nearest'] - 1 / 3:+.2f} [{glo:+.2f}, {ghi:+.2f}])")
-        if 'world_head' in r:
-            print(f"  world head: median error {r['world_head'][0]:.2f} m on object tokens "
-                  f"(the truth's spread about its mean: {r['world_head'][1]:.2f} m)")
 
 
 if __name__ == '__main__':

@@ -40,7 +40,8 @@ from data import synthetic  # noqa: E402
 import train  # noqa: E402
 from multiframe import views  # noqa: E402
 from common.intervals import bootstrap, interval  # noqa: E402
-from data.loader import views_config  # noqa: E402
+from multiframe.items import corpus, views_config  # noqa: E402
+from multiframe.train_views import ViewsTrainConfig  # noqa: E402
 from common.metrics import parse_answer, parse_name  # noqa: E402
 from model import ModelConfig, build_llm  # noqa: E402
 from data.tokens import conversation, pad_batch, prompt_ids  # noqa: E402
@@ -151,10 +152,10 @@ def main(argv=None):
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
-    tcfg = train.parse_args(['--frames', '3', '--image-size', '64', '--room-objects', args.room_objects,
-                             '--llm-layers', str(args.layers), '--tasks', ','.join(CHOICES)])
+    tcfg = train.parse_args(['--frames', '3', '--image-size', '64', '--room-objects', args.room_objects, '--questions', '1',
+                             '--llm-layers', str(args.layers), '--tasks', ','.join(CHOICES)], ViewsTrainConfig)
     cfg = views_config(tcfg)                                     # the rooms of a 64 px --frames 3 run
-    tok = AutoTokenizer.from_pretrained(args.llm) if args.llm else train.tiny_tokenizer(tcfg)
+    tok = AutoTokenizer.from_pretrained(args.llm) if args.llm else train.tiny_tokenizer(tcfg, corpus(tcfg))
     llm = build_llm(ModelConfig(llm=args.llm) if args.llm else train.model_config(tcfg), tok)
     how = dict(leak=args.leak, reasons=args.reasons, by_object=args.by_object)
     fit(llm, tok, cfg, args.steps, lr=args.lr, how=how)

@@ -30,9 +30,11 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from data import synthetic  # noqa: E402
-from common.checkpoint import find_checkpoint, saved_config  # noqa: E402
+from common.checkpoint import find_checkpoint, read_json, saved_config  # noqa: E402
 from eval import load_checkpoint  # noqa: E402
-from data.loader import data_config, datasets  # noqa: E402
+from data import loader  # noqa: E402
+from multiframe import items  # noqa: E402
+from multiframe.train_views import ViewsTrainConfig  # noqa: E402
 from train import TrainConfig  # noqa: E402
 
 INPUTS = ('own', 'other', 'black', 'poses')
@@ -73,8 +75,11 @@ def reads(path: str, n: int = 64, batch_size: int = 16) -> dict:
     'common': common_part of the first batch."""
     model, _ = load_checkpoint(path)
     model.eval()
-    cfg = replace(TrainConfig(**saved_config(find_checkpoint(path) or path, TrainConfig)), val_samples=n)
-    _, val = datasets(cfg, data_config(cfg))
+    ckpt = find_checkpoint(path) or path
+    frames = 'frames' in read_json(os.path.join(ckpt, 'train_config.json'))     # a multi-frame run
+    config_type, data = (ViewsTrainConfig, items) if frames else (TrainConfig, loader)
+    cfg = replace(config_type(**saved_config(ckpt, config_type)), val_samples=n)
+    _, val = data.datasets(cfg)
     losses = collections.defaultdict(lambda: collections.defaultdict(list))
     common = None
     for s in range(0, n, batch_size):

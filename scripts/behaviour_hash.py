@@ -48,7 +48,7 @@ def digest(*values) -> str:
 def fingerprints() -> dict:
     from world import raycast, scenes
     from data.loader import data_config, datasets
-    from data.loader import ViewsDataset
+    from multiframe.items import ViewsDataset
     from multiframe.views import ViewsConfig
     import eval as evaluation
     cfg = TrainConfig()

@@ -26,7 +26,9 @@ from data.tokens import char_tokenizer, prompt_ids
 from tools.gguf import export_llm, smollm2_gguf
 
 TINY = dict(image_size=32, patch_size=8, vision_width=32, vision_layers=2, vision_heads=2, llm_width=32,
-            llm_layers=2, llm_heads=2, camera={'hidden': 32})
+            llm_layers=2, llm_heads=2, camera={'hidden': 32},
+            # the variant a pretrained base gets: new parts zero-initialised, a linear geometry branch
+            zero_init=True, geometry_hidden=0, geometry_periods=(), digit_loss=0.0)
 QUESTIONS = ['How far away is the red box?', 'Which object is closer?', 'Where is the centre of the ball?',
              'How far away is the red box?', 'Detect all objects.']
 ANSWERS = ['3.27', 'red box', '0.41 1.12 3.27', '1.05', 'blue sphere 1.20 0.50\nred box 0.80 0.10']
@@ -218,28 +220,6 @@ def test_cached_uncached_batched_and_single_greedy_agree(pixel_shuffle):
               for i, q in enumerate(batch['question'])]
     assert cached == single                                                   # left padding is exact
     assert any(len(c) > 0 for c in cached)
-
-
-def test_grown_llm_computes_what_it_did_saves_and_its_new_blocks_learn(tmp_path):
-    model, batch = tiny(seed=3, zero_init=False), make_batch(n=3)
-    with torch.no_grad():                                   # a trained-looking model: no zero parts
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    args = (batch['images'], batch['K'], batch['question'])
-    before, (logits, _, _) = model.generate(*args, max_new_tokens=8), model(batch)
-    model.grow_llm(4)                                       # 2 -> 4: a twin after each layer
-    assert len(model.llm.model.layers) == model.cfg.llm_layers == model.llm.config.num_hidden_layers == 4
-    assert [layer.self_attn.layer_idx for layer in model.llm.model.layers] == [0, 1, 2, 3]
-    grown, loss, _ = model(batch)
-    torch.testing.assert_close(grown, logits, rtol=0, atol=1e-6)               # the same function
-    assert model.generate(*args, max_new_tokens=8) == before == model.generate(*args, max_new_tokens=8, use_cache=False)
-    loss.backward()
-    assert model.llm.model.layers[1].mlp.down_proj.weight.grad.abs().sum() > 0   # the new blocks learn
-    model.save(str(tmp_path / 'grown'))
-    again = CameraAwareMLLM.load(str(tmp_path / 'grown'))
-    torch.testing.assert_close(again(batch)[0], grown, rtol=0, atol=1e-6)
-    with pytest.raises(ValueError, match='grow_llm'):
-        model.grow_llm(9)                                   # at most a twin per layer
 
 
 def test_teacher_targets_at_either_grid_with_pixel_shuffle():

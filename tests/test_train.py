@@ -429,5 +429,3 @@ def test_llm_layers_flag_builds_that_many_decoder_layers():
         train.check_config(train.parse_args(TINY + ['--llm-layers', '0']))
     with pytest.raises(ValueError, match='a --llm model brings its own'):
         train.check_config(train.parse_args(TINY + ['--llm-layers', '4', '--llm', 'some/model']))
-    with pytest.raises(ValueError, match='--questions: for --frames runs only'):
-        train.check_config(train.parse_args(TINY + ['--questions', '3']))

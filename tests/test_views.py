@@ -12,9 +12,9 @@ import torch
 
 import camera_embed
 from data import synthetic
-from multiframe import eval_views
-from data import loader
+import train
 from common import metrics
+from multiframe import eval_views, items, train_views
 from world import raycast
 from world import scenes
 from multiframe import views
@@ -22,6 +22,10 @@ from model import CameraAwareMLLM, ModelConfig
 from data.tokens import char_tokenizer, prompt_ids
 
 CFG = views.ViewsConfig(frames=3, image_hw=(48, 48))
+
+
+def views_args(argv):
+    return train.parse_args(argv, train_views.ViewsTrainConfig)
 
 
 def test_world_origin_is_on_the_floor_under_the_first_camera_and_rooms_repeat():
@@ -127,7 +131,6 @@ def test_questions_are_exact():
 
 
 def test_reasoned_answers_state_the_measurements_that_decide_the_choice():
-    import train
     rng = np.random.default_rng(0)
     for _ in range(200):                                        # the bearing decides the side, as side_of
         a, b, c = rng.normal(size=(3, 3))
@@ -160,19 +163,18 @@ def test_reasoned_answers_state_the_measurements_that_decide_the_choice():
                 assert x == [first[n] for n in plain['objects']]
             checked.add(task)
     assert checked == set(views.VIEW_TASKS) - set(views.NUMBER_TASKS)
-    run = train.parse_args(['--frames', '3', '--image-size', '48', '--room-objects', '3,4', '--questions', '7',
+    run = views_args(['--frames', '3', '--image-size', '48', '--room-objects', '3,4', '--questions', '7',
                             '--tasks', 'rel_distance,rel_direction,appearance_order', '--reasons'])
-    item = loader.ViewsDataset(loader.views_config(run), 'train', 4)[0]
+    item = items.ViewsDataset(items.views_config(run), 'train', 4)[0]
     assert all(': ' in a for a in [item['answer'], *(a for _, a in item['turns'])])   # follow-ups too
     assert views.read_reasons('B') is None and views.read_reasons('A x, B 1: A') is None
     assert eval_views.views_config(dict(frames=3, reasons=True)).reasons and not eval_views.views_config(
         dict(frames=3)).reasons                                                   # older runs: the answer alone
-    with pytest.raises(ValueError, match='--reasons: for --frames runs only'):
-        train.check_config(train.parse_args(['--reasons']))
+    with pytest.raises(SystemExit):
+        train.parse_args(['--reasons'])                                           # a multi-frame flag only
 
 
 def test_grounding_question_lists_each_frames_seen_objects_left_to_right_and_is_never_evaluated():
-    import train
     agree = total = 0
     for seed in range(6):
         v, frames = views.sample_views(seed, CFG)
@@ -190,8 +192,8 @@ def test_grounding_question_lists_each_frames_seen_objects_left_to_right_and_is_
         assert {n for _, listed in rows for n in listed.split(', ') if n != 'none'} == {
             o.name for o, _ in views.seen_objects(v)}                       # every seen object, counted once
     assert agree >= 0.75 * total
-    cfg = train.parse_args(['--frames', '3', '--tasks', 'object_count,frame_objects', '--questions', '2'])
-    item = loader.ViewsDataset(loader.views_config(cfg), 'train', 4)[0]
+    cfg = views_args(['--frames', '3', '--tasks', 'object_count,frame_objects', '--questions', '2'])
+    item = items.ViewsDataset(items.views_config(cfg), 'train', 4)[0]
     assert {item['question'], *(q for q, _ in item['turns'])} & set(views.PHRASES['frame_objects'])
     assert eval_views.views_config(dict(frames=3, tasks='object_count,frame_objects')).tasks == ('object_count',)
 
@@ -204,12 +206,11 @@ def test_seen_threshold_is_one_solid_angle_at_any_resolution_and_zoom():
     assert views.seen_matrix(up, 2, 6).tolist() == [[True, False]]
     assert views.seen_matrix(up, 2, 6, zoom=0.5).tolist() == [[True, True]]   # zoomed out: 6 px hold more
     assert views.seen_matrix(inst, 2, 7).tolist() == [[False, False]]
-    import train
-    cfg = train.parse_args(['--frames', '3', '--min-pixels', '24'])
-    assert loader.views_config(cfg).min_pixels == 24 == eval_views.views_config(dict(frames=3, min_pixels=24)).min_pixels
+    cfg = views_args(['--frames', '3', '--min-pixels', '24'])
+    assert items.views_config(cfg).min_pixels == 24 == eval_views.views_config(dict(frames=3, min_pixels=24)).min_pixels
     assert eval_views.views_config(dict(frames=3)).min_pixels == 6                # older runs
-    with pytest.raises(ValueError, match='--min-pixels: for --frames runs only'):
-        train.check_config(train.parse_args(['--min-pixels', '24']))
+    with pytest.raises(SystemExit):
+        train.parse_args(['--min-pixels', '24'])                                  # a multi-frame flag only
 
 
 def test_a_task_subset_redraws_rooms_where_it_cannot_be_asked():
@@ -225,7 +226,7 @@ def test_a_task_subset_redraws_rooms_where_it_cannot_be_asked():
 
 def test_follow_up_questions_are_the_other_askable_tasks_each_asked_as_alone():
     cfg = views.ViewsConfig(frames=3, image_hw=(48, 48), questions=7)
-    ds = loader.ViewsDataset(cfg, 'train', 8)
+    ds = items.ViewsDataset(cfg, 'train', 8)
     for i in range(4):
         item, seed = ds[i], synthetic.scene_seed('train', i)
         v, _ = views.sample_views(seed, cfg)
@@ -236,7 +237,7 @@ def test_follow_up_questions_are_the_other_askable_tasks_each_asked_as_alone():
             v, t, np.random.default_rng([seed, views.QA_STREAM + views.VIEW_TASKS.index(t)])) for t in asked)}
         assert all(again[q] == a for q, a in item['turns']) and first['question'] not in dict(item['turns'])
     assert len(views.follow_ups(v, seed, first['task'], 3)) == 2 and views.follow_ups(v, seed, first['task'], 1) == []
-    assert 'turns' not in loader.ViewsDataset(CFG, 'train', 8)[0]                 # one question: as before
+    assert 'turns' not in items.ViewsDataset(CFG, 'train', 8)[0]                 # one question: as before
 
 
 def test_follow_ups_are_trained_on_their_answers_only():
@@ -270,7 +271,7 @@ def test_teacher_object_channels_per_frame_are_each_frames_object_centre_depth()
         p = views.world_points(frames['points'], v.c2w)[k][on].mean(0)                 # same object, world frame
         assert np.linalg.norm(p - v.objects[i].center) <= max(v.objects[i].size)
     aug = augment.AugmentConfig(p_identity=0.0)
-    item = loader.make_views_item(frames, np.broadcast_to(v.K, (3, 3, 3)), v.c2w, {}, 2, aug, od)
+    item = items.make_views_item(frames, np.broadcast_to(v.K, (3, 3, 3)), v.c2w, {}, 2, aug, od)
     assert item['object_depth'].shape == item['depth'].shape                # through the same crops and zooms
     assert set(np.unique(item['object_depth'].numpy())) <= set(np.unique(od)) | {0.0}
     batch = synthetic.collate([dict(item, question='q', answer='a', task='t', target=0)] * 2)
@@ -279,31 +280,30 @@ def test_teacher_object_channels_per_frame_are_each_frames_object_centre_depth()
 
 
 def test_room_objects_flag_reaches_training_and_evaluation_rooms():
-    import train
-    cfg = train.parse_args(['--frames', '3', '--room-objects', '1,2', '--questions', '4'])
-    vc = loader.views_config(cfg)
+    cfg = views_args(['--frames', '3', '--room-objects', '1,2', '--questions', '4'])
+    vc = items.views_config(cfg)
     assert vc.n_objects == (1, 2) and vc.questions == 4
-    assert vc.object_channels and 'object_depth' in loader.ViewsDataset(vc, 'train', 2)[0]
-    off = loader.views_config(train.parse_args(['--frames', '3', '--no-object-channels']))
-    assert not off.object_channels and 'object_depth' not in loader.ViewsDataset(off, 'train', 2)[0]   # surface depth only
+    assert vc.object_channels and 'object_depth' in items.ViewsDataset(vc, 'train', 2)[0]
+    off = items.views_config(views_args(['--frames', '3', '--no-object-channels']))
+    assert not off.object_channels and 'object_depth' not in items.ViewsDataset(off, 'train', 2)[0]   # surface depth only
     assert eval_views.views_config(dict(frames=3, room_objects='1,2')).n_objects == (1, 2)
     assert eval_views.views_config(dict(frames=3)).n_objects == views.ViewsConfig().n_objects   # older runs
     counts = {len(views.sample_views(s, vc)[0].objects) for s in range(12)}
     assert counts <= {1, 2}
     for bad in ('3', '0,2', '2,1', '1,99', 'a,b'):
         with pytest.raises(ValueError, match='--room-objects'):
-            loader.room_objects(bad)
+            items.room_objects(bad)
     with pytest.raises(ValueError, match='--questions'):
-        loader.views_config(train.parse_args(['--frames', '3', '--questions', '0']))
+        items.views_config(views_args(['--frames', '3', '--questions', '0']))
 
 
 def test_augmented_items_keep_exact_K_per_frame_and_the_model_reads_several_frames():
     import augment
-    ds = loader.ViewsDataset(CFG, 'train', 8, augment.AugmentConfig(p_identity=0.0))
-    items = [ds[i] for i in range(2)]
-    assert items[0]['image'].shape == (3, 3, 48, 48) and items[0]['K'].shape == (3, 3, 3)
-    assert len({float(K[0, 0]) for K in items[0]['K']}) == 3                 # a zoom per frame
-    batch = synthetic.collate(items)
+    ds = items.ViewsDataset(CFG, 'train', 8, augment.AugmentConfig(p_identity=0.0))
+    two = [ds[i] for i in range(2)]
+    assert two[0]['image'].shape == (3, 3, 48, 48) and two[0]['K'].shape == (3, 3, 3)
+    assert len({float(K[0, 0]) for K in two[0]['K']}) == 3                   # a zoom per frame
+    batch = synthetic.collate(two)
     model = CameraAwareMLLM(ModelConfig(image_size=32, patch_size=8, vision_width=32, llm_width=32,
                                         vision_layers=1, llm_layers=1, geometry=False, zero_init=False))
     vis, _ = model.visual_tokens(batch['images'], batch['K'], batch['c2w'])
@@ -329,27 +329,19 @@ def test_bad_configs_are_named(bad):
 
 def test_train_frames_flag_runs_and_is_checked(tmp_path):
     from common import checkpoint
-    import train
     out = str(tmp_path / 'run')
-    train.main(train.parse_args(['--frames', '2', '--image-size', '32', '--patch-size', '16', '--pixel-shuffle', '2',
-                                 '--batch-size', '2', '--max-steps', '2', '--warmup-steps', '1', '--val-samples', '2',
-                                 '--workers', '0', '--questions', '3', '--out', out]))
-    assert checkpoint.saved_config(out + '/ckpt', train.TrainConfig)['frames'] == 2
+    train_views.main(['--frames', '2', '--image-size', '32', '--patch-size', '16', '--pixel-shuffle', '2',
+                      '--batch-size', '2', '--max-steps', '2', '--warmup-steps', '1', '--val-samples', '2',
+                      '--workers', '0', '--questions', '3', '--out', out])
+    assert checkpoint.saved_config(out + '/ckpt', train_views.ViewsTrainConfig)['frames'] == 2
     log = [json.loads(line) for line in open(out + '/log.jsonl')]
     assert log[-1]['distill'] > 0                                                     # a target per frame
-    grown = str(tmp_path / 'grown')              # the run grown by the world head and a layer, trained a step
-    train.main(train.parse_args(['--frames', '2', '--image-size', '32', '--patch-size', '16', '--pixel-shuffle', '2',
-                                 '--batch-size', '2', '--max-steps', '1', '--warmup-steps', '1', '--val-samples', '2',
-                                 '--workers', '0', '--world-channels', '--llm-layers', '3', '--init-from', out,
-                                 '--out', grown]))
-    assert checkpoint.saved_config(grown + '/ckpt', train.TrainConfig)['world_channels']
-    again = CameraAwareMLLM.load(grown + '/ckpt')                                     # rebuilt from its config
-    assert again.world_head is not None and len(again.llm.model.layers) == 3
-    assert [json.loads(line) for line in open(grown + '/log.jsonl')][-1]['distill'] > 0
     with pytest.raises(ValueError, match='--frames trains on synthetic rooms'):
-        train.main(train.parse_args(['--frames', '2', '--teacher', 'some/depth-model', '--out', out]))
+        train_views.main(['--frames', '2', '--teacher', 'some/depth-model', '--out', out])
+    with pytest.raises(ValueError, match=r'--frames 0 \(1..16\)'):
+        train_views.main(['--frames', '0', '--out', out])
     with pytest.raises(ValueError, match='unknown multi-frame task'):
-        loader.views_config(train.parse_args(['--frames', '2', '--tasks', 'depth,closer']))
+        items.views_config(views_args(['--frames', '2', '--tasks', 'depth,closer']))
 
 
 def test_reasons_summary_splits_a_choice_into_its_measuring_and_its_comparing():
@@ -369,50 +361,6 @@ def test_reasons_summary_splits_a_choice_into_its_measuring_and_its_comparing():
     assert eval_views.spread('rel_direction', [-124] * 9) < 1e-3 and eval_views.spread('rel_distance', [2.0] * 9) == 0
     assert np.isclose(eval_views.spread('rel_direction', [179, -179]), 1, atol=0.01)   # circular: across the wrap, 1°
     assert eval_views.spread('rel_direction', np.linspace(-180, 180, 360, endpoint=False)) > 180   # uniform: no mean
-
-
-def test_world_channels_give_each_objects_floor_plan_position_through_crops_and_zooms():
-    import augment
-    import distill
-    v, frames = views.sample_views(2, CFG)
-    inst, od = frames['instance'], views.object_depths(v, frames['instance'])
-    floor = views.object_floor(v, inst)                                       # (N, H, W, 2)
-    assert floor.shape == (*inst.shape, 2) and (floor[inst < 0] == 0).all()
-    for i, o in enumerate(v.objects):                                          # the same in every frame
-        assert np.allclose(floor[inst == i], o.center[[0, 2]], atol=1e-6)
-    aug = augment.AugmentConfig(p_identity=0.0)
-    item = loader.make_views_item(frames, np.broadcast_to(v.K, (3, 3, 3)), v.c2w, {}, 2, aug, od, floor)
-    on = item['object_depth'] > 0
-    assert item['object_world'].shape == (*item['depth'].shape, 2) and (item['object_world'][~on] == 0).all()
-    centres = np.stack([o.center[[0, 2]] for o in v.objects])                  # (n, 2)
-    gap = lambda xz: np.abs(np.asarray(xz)[:, None] - centres).max(-1).min(1)   # to the nearest centre
-    assert gap(item['object_world'][on]).max() < 1e-5                          # warped as the pixels, nearest
-    batch = synthetic.collate([dict(item, question='q', answer='a', task='t', target=0)] * 2)
-    target, mask = distill.RenderedTeacher()(batch, (4, 4))                   # (B·N, 16, 3 + 2)
-    assert target.shape == mask.shape == (6, 16, 5)
-    assert torch.equal(mask[..., 3], mask[..., 2]) and torch.equal(mask[..., 4], mask[..., 2])  # where objects are
-    fine, fine_mask = distill.RenderedTeacher()(batch, (48, 48))              # a token per pixel
-    assert fine_mask[..., 3].sum() > 50 and gap(fine[fine_mask[..., 3]][:, 3:]).max() < 1e-5
-    with pytest.raises(ValueError, match='object_world needs object_depth'):
-        distill.geometry_targets(batch['depth'][0], batch['points'][0], (4, 4), object_world=batch['object_world'][0])
-
-
-def test_world_head_grows_a_trained_model_without_changing_it():
-    import train
-    cfg = train.parse_args(['--frames', '2', '--image-size', '32', '--patch-size', '16', '--pixel-shuffle', '2'])
-    torch.manual_seed(0)
-    model = CameraAwareMLLM(train.model_config(cfg), tokenizer=train.tiny_tokenizer(cfg)).eval()
-    images, K = torch.randint(0, 255, (2, 2, 3, 32, 32), dtype=torch.uint8), torch.tensor(CFG_K(32)).expand(2, 2, 3, 3)
-    c2w = torch.eye(4).expand(2, 2, 4, 4).clone()
-    c2w[:, 1, 0, 3] = 0.5                                                      # the second camera half a metre right
-    vis, geo = model.visual_tokens(images, K, c2w)
-    model.add_world_channels()
-    vis2, geo2 = model.visual_tokens(images, K, c2w)
-    assert torch.equal(vis, vis2) and geo2.shape == (4, 4, 5) and torch.equal(geo2[..., :3], geo)   # E_world = 0
-    assert train.model_config(train.parse_args(['--frames', '2', '--world-channels'])).world_channels
-    for bad in (['--world-channels'], ['--frames', '2', '--world-channels', '--no-object-channels']):
-        with pytest.raises(ValueError, match='world-channels'):
-            train.check_config(train.parse_args(bad))
 
 
 def CFG_K(size):
