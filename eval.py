@@ -52,6 +52,8 @@ from world import raycast
 from common import report
 from world import scenes
 from common.intervals import differences, seed_summary
+from multiframe import eval_views
+from train import TrainConfig
 from common.metrics import parse_answer, score
 
 ZOOMS = (0.5, 0.67, 0.8, 1.0, 1.25, 1.5, 2.0)   # the sweep's zooms s, spanning augment.ZOOM_RANGE
@@ -269,7 +271,8 @@ def saved_records(path, items):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--ckpt', nargs='+', required=True, help='checkpoint or train.py run folders')
+    p.add_argument('--ckpt', nargs='+', default=[TrainConfig.out],
+                   help=f'checkpoint or train.py run folders (default: {TrainConfig.out}, what python train.py writes)')
     p.add_argument('--camera-shift', action='store_true', help='the full sweep (else the training camera only)')
     p.add_argument('--n-scenes', type=int, default=64, help='held-out test scenes')
     p.add_argument('--first-scene', type=int, default=0, help='the index of the first (other rooms: a replication)')
@@ -301,6 +304,8 @@ def parse_args(argv=None):
         p.error(f'unknown task(s) {unknown}; known: {synthetic.TASKS}')
     if args.data and not args.image_root:
         p.error('--data needs --image-root')
+    if missing := [c for c in args.ckpt if not os.path.isdir(c)]:
+        p.error(f'--ckpt: no such folder {missing}; train one first (python train.py writes {TrainConfig.out})')
     if args.first_scene < 0 or (args.first_scene and args.data):
         p.error(f'--first-scene {args.first_scene}: a test-room index >= 0, for synthetic scenes (not --data)')
     return args
@@ -308,8 +313,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    if trained_frames(args.ckpt[0]):   # posed multi-frame rooms (train.py --frames): eval_views.py's protocols
-        from multiframe import eval_views
+    if trained_frames(args.ckpt[0]):   # posed multi-frame rooms (multiframe/train_views.py): their protocols
         return eval_views.main(args, evaluate, load_checkpoint, run_label)
     device = ('cuda' if torch.cuda.is_available() else 'cpu') if args.device == 'auto' else args.device
     zooms, shifts = (args.zooms, SHIFTS) if args.camera_shift else ([1.0], ())

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The cross-camera ablation, powered (README: "The ablation"): seven configurations and one
-# control, SEEDS seeds each, trained side by side (JOBS processes, one thread each), then one
+# The cross-camera ablation, powered (docs/ablation.md): train.ABLATION's seven configurations and
+# one control, SEEDS seeds each, trained side by side (JOBS processes, one thread each), then one
 # eval.py over every run: 256 held-out one-object scenes through seven zooms, rows pooled over
 # seeds with paired-bootstrap intervals (out/ablation/seeds.md, seeds.png, results.json).
-#   bash scripts/ablation.sh                       # about 2 hours on 2 cores (README: timings)
+#   bash scripts/ablation.sh                       # about 2 hours on 2 cores (docs/ablation.md)
 #   STEPS=200 SEEDS=1 SCENES=32 bash scripts/ablation.sh   # a smoke run
 # Runs already complete (a final checkpoint at STEPS) are skipped, so the script resumes.
 set -euo pipefail
@@ -11,17 +11,7 @@ cd "$(dirname "$0")/.."
 STEPS=${STEPS:-1000} SEEDS=${SEEDS:-3} SCENES=${SCENES:-256} JOBS=${JOBS:-2}
 RUNS=${RUNS:-runs/ablation} OUT=${OUT:-out/ablation}
 COMMON="--tasks depth,box --max-objects 1 --max-steps $STEPS --eval-every $STEPS --save-every 250"
-declare -A PARTS=(
-  [rgb_only]="--no-camera-embed --no-augment --no-distill"
-  [camera_embed]="--camera-embed --no-augment --no-distill"
-  [augment]="--no-camera-embed --augment --no-distill"
-  [distill]="--no-camera-embed --no-augment --distill"
-  [full]="--camera-embed --augment --distill"
-  [camera_text]="--no-camera-embed --augment --no-distill --camera-text"
-  [canonical_focal]="--no-camera-embed --augment --no-distill --canonical-focal"
-  [camera_embed_no_pose]="--camera-embed --no-augment --no-distill --no-pose"
-)
-NAMES="rgb_only camera_embed augment distill full camera_text canonical_focal camera_embed_no_pose"
+NAMES=$(python -c "import train; print(*train.ABLATION)")   # the rows, defined once in train.py
 mkdir -p "$RUNS" "$OUT"
 jobs_file="$RUNS/jobs.txt"
 : > "$jobs_file"
@@ -30,7 +20,7 @@ for seed in $(seq 0 $((SEEDS - 1))); do
     run="$RUNS/${name}_s$seed"
     if grep -qs "\"step\": $STEPS" "$run/ckpt/train_state.json"; then continue; fi
     resume=$([ -d "$run/ckpt" ] && echo --resume || true)
-    echo "python train.py $COMMON ${PARTS[$name]} --seed $seed --out $run $resume > $run.log 2>&1" >> "$jobs_file"
+    echo "python train.py --preset $name $COMMON --seed $seed --out $run $resume > $run.log 2>&1" >> "$jobs_file"
   done
 done
 start=$(date +%s)
