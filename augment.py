@@ -7,7 +7,7 @@ change which ray lands on which pixel. So every 3D label in the camera frame (ce
 yaws, depths, distances, the point map's values) stays the same, and only the pixels and K change.
 
 The math. Each transform is an affine map A of continuous pixel coordinates (pixel convention of
-pinhole.py: integer pixel (u, v) covers [u, u+1) × [v, v+1), centre (u+½, v+½)):
+world/pinhole.py: integer pixel (u, v) covers [u, u+1) × [v, v+1), centre (u+½, v+½)):
     x' = A x,   A = [[a, 0, tx], [0, b, ty], [0, 0, 1]]
 Since x = K X / Z for a camera point X, the new image sees X at x' = A K X / Z, hence
     K' = A K                                  (exactly, for every transform and composition)

@@ -8,7 +8,7 @@ as a hidden constant, and its metric answers scale by 1/s when the image is zoom
 The cure (Zhang et al., "On the Generalization Capacities of MLLMs for Spatial Intelligence",
 ICLR 2026) is to give each visual token a dense description of its camera ray.
 
-Pixels (pinhole.py's convention, used everywhere): pixel (u, v) has its centre at (u + ½, v + ½),
+Pixels (world/pinhole.py's convention, used everywhere): pixel (u, v) has its centre at (u + ½, v + ½),
 and the ray through the continuous point (u, v) is K⁻¹ [u, v, 1]. The centre of patch (i, j) of an
 h×w grid over an H×W image is at
     u = (j + 0.5) · W / w,    v = (i + 0.5) · H / h.
@@ -21,7 +21,7 @@ The math, per token (shape letters: B batch, N = h·w tokens, C feature channels
     E_cam = MLP(fourier(feats))              (B, N, D), added to the visual features
 
 Plücker coordinates (d̂, o × d̂) name a 3D line independently of which point o on it we pick
-(o + t·d̂ gives the same moment), so posed frames of a video share one world frame: views.py's
+(o + t·d̂ gives the same moment), so posed frames of a video share one world frame: multiframe/views.py's
 frames have their camera at o_k ≠ 0, and every point X on a ray has m = X × d̂ in every frame.
 Why d̂ alone is not enough: for a single image the camera sits at the origin, o = 0, the moment is
 zero and Plücker reduces to d̂. But d̂ is normalize((u−cx)/fx, (v−cy)/fy, 1): at the principal
@@ -182,7 +182,7 @@ def validate_K(K) -> torch.Tensor:
     """K as a floating (B, 3, 3) tensor ((3, 3) becomes B = 1), checked by pinhole.check_K: finite,
     fx, fy > 0, [[fx, s, cx], [0, fy, cy], [0, 0, 1]]; else a ValueError that says what is wrong."""
     K = torch.as_tensor(K)
-    check_K(K.detach().cpu().double().numpy())                           # the rule, in numpy (pinhole.py)
+    check_K(K.detach().cpu().double().numpy())                           # the rule, in numpy (world/pinhole.py)
     K = K if K.is_floating_point() else K.float()
     return K.unsqueeze(0) if K.ndim == 2 else K                          # (B, 3, 3)
 

@@ -65,7 +65,7 @@ def backproject(depth: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
 def pool(x: torch.Tensor, grid_hw) -> torch.Tensor:
     """(B, H, W, C) -> (B, h·w, C): the mean over each token's pixels (uneven cells: adaptive bins)."""
     (B, H, W, C), (h, w) = x.shape, grid_hw
-    if H % h == 0 and W % w == 0:   # two single-axis sums: ~5x faster on CPU than one mean((2, 4))
+    if H % h == 0 and W % w == 0:   # two single-axis sums: faster on CPU than one mean((2, 4))
         s = x.reshape(B, h, H // h, w, W // w, C).sum(2).sum(3)          # (B, h, w, C)
         return s.reshape(B, h * w, C) / ((H // h) * (W // w))
     return F.adaptive_avg_pool2d(x.permute(0, 3, 1, 2), (h, w)).flatten(2).transpose(1, 2)
@@ -108,7 +108,7 @@ class RenderedTeacher:
     """The synthetic renderer's exact depth and object-centre depth, pooled: a perfect 3D teacher."""
 
     def __call__(self, batch: dict, grid_hw):
-        if batch['depth'].dim() == 4:   # (B, F, H, W): posed frames (views.py), one target per frame as encoded
+        if batch['depth'].dim() == 4:   # (B, F, H, W): posed frames (multiframe/), one target per frame as encoded
             obj = batch.get('object_depth')
             return geometry_targets(batch['depth'].flatten(0, 1), batch['points'].flatten(0, 1), grid_hw,
                                     object_depth=None if obj is None else obj.flatten(0, 1))

@@ -16,7 +16,7 @@ Real data (Omni3D JSON) has no renderer: each image is letterboxed to the model'
 ratio kept, K exact) and augment's exact warp (zoom, shift) stands in for the lens; questions are
 asked only about objects fully in view through every camera of the sweep (paired again).
 
-Metrics (metrics.py has the definitions); an answer that is not exactly synthetic.py's format scores
+Metrics (common/metrics.py has the definitions); an answer that is not exactly data/synthetic.py's format scores
 zero and counts as unparsed:
   depth, size, distance  MRA = 1/10 Σ_θ 1[|p−g|/g ≤ 1−θ], θ in {0.50, ..., 0.95} (VSI-Bench, as
                          lmms-eval), AbsRel |p−g|/g, δ<1.25 = 1[max(p/g, g/p) < 1.25]
@@ -29,8 +29,8 @@ Error metrics (AbsRel, centre error) average the parsed answers only.
 
   python eval.py --ckpt runs/rgb_only runs/full --camera-shift --n-scenes 64 --out out/eval
 writes table.md (printed too), results.json (per checkpoint, camera and task, with unparsed
-counts), records_<ckpt>.jsonl (every answer), zoom.png (with matplotlib); report.py makes the
-tables and plots, intervals.py the seed-pooled rows of seeds.md. Shapes: image (3, H, W) uint8,
+counts), records_<ckpt>.jsonl (every answer), zoom.png (with matplotlib); common/report.py makes the
+tables and plots, common/intervals.py the seed-pooled rows of seeds.md. Shapes: image (3, H, W) uint8,
 K (3, 3), B items per generate call.
 """
 import argparse
@@ -229,7 +229,7 @@ def run_label(path, results) -> str:
 
 
 def trained_frames(path) -> int:
-    """train.py --frames of a run or checkpoint folder (0: single images, or no train_config.json)."""
+    """The frames of a multi-frame run or checkpoint folder (0: single images, or no train_config.json)."""
     for p in (os.path.join(path, 'train_config.json'), os.path.join(path, 'ckpt', 'train_config.json')):
         if os.path.exists(p):
             return int(json.load(open(p)).get('frames', 0))

@@ -23,12 +23,12 @@ Intelligence", ICLR 2026; the joining follows LLaVA (Liu et al. 2023) and nanoVL
 
 Shape letters: B batch, N visual tokens, Dv vision width, D LLM width, L sequence, V vocab.
 At inference only RGB + K (+ the camera pose c2w where known) go in; the teacher is gone. The pose
-is given to the model, not withheld: with a gravity-aligned c2w (scenes.py: pitch and roll, no
+is given to the model, not withheld: with a gravity-aligned c2w (world/scenes.py: pitch and roll, no
 translation) the ray directions d̂ of E_cam point along gravity-aligned axes, so the model is told
 where "down" is; without one (c2w None, or the identity of a level camera) d̂ is in the camera frame.
 Backbones come from transformers: tiny ones built from configs (offline, CPU), or real ones by
 name, folder or GGUF file (`python -m tools.gguf smollm2 OUT` writes a safetensors folder that
-loads fast). Text and prompts: tokens.py; weight files: checkpoint.py.
+loads fast). Text and prompts: data/tokens.py; weight files: common/checkpoint.py.
 Worked number: the default tiny model reads 128 px through 16 px patches, an 8×8 grid of N = 64
 visual tokens; with pixel_shuffle r = 2 the LLM gets 16 tokens of width D from 4·Dv features each.
 """
@@ -151,8 +151,7 @@ def geometry_features(g: torch.Tensor, periods=()) -> torch.Tensor:
     the phase of z / 10^(k+1): with P = 10 m the leading digit (z < 10 m), with P = 1 m the first
     decimal, are *linearly* separable arcs of the (sin, cos) circle. A tiny LLM reading a linear
     embedding of log z must instead learn a 50-step staircase with its MLP, which it does not do in
-    a CPU budget (measured with the exact geometry fed in: the first decimal's cross-entropy stays
-    at chance, 2.3 nats, through 1500 steps; with these features it falls to 1.1 in 450). NeRF's
+    a CPU budget (docs/recipe.md has the pilots). NeRF's
     positional encoding is the same idea, with the frequencies chosen by the number format."""
     if not periods:
         return g
@@ -237,7 +236,7 @@ class CameraAwareMLLM(nn.Module):
         where they entered (encode_batch), so the camera embedding skips its host-side checks.
         Several frames per sample, (B,F,3,H,W), (B,F,3,3), (B,F,4,4): each frame is encoded on its
         own, with its own E_cam (Plücker rays in the shared world frame); tokens follow frame by frame."""
-        if images.dim() == 5:   # (B, F, 3, H, W): F posed frames, each with its own K and pose (views.py)
+        if images.dim() == 5:   # (B, F, 3, H, W): F posed frames, each with its own K and pose (multiframe/)
             B, n_frames = images.shape[:2]
             vis, geo = self.visual_tokens(images.flatten(0, 1), K.flatten(0, 1),
                                           None if c2w is None else torch.as_tensor(c2w).flatten(0, 1), check)

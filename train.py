@@ -2,17 +2,17 @@
 Train the camera-aware MLLM on spatial questions about synthetic scenes or real Omni3D-format
 data, on one CPU or many GPUs.
 
-    python train.py                                    # full camera-aware tiny model, CPU, minutes
-    python train.py --no-camera-embed --no-augment --no-distill --out runs/rgb_only
+    python train.py                                    # the camera-aware tiny model (ModelConfig()), CPU, minutes
+    python train.py --preset rgb_only --out runs/rgb_only   # a row of ABLATION: the camera-blind model
     torchrun --standalone --nproc_per_node=2 train.py  # DDP: gloo on CPU, nccl on GPU
     torchrun --standalone --nproc_per_node=8 train.py --preset real   # SigLIP-B/16 + SmolLM2, bf16
-    python train.py --llm smollm2/ --freeze-llm --llm-train-layers 2 --pixel-shuffle 2 ...   # README: the real LLM
+    python train.py --llm smollm2/ --freeze-llm --llm-train-layers 2 --pixel-shuffle 2 ...   # docs/real_llm.md
     python train.py --out runs/x --resume              # continue a run from its last checkpoint
     python train.py --data OMNI3D.json --image-root DIR --teacher depth-anything/Depth-Anything-V2-Metric-Indoor-Small-hf
 
-The three parts of the method are three switches, so the ablation is five commands:
---camera-embed (ray embedding on every visual token), --augment (crop/zoom/shift with exact K)
-and --distill (a geometry branch matched to a teacher's dense geometry).
+The three parts of the method are three switches: --camera-embed (ray embedding on every visual
+token), --augment (crop/zoom/shift with exact K) and --distill (a geometry branch matched to a
+teacher's dense geometry); ABLATION names their combinations and the baselines (--preset NAME).
 
 One TrainConfig, every field a flag (defaults < --preset < flags given). The batch comes from one
 number: grad_accum = batch_size // (micro_batch · world), e.g. 16 // (4 · 2) = 2 micro-steps per rank;
@@ -20,8 +20,8 @@ number: grad_accum = batch_size // (micro_batch · world), e.g. 16 // (4 · 2) =
 split changes a step only by float rounding. Under torchrun the device is set before the process
 group starts, rank 0 fetches the backbones' files while the others wait, and DDP does not broadcast
 buffers (they are constants). Rank 0 logs (OUT/log.jsonl) and saves. Chapters of their own: the
-data, laid out by sample index and batched in workers (loader.py); the learning rates per part
-(optim.py); the checkpoints that survive a crash, and --resume (checkpoint.py).
+data, laid out by sample index and batched in workers (data/loader.py); the learning rates per part
+(common/optim.py); the checkpoints that survive a crash, and --resume (common/checkpoint.py).
 """
 import argparse
 import json

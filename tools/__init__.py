@@ -1,0 +1,1 @@
+"""Utilities: gguf.py turns a GGUF LLM into a folder that loads offline."""

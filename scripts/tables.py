@@ -1,0 +1,215 @@
+"""
+The tables of README.md and docs/*.md, written from the results committed under docs/results/.
+
+    python scripts/tables.py                 # rewrite every table from its JSON
+    python scripts/tables.py --check         # exit 1 naming each table that disagrees with its JSON
+    python scripts/tables.py --ablation out/ablation/results.json    # store a new ablation run first
+    python scripts/tables.py --default out/default_test              # store a new default-model sweep first
+
+A table sits between `<!-- table: NAME -->` and `<!-- /table -->` in a page; NAME is a key of TABLES,
+a function of the results that returns the markdown. docs/ablation_seeds.md is written whole
+(report.seed_tables, as eval.py writes seeds.md). Every figure in a table can thus be traced to a JSON
+file, and that file to the command stored in it.
+"""
+import argparse
+import json
+import os
+import re
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from common import report  # noqa: E402
+from common.metrics import parse_answer  # noqa: E402
+from train import ABLATION  # noqa: E402
+
+RESULTS = os.path.join(ROOT, 'docs', 'results')
+PAGES = ('README.md', 'docs/ablation.md')
+MARK = re.compile(r'(<!-- table: (\w+) -->\n)(.*?)(<!-- /table -->)', re.S)
+
+
+def load(name: str) -> dict:
+    with open(os.path.join(RESULTS, name + '.json')) as f:
+        return json.load(f)
+
+
+def cell(stat: dict | None) -> str:
+    """'0.77 [0.75, 0.79]': a mean and its 95 % interval."""
+    return '–' if stat is None else f"{stat['mean']:.2f} [{stat['lo']:.2f}, {stat['hi']:.2f}]"
+
+
+def switches(row: str) -> str:
+    """An ABLATION row as the flags that give it: `--no-camera-embed --augment ...`."""
+    return '`' + ' '.join(f"--{'' if on else 'no-'}{k.replace('_', '-')}" for k, on in ABLATION[row].items()) + '`'
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    return '\n'.join(lines + ['| ' + ' | '.join(r) + ' |' for r in rows]) + '\n'
+
+
+# ----------------------------------------------------------------------------- the tables
+
+def ablation_summary(a: dict) -> str:
+    """README: each row's flags, depth MRA at the extreme zooms and at s = 1, and the shortcut index."""
+    zooms = ('zoom_0.50', 'zoom_1.00', 'zoom_2.00')
+    rows = [[r, switches(r)] + [cell(s.get(f'depth_mra@{z}')) for z in zooms] + [cell(s.get('depth_index'))]
+            for r, s in a['rows'].items()]
+    return table(['row', 'flags (train.py --preset ROW)', 'MRA s = 0.5', 'MRA s = 1', 'MRA s = 2', 'shortcut index'], rows)
+
+
+def ablation_rows(a: dict) -> str:
+    """docs/ablation.md: the rows and the flags that give them (train.ABLATION)."""
+    return table(['row', 'flags (train.py --preset ROW)', 'seeds'],
+                 [[r, switches(r), str(len(s['runs']))] for r, s in a['rows'].items()])
+
+
+def ablation_depth(a: dict) -> str:
+    zooms = ('zoom_0.50', 'zoom_0.80', 'zoom_1.00', 'zoom_1.20', 'zoom_2.00')
+    return table(['row', 'seeds'] + [f"s = {float(z.split('_')[1]):g}" for z in zooms],
+                 [[r, str(len(s['runs']))] + [cell(s.get(f'depth_mra@{z}')) for z in zooms] for r, s in a['rows'].items()])
+
+
+def ablation_shortcut(a: dict) -> str:
+    keys = ('depth_gain', 'depth_slope', 'depth_index', 'depth_index_in_range', 'box_index', 'depth_mra_worst_ratio')
+    return table(['row', 'depth gain', 'depth slope', '**depth index**', 'depth index in range', 'box-centre index',
+                  'worst MRA / MRA at s = 1'], [[r] + [cell(s.get(k)) for k in keys] for r, s in a['rows'].items()])
+
+
+def ablation_box(a: dict) -> str:
+    keys = ('box_iou@zoom_1.00', 'box_acc25@zoom_0.80', 'box_acc25@zoom_1.00', 'box_acc25@zoom_1.20', 'box_acc50@zoom_1.00')
+    return table(['row', 'mean IoU, s = 1', 'Acc@0.25, s = 0.8', 'Acc@0.25, s = 1', 'Acc@0.25, s = 1.2', 'Acc@0.5, s = 1'],
+                 [[r] + [cell(s.get(k)) for k in keys] for r, s in a['rows'].items()])
+
+
+def ablation_differences(reference: str):
+    def make(a: dict) -> str:
+        keys = ('depth_mra@zoom_0.50', 'depth_mra@zoom_1.00', 'depth_mra@zoom_2.00', 'depth_gain', 'depth_index',
+                'box_index')
+        return table(['row', 'MRA s = 0.5', 'MRA s = 1', 'MRA s = 2', 'gain', 'depth index', 'box-centre index'],
+                     [[r] + [cell(s.get(k)) for k in keys] for r, s in a['differences'][reference].items()])
+    return make
+
+
+def default_sweep(d: dict) -> str:
+    """README: the default model through every camera of the sweep, with the constant answer's MRA."""
+    rows = [[c['name'], f"{c['s']:.2f}", cell(c['depth_mra'])] for c in d['cameras']]
+    rows.append(['a constant answer (the training median)', '', f"{d['constant_mra']:.2f}"])
+    rows.append(['depth gain at s = 1 (1 tracks depth)', '', cell(d['depth_gain'])])
+    rows.append(['**shortcut index** (−1 blind, 0 reads K)', '', cell(d['depth_index'])])
+    rows.append(['distinct answers at s = 1', '', str(d['distinct_answers'])])
+    return table(['test camera', 's', 'depth MRA'], rows)
+
+
+CHAPTERS = ('camera_embed.py', 'augment.py', 'distill.py', 'model.py', 'train.py', 'eval.py')
+
+
+def chapters(_=None) -> str:
+    """README: the six chapters in reading order, each with its line count and the first line of its docstring."""
+    rows = []
+    for name in CHAPTERS:
+        with open(os.path.join(ROOT, name)) as f:
+            text = f.read()
+        paragraph = ' '.join(text.split('"""')[1].strip().split('\n\n')[0].split())
+        idea = re.split(r'(?<=[.?])\s', paragraph)[0]                   # its first sentence
+        rows.append([f'[{name}]({name})', str(text.count('\n')), idea])
+    return table(['chapter', 'lines', 'idea'], rows)
+
+
+TABLES = {'chapters': (None, chapters), 'ablation_summary': ('ablation', ablation_summary), 'ablation_rows': ('ablation', ablation_rows),
+          'ablation_depth': ('ablation', ablation_depth), 'ablation_shortcut': ('ablation', ablation_shortcut),
+          'ablation_box': ('ablation', ablation_box),
+          'ablation_vs_full': ('ablation', ablation_differences('full')),
+          'ablation_vs_camera_embed': ('ablation', ablation_differences('camera_embed')),
+          'default_sweep': ('default', default_sweep)}
+
+
+def rendered(page_text: str, path: str) -> str:
+    """The page with every marked table written from its JSON; an unknown NAME is an error."""
+    def fill(m):
+        if m.group(2) not in TABLES:
+            raise ValueError(f'{path}: unknown table {m.group(2)!r}; known: {sorted(TABLES)}')
+        source, make = TABLES[m.group(2)]
+        return m.group(1) + make(load(source) if source else None) + m.group(4)
+    return MARK.sub(fill, page_text)
+
+
+def outputs() -> dict:
+    """{path: the text it should have}."""
+    out = {}
+    for page in PAGES:
+        with open(os.path.join(ROOT, page)) as f:
+            out[page] = rendered(f.read(), page)
+    a = load('ablation')
+    out['docs/ablation_seeds.md'] = report.seed_tables(a['rows'], a['differences'])
+    return out
+
+
+# ----------------------------------------------------------------------------- storing new results
+
+def store_ablation(results_json: str):
+    """eval.py's results.json of scripts/ablation.sh -> docs/results/ablation.json (its seed-pooled rows)."""
+    with open(results_json) as f:
+        res = json.load(f)
+    if not res.get('seeds'):
+        raise ValueError(f'{results_json} has no seed-pooled rows (eval.py --n-boot 0?)')
+    write('ablation', dict(command='bash scripts/ablation.sh', eval_args=res['args'], split='test',
+                           scenes=res['args']['n_scenes'], rows=res['seeds']['rows'],
+                           differences=res['seeds']['differences']))
+
+
+def store_default(out_dir: str):
+    """eval.py --camera-shift's folder for one run -> docs/results/default.json: per camera depth MRA with
+    a 95 % interval over scenes, the constant answer, gain, shortcut index and distinct answers at s = 1."""
+    with open(os.path.join(out_dir, 'results.json')) as f:
+        res = json.load(f)
+    (label, run), = res['results'].items()
+    rows = res['seeds']['rows'][label]
+    summ = run['summary']
+    cams = [dict(name=c, s=v['s'], depth_mra=rows.get(f'depth_mra@{c}')) for c, v in summ['cameras'].items()
+            if 'depth' in v['tasks']]
+    recs = [json.loads(line) for line in open(os.path.join(out_dir, f'records_{label}.jsonl'))]
+    at_one = [r for r in recs if r['camera'] == 'zoom_1.00' and r['task'] == 'depth']
+    distinct = len({parse_answer('depth', r['pred_text']) for r in at_one} - {None})
+    base = summ['cameras']['zoom_1.00']['tasks']['depth']
+    write('default', dict(command=f"python train.py && python eval.py --camera-shift --n-scenes {res['args']['n_scenes']}",
+                          split='test', scenes=res['args']['n_scenes'], cameras=cams, constant_mra=base['mra_const'],
+                          depth_gain=rows['depth_gain'], depth_index=rows['depth_index'], distinct_answers=distinct,
+                          train_config=run['train_config']))
+
+
+def write(name: str, data: dict):
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, name + '.json'), 'w') as f:
+        json.dump(data, f, indent=1)
+        f.write('\n')
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--check', action='store_true', help='only compare; exit 1 if a table is stale')
+    p.add_argument('--ablation', help="eval.py's results.json of scripts/ablation.sh to store first")
+    p.add_argument('--default', help="eval.py's output folder of the default run's sweep to store first")
+    args = p.parse_args(argv)
+    if args.ablation:
+        store_ablation(args.ablation)
+    if args.default:
+        store_default(args.default)
+    stale = []
+    for path, text in outputs().items():
+        full = os.path.join(ROOT, path)
+        with open(full) as f:
+            if f.read() == text:
+                continue
+        stale.append(path)
+        if not args.check:
+            with open(full, 'w') as f:
+                f.write(text)
+    if args.check and stale:
+        raise SystemExit(f'tables disagree with docs/results/*.json in {stale}: run python scripts/tables.py')
+    print(('stale: ' if args.check else 'rewrote: ') + (', '.join(stale) or 'nothing'))
+
+
+if __name__ == '__main__':
+    main()

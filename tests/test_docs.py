@@ -1,0 +1,55 @@
+"""
+Guards the documentation: every table of README.md and docs/ is what scripts/tables.py writes from
+the committed results (docs/results/*.json), the README stays a page a user reads in minutes, and
+the repository points nowhere outside itself.
+Run alone: python -m pytest -q tests/test_docs.py
+"""
+import os
+import re
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, 'scripts'))
+import tables  # noqa: E402
+
+
+@pytest.mark.parametrize('path', sorted(tables.outputs()))
+def test_every_table_is_the_one_its_json_gives(path):
+    with open(os.path.join(ROOT, path)) as f:
+        assert f.read() == tables.outputs()[path], f'{path} is stale: run python scripts/tables.py'
+
+
+def test_a_changed_figure_makes_the_check_fail(monkeypatch):
+    real = tables.load
+
+    def shifted(name):
+        data = real(name)
+        if name == 'ablation':
+            data['rows']['full']['depth_index']['mean'] += 0.5
+        return data
+    monkeypatch.setattr(tables, 'load', shifted)
+    with pytest.raises(SystemExit, match='README.md'):
+        tables.main(['--check'])
+
+
+def test_an_unknown_table_name_is_an_error():
+    with pytest.raises(ValueError, match="unknown table 'nope'"):
+        tables.rendered('<!-- table: nope -->\n<!-- /table -->', 'page.md')
+
+
+def test_the_readme_is_short_and_every_local_link_resolves():
+    with open(os.path.join(ROOT, 'README.md')) as f:
+        text = f.read()
+    assert text.count('\n') <= 250
+    for page in ['README.md'] + [os.path.join('docs', p) for p in os.listdir(os.path.join(ROOT, 'docs')) if p.endswith('.md')]:
+        with open(os.path.join(ROOT, page)) as f:
+            for link in re.findall(r'\]\(([^)#:]+)\)', f.read()):
+                target = os.path.normpath(os.path.join(ROOT, os.path.dirname(page), link))
+                assert os.path.exists(target), f'{page} links to {link}, which does not exist'
+
+
+def test_the_top_level_holds_the_six_chapters_only():
+    modules = sorted(f for f in os.listdir(ROOT) if f.endswith('.py'))
+    assert modules == sorted(tables.CHAPTERS)
