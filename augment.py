@@ -43,8 +43,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from world import pinhole
 from camera_embed import validate_K
+from world import pinhole
 
 ZOOM_RANGE = (0.5, 2.0)   # zoom factors s (f' = s·f) the model is trained on and tested over
 

@@ -45,16 +45,13 @@ import torch
 from tqdm import tqdm
 
 import augment
-from data import synthetic
-from data import omni3d
-from world import pinhole
-from world import raycast
 from common import report
-from world import scenes
 from common.intervals import differences, seed_summary
+from common.metrics import parse_answer, score
+from data import omni3d, synthetic
 from multiframe import eval_views
 from train import TrainConfig
-from common.metrics import parse_answer, score
+from world import pinhole, raycast, scenes
 
 ZOOMS = (0.5, 0.67, 0.8, 1.0, 1.25, 1.5, 2.0)   # the sweep's zooms s, spanning augment.ZOOM_RANGE
 SHIFTS = (('shift_x+10%', 0.1, 0.0), ('shift_x-10%', -0.1, 0.0), ('shift_y+10%', 0.0, 0.1))

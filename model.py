@@ -47,8 +47,8 @@ from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, Llama
 from augment import resize
 from camera_embed import CameraEmbedConfig, CameraEmbedding
 from common.checkpoint import backbone_config, load_weights, read_json, unique_state_dict
-from distill import GEO_DIM, LOG_DEPTH_CHANNELS, matching_loss
 from data.tokens import build_tokenizer, digit_token_ids, encode_batch
+from distill import GEO_DIM, LOG_DEPTH_CHANNELS, matching_loss
 
 PIXEL_MEAN, PIXEL_STD = 0.5, 0.5  # SigLIP's normalisation: pixels to [-1, 1]
 

@@ -40,13 +40,13 @@ from transformers import SiglipVisionConfig
 
 from common.checkpoint import (find_checkpoint, keep_model, load_train_state, load_weights, open_log, resume_from,
                         save_checkpoint, saved_config)
-from data.synthetic import tokenizer_corpus
-from distill import DepthModelTeacher, RenderedTeacher
-from data.loader import StepSampler, collate_encode, datasets, make_loader, pitch_range, worker_count
-from model import CameraAwareMLLM, ModelConfig
 from common.optim import configure_optimizer, set_lr, train_last_llm_layers
-from world.scenes import CAMERAS
+from data.loader import StepSampler, collate_encode, datasets, make_loader, pitch_range, worker_count
+from data.synthetic import tokenizer_corpus
 from data.tokens import bpe_tokenizer
+from distill import DepthModelTeacher, RenderedTeacher
+from model import CameraAwareMLLM, ModelConfig
+from world.scenes import CAMERAS
 
 
 @dataclass

@@ -21,10 +21,10 @@ from functools import partial
 
 import torch
 
-from distill import RenderedTeacher
-from data.loader import StepSampler, collate_encode, data_config, datasets, make_loader
-from model import CameraAwareMLLM
 from common.optim import configure_optimizer
+from data.loader import StepSampler, collate_encode, data_config, datasets, make_loader
+from distill import RenderedTeacher
+from model import CameraAwareMLLM
 from train import TrainConfig, model_config, tiny_tokenizer
 
 

@@ -32,9 +32,7 @@ import torch
 from PIL import Image
 
 from data import synthetic
-from world import pinhole
-from world import raycast
-from world import scenes
+from world import pinhole, raycast, scenes
 PIXEL_CENTRE_SHIFT = np.array([[0, 0, 0.5], [0, 0, 0.5], [0, 0, 0]])   # ours = Omni3D's K + this
 OMNI3D_CORNER_SIGNS = np.array([[-1, -1, -1], [1, -1, -1], [1, 1, -1], [-1, 1, -1],
                                 [-1, -1, 1], [1, -1, 1], [1, 1, 1], [-1, 1, 1]], dtype=float)   # (8, 3)

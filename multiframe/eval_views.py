@@ -47,13 +47,12 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from data import synthetic
-from world import pinhole
-from world import scenes
-from multiframe import views
-from multiframe.items import room_objects
 from common.intervals import bootstrap, interval
 from common.metrics import fit_slope, mra, parse_answer, parse_name
+from data import synthetic
+from multiframe import views
+from multiframe.items import room_objects
+from world import pinhole, scenes
 
 SCALES = (0.5, 0.75, 1.0, 1.5, 2.0)
 TILES = (0.5, 1.0, 2.0)       # the floor-ruler check: tile size × f

@@ -13,9 +13,9 @@ moments o × d̂ of E_cam tell the frames where each camera stood.
 """
 from dataclasses import dataclass
 
-import train
 from multiframe.items import corpus, datasets, views_checks
 from multiframe.views import TRAIN_TASKS
+import train
 
 
 @dataclass

@@ -26,12 +26,12 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from data import synthetic  # noqa: E402
-from multiframe import views  # noqa: E402
-from eval import evaluate, load_checkpoint  # noqa: E402
-from multiframe.eval_views import gap_interval, item, views_config  # noqa: E402
 from common.intervals import interval  # noqa: E402
 from common.metrics import parse_answer  # noqa: E402
+from data import synthetic  # noqa: E402
+from eval import evaluate, load_checkpoint  # noqa: E402
+from multiframe import views  # noqa: E402
+from multiframe.eval_views import gap_interval, item, views_config  # noqa: E402
 from research.reads import run_args  # noqa: E402
 
 

@@ -24,12 +24,12 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from data import synthetic  # noqa: E402
-from world import raycast  # noqa: E402
-from world import scenes  # noqa: E402
-from eval import load_checkpoint  # noqa: E402
 from data.loader import data_config  # noqa: E402
 from data.tokens import pad_batch, prompt_ids  # noqa: E402
+from eval import load_checkpoint  # noqa: E402
 from train import TrainConfig  # noqa: E402
+from world import raycast  # noqa: E402
+from world import scenes  # noqa: E402
 
 
 def depth_items(dcfg, split: str, n: int) -> list[dict]:

@@ -22,8 +22,8 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from multiframe import views  # noqa: E402
 from eval import evaluate, load_checkpoint  # noqa: E402
+from multiframe import views  # noqa: E402
 from multiframe.eval_views import base_items, gap_interval, views_config  # noqa: E402
 from research.reads import run_args  # noqa: E402
 

@@ -7,7 +7,7 @@ Can a model name what each frame shows? The grounding question (views.frame_list
     colours F1   the same over the colours alone (the one word that tells a room's objects apart)
     next to each, the same score of the best constant answer (the listing most common in the rooms)
 
-Binding a name to its pixels is what counting and the three choices need (README, posed frames).
+Binding a name to its pixels is what counting and the three choices need (docs/multiframe.md).
 A model that cannot list the objects of a frame cannot pick the one a question names.
 
     python -m research.grounding runs/views/obj_full [--n 96] [--batch 16]   # a train.py run or checkpoint

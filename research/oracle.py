@@ -36,15 +36,15 @@ import torch
 from transformers import AutoTokenizer
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from data import synthetic  # noqa: E402
-import train  # noqa: E402
-from multiframe import views  # noqa: E402
 from common.intervals import bootstrap, interval  # noqa: E402
+from common.metrics import parse_answer, parse_name  # noqa: E402
+from data import synthetic  # noqa: E402
+from data.tokens import conversation, pad_batch, prompt_ids  # noqa: E402
+from model import ModelConfig, build_llm  # noqa: E402
+from multiframe import views  # noqa: E402
 from multiframe.items import corpus, views_config  # noqa: E402
 from multiframe.train_views import ViewsTrainConfig  # noqa: E402
-from common.metrics import parse_answer, parse_name  # noqa: E402
-from model import ModelConfig, build_llm  # noqa: E402
-from data.tokens import conversation, pad_batch, prompt_ids  # noqa: E402
+import train  # noqa: E402
 
 CHOICES = ('rel_distance', 'rel_direction', 'appearance_order')
 

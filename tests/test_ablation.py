@@ -15,16 +15,16 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import camera_embed  # noqa: E402
-from data import synthetic  # noqa: E402
-import eval as E  # noqa: E402
 from common import intervals  # noqa: E402
 from common import metrics  # noqa: E402
-import model  # noqa: E402
-from world import pinhole  # noqa: E402
 from common import report  # noqa: E402
-from world import scenes  # noqa: E402
+from data import synthetic  # noqa: E402
 from data import tokens  # noqa: E402
+import eval as E  # noqa: E402
+import model  # noqa: E402
 import train  # noqa: E402
+from world import pinhole  # noqa: E402
+from world import scenes  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- the bootstrap

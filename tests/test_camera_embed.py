@@ -130,8 +130,7 @@ def test_a_tilted_scene_pose_makes_the_directions_gravity_aligned():
     # one-pixel patches, so token (v, u) has the ray of pixel (u, v). Given a pitched and rolled
     # scene's c2w (no translation: zero moment), d̂ is in its gravity-aligned world frame: d̂_y > 0
     # exactly where the renderer sees the floor (no walls), and h·d̂/d̂_y is the rendered floor point
-    from world import raycast
-    from world import scenes
+    from world import raycast, scenes
     sc = scenes.sample_scene(0, scenes.SceneConfig(image_hw=(24, 32), n_objects=(1, 1), walls=False,
                                                    pitch_range=(10, 20), roll_range=(-20, -10)))
     out, R = raycast.render(sc), torch.tensor(sc.c2w[:3, :3])

@@ -15,10 +15,9 @@ import pytest
 import torch
 
 import augment
-from data import synthetic
 from common import metrics
-from world import raycast
-from world import scenes
+from data import synthetic
+from world import raycast, scenes
 TINY = synthetic.DataConfig(scene=scenes.SceneConfig(image_hw=(32, 32)))
 NUM = r'-?\d+\.\d\d'
 

@@ -15,13 +15,13 @@ import pytest
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from common import report  # noqa: E402
 from data import synthetic  # noqa: E402
+from data import omni3d  # noqa: E402
 import eval as E  # noqa: E402
 import model  # noqa: E402
-from data import omni3d  # noqa: E402
 from world import pinhole  # noqa: E402
 from world import raycast  # noqa: E402
-from common import report  # noqa: E402
 from world import scenes  # noqa: E402
 
 

@@ -20,9 +20,9 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from transformers import LlamaConfig, LlamaForCausalLM, SiglipVisionConfig, SiglipVisionModel
 
+from data.tokens import char_tokenizer, prompt_ids
 from distill import GEO_DIM
 from model import CameraAwareMLLM, ModelConfig, digit_wasserstein
-from data.tokens import char_tokenizer, prompt_ids
 from tools.gguf import export_llm, smollm2_gguf
 
 TINY = dict(image_size=32, patch_size=8, vision_width=32, vision_layers=2, vision_heads=2, llm_width=32,

@@ -17,9 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from data import synthetic
 from common import metrics
-from data import omni3d
+from data import omni3d, synthetic
 from world import scenes
 TINY = synthetic.DataConfig(scene=scenes.SceneConfig(image_hw=(32, 32)))
 

@@ -16,9 +16,7 @@ import math
 import numpy as np
 import pytest
 
-from world import pinhole
-from world import raycast
-from world import scenes
+from world import pinhole, raycast, scenes
 CFG = scenes.SceneConfig(image_hw=(64, 64))
 
 

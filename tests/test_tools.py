@@ -187,8 +187,7 @@ def test_oracle_score_sees_a_model_that_answers_one_option_whatever_the_room():
     import types
     import torch
     import train
-    from multiframe import items
-    from multiframe import views
+    from multiframe import items, views
     from research import oracle
     tok = train.tiny_tokenizer(train.TrainConfig(), items.corpus(train.TrainConfig()))
     cfg = views.ViewsConfig(frames=3, image_hw=(48, 48), n_objects=(3, 4), tasks=oracle.CHOICES)

@@ -24,9 +24,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from common import checkpoint
+from common import checkpoint, optim
 from data import loader
-from common import optim
 import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -110,7 +109,7 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     train.main(train.parse_args(args + ['--out', one]))
     two = str(tmp_path / 'two')
     env = {**os.environ, 'OMP_NUM_THREADS': '1'}
-    # --micro-batch 0, the default: batch_size // world = 2 per process, as the README's command runs
+    # --micro-batch 0, the default: batch_size // world = 2 per process, as the documented torchrun command runs
     log = tmp_path / 'torchrun.log'
     with open(log, 'w') as f:
         try:
@@ -372,8 +371,7 @@ def test_the_real_llm_recipe_trains_its_last_layers_and_its_checkpoint_reloads(t
 @pytest.fixture(scope='module')
 def omni3d_export(tmp_path_factory):
     """Six synthetic scenes (48x80: not the model's size nor square) written as an Omni3D file."""
-    from data import synthetic
-    from data import omni3d
+    from data import omni3d, synthetic
     from world import scenes
     root = str(tmp_path_factory.mktemp('omni3d'))
     cfg = synthetic.DataConfig(scene=scenes.SceneConfig(image_hw=(48, 80), n_objects=(2, 2), visible_zoom=(0.5, 2)))

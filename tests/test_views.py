@@ -11,15 +11,13 @@ import pytest
 import torch
 
 import camera_embed
-from data import synthetic
-import train
 from common import metrics
-from multiframe import eval_views, items, train_views
-from world import raycast
-from world import scenes
-from multiframe import views
-from model import CameraAwareMLLM, ModelConfig
+from data import synthetic
 from data.tokens import char_tokenizer, prompt_ids
+from model import CameraAwareMLLM, ModelConfig
+from multiframe import eval_views, items, train_views, views
+import train
+from world import raycast, scenes
 
 CFG = views.ViewsConfig(frames=3, image_hw=(48, 48))
 
