@@ -217,3 +217,11 @@ def test_bad_pose_and_uv_raise():
         plucker(torch.ones(2, 5, 3), torch.eye(4).repeat(3, 1, 1))
     with pytest.raises(ValueError, match='uv'):
         camera_rays(torch.eye(3), torch.ones(5, 3))
+
+
+def test_rays_of_mismatched_batches_raise_naming_both_batch_sizes():
+    K = torch.eye(3).repeat(2, 1, 1)
+    with pytest.raises(ValueError, match=r'K has a batch of 2 cameras and uv a batch of 3'):
+        camera_rays(K, torch.ones(3, 5, 2))
+    assert camera_rays(K, torch.ones(5, 2)).shape == (2, 5, 3)                       # one set of pixels: every camera
+    assert camera_rays(torch.eye(3), torch.ones(3, 5, 2)).shape == (3, 5, 3)         # one camera: every set
