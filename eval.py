@@ -51,6 +51,7 @@ import pinhole
 import raycast
 import report
 import scenes
+from checkpoint import read_json
 from intervals import differences, seed_summary
 from metrics import parse_answer, score
 
@@ -209,13 +210,18 @@ def camera_depth(box, R):
 
 
 # ----------------------------------------------------------------------------- checkpoints, CLI
+# what to do about a train_config.json that cannot be read: without one, the flags stand in for it
+BAD_TRAIN_CONFIG = ('restore it from a copy, or delete it to evaluate with --camera, --image-size and --tasks '
+                    'in place of the training camera, image size and tasks it holds')
+
+
 def load_checkpoint(path, device='cpu'):
     """(model, train_config dict) from a model.save folder or a train.py run folder (its ckpt/)."""
     from model import CameraAwareMLLM  # imported here: the metrics above need no transformers
     if not os.path.exists(os.path.join(path, 'config.json')) and os.path.isdir(os.path.join(path, 'ckpt')):
         path = os.path.join(path, 'ckpt')
     cfg_path = os.path.join(path, 'train_config.json')
-    train_cfg = json.load(open(cfg_path)) if os.path.exists(cfg_path) else {}
+    train_cfg = read_json(cfg_path, BAD_TRAIN_CONFIG) if os.path.exists(cfg_path) else {}
     return CameraAwareMLLM.load(path).to(device), train_cfg
 
 
@@ -230,7 +236,7 @@ def trained_frames(path) -> int:
     """train.py --frames of a run or checkpoint folder (0: single images, or no train_config.json)."""
     for p in (os.path.join(path, 'train_config.json'), os.path.join(path, 'ckpt', 'train_config.json')):
         if os.path.exists(p):
-            return int(json.load(open(p)).get('frames', 0))
+            return int(read_json(p, BAD_TRAIN_CONFIG).get('frames', 0))
     return 0
 
 

@@ -8,6 +8,7 @@ tested in test_metrics.py.
 import importlib.util
 import json
 import os
+import re
 import sys
 
 import numpy as np
@@ -106,6 +107,19 @@ def test_end_to_end_sweep_of_a_tiny_untrained_model(tmp_path):
     cams = results['tiny']['summary']['cameras']
     assert set(cams) == {'zoom_1.00', 'zoom_2.00', 'shift_x+10%', 'shift_x-10%', 'shift_y+10%'}
     assert all(c['tasks']['depth']['n'] == 2 for c in cams.values())
+
+
+@pytest.mark.parametrize('where', ['ckpt', '.'])
+def test_a_truncated_train_config_is_named_with_what_to_do(tmp_path, where):
+    folder = tmp_path / 'run' / where
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / 'config.json').write_text('{}')
+    (folder / 'train_config.json').write_text('{"camera": "standard", "image_si')      # cut short
+    named = re.escape(str(folder / 'train_config.json')) + '.*not valid JSON.*delete it'
+    with pytest.raises(ValueError, match=named):
+        E.main(['--ckpt', str(tmp_path / 'run'), '--out', str(tmp_path / 'eval')])
+    with pytest.raises(ValueError, match=named):
+        E.load_checkpoint(str(tmp_path / 'run'))
 
 
 def test_scoring_chain_on_data_answers_perfect_and_camera_blind_oracles():
