@@ -17,7 +17,8 @@ ratio kept, K exact) and augment's exact warp (zoom, shift) stands in for the le
 asked only about objects fully in view through every camera of the sweep (paired again).
 
 Metrics (metrics.py has the definitions); an answer that is not exactly data.py's format scores
-zero and counts as unparsed:
+zero and counts as unparsed, save a one-number answer that lmms-eval's lenient reading takes
+('3.27 m', '3.27.'): it is scored, and the share of such answers is reported beside the unparsed:
   depth, size, distance  MRA = 1/10 Σ_θ 1[|p−g|/g ≤ 1−θ], θ in {0.50, ..., 0.95} (VSI-Bench, as
                          lmms-eval), AbsRel |p−g|/g, δ<1.25 = 1[max(p/g, g/p) < 1.25]
   center, box            centre error ‖p−g‖ (m); box: 3D IoU, Acc@0.25 / Acc@0.5 (IoU ≥ k)
@@ -28,8 +29,8 @@ zero and counts as unparsed:
 Error metrics (AbsRel, centre error) average the parsed answers only.
 
   python eval.py --ckpt runs/rgb_only runs/full --camera-shift --n-scenes 64 --out out/eval
-writes table.md (printed too), results.json (per checkpoint, camera and task, with unparsed
-counts), records_<ckpt>.jsonl (every answer), zoom.png (with matplotlib); report.py makes the
+writes table.md (printed too), results.json (per checkpoint, camera and task, with unparsed and
+lenient counts), records_<ckpt>.jsonl (every answer), zoom.png (with matplotlib); report.py makes the
 tables and plots, intervals.py the seed-pooled rows of seeds.md. Shapes: image (3, H, W) uint8,
 K (3, 3), B items per generate call.
 """
@@ -53,7 +54,7 @@ import report
 import scenes
 from checkpoint import read_json
 from intervals import differences, seed_summary
-from metrics import parse_answer, score
+from metrics import lenient_only, parse_answer, score
 
 ZOOMS = (0.5, 0.67, 0.8, 1.0, 1.25, 1.5, 2.0)   # the sweep's zooms s, spanning augment.ZOOM_RANGE
 SHIFTS = (('shift_x+10%', 0.1, 0.0), ('shift_x-10%', -0.1, 0.0), ('shift_y+10%', 0.0, 0.1))
@@ -177,8 +178,8 @@ def evaluate(model, items, batch_size=32, max_new_tokens=None, progress=True, ca
                                c2w=c2w)
         for i, text in zip(idx, texts):
             records[i] = make_record(items[i], from_canonical(items[i], text, canonical_f) if canonical_f else text)
-            if canonical_f:
-                records[i]['canonical_text'] = text
+            if canonical_f:   # the mapped-back text is exact: whether the model's own was, it alone says
+                records[i].update(canonical_text=text, lenient=lenient_only(items[i]['task'], text))
     return records
 
 
