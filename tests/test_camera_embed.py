@@ -3,7 +3,7 @@ Guards camera_embed.py: patch centres, rays K⁻¹[u, v, 1], Plücker coordinate
 features and the zero-initialised CameraEmbedding, by their geometric properties on fresh random
 cameras (a failure names its seed; TEST_SEED=N replays it, as a test here checks on conftest.py); a
 tilted scene's pose (scenes.py) makes the directions gravity-aligned. Runs alone in about ten
-seconds (two of them start a pytest of their own):  python -m pytest -q tests/test_camera_embed.py
+seconds (one test starts two pytests of its own):  python -m pytest -q tests/test_camera_embed.py
 """
 import math
 import os
