@@ -65,13 +65,18 @@ def patch_centers(image_hw, grid_hw, dtype=torch.float32, device=None) -> torch.
 
 def camera_rays(K, uv) -> torch.Tensor:
     """Un-normalised camera-frame rays K⁻¹ [u, v, 1] (z = 1). K (B,3,3) or (3,3); uv (N,2) or
-    (B,N,2) continuous pixel coordinates. Returns (B, N, 3)."""
+    (B,N,2) continuous pixel coordinates; a batch of one on either side serves every item of the
+    other. Returns (B, N, 3). Batches that differ otherwise are a ValueError naming both sizes,
+    not torch's broadcasting error from deep inside."""
     K = validate_K(K)
     uv = torch.as_tensor(uv, dtype=K.dtype, device=K.device)
     if uv.ndim == 2:
         uv = uv.unsqueeze(0)                                             # (1, N, 2)
     if uv.ndim != 3 or uv.shape[-1] != 2:
         raise ValueError(f"uv must have shape (N, 2) or (B, N, 2), got {tuple(uv.shape)}")
+    if 1 not in (len(K), len(uv)) and len(K) != len(uv):
+        raise ValueError(f"K has a batch of {len(K)} cameras and uv a batch of {len(uv)} sets of pixel "
+                         f"coordinates; they must be equal (or one of them 1)")
     return _rays(K, uv)
 
 

@@ -17,7 +17,8 @@ ratio kept, K exact) and augment's exact warp (zoom, shift) stands in for the le
 asked only about objects fully in view through every camera of the sweep (paired again).
 
 Metrics (common/metrics.py has the definitions); an answer that is not exactly data/synthetic.py's format scores
-zero and counts as unparsed:
+zero and counts as unparsed, save a one-number answer that lmms-eval's lenient reading takes
+('3.27 m', '3.27.'): it is scored, and the share of such answers is reported beside the unparsed:
   depth, size, distance  MRA = 1/10 Σ_θ 1[|p−g|/g ≤ 1−θ], θ in {0.50, ..., 0.95} (VSI-Bench, as
                          lmms-eval), AbsRel |p−g|/g, δ<1.25 = 1[max(p/g, g/p) < 1.25]
   center, box            centre error ‖p−g‖ (m); box: 3D IoU, Acc@0.25 / Acc@0.5 (IoU ≥ k)
@@ -28,9 +29,9 @@ zero and counts as unparsed:
 Error metrics (AbsRel, centre error) average the parsed answers only.
 
   python eval.py --ckpt runs/rgb_only runs/full --camera-shift --n-scenes 64 --out out/eval
-writes table.md (printed too), results.json (per checkpoint, camera and task, with unparsed
-counts), records_<ckpt>.jsonl (every answer), zoom.png (with matplotlib); common/report.py makes the
-tables and plots, common/intervals.py the seed-pooled rows of seeds.md. Shapes: image (3, H, W) uint8,
+writes table.md (printed too), results.json (per checkpoint, camera and task, with unparsed and
+lenient counts), records_<ckpt>.jsonl (every answer), zoom.png (with matplotlib); common/report.py makes
+the tables and plots, common/intervals.py the seed-pooled rows of seeds.md. Shapes: image (3, H, W) uint8,
 K (3, 3), B items per generate call.
 """
 import argparse
@@ -46,8 +47,9 @@ from tqdm import tqdm
 
 import augment
 from common import report
+from common.checkpoint import read_json
 from common.intervals import differences, seed_summary
-from common.metrics import parse_answer, score
+from common.metrics import lenient_only, parse_answer, score
 from data import omni3d, synthetic
 from multiframe import eval_views
 from train import TrainConfig
@@ -175,8 +177,8 @@ def evaluate(model, items, batch_size=32, max_new_tokens=None, progress=True, ca
                                c2w=c2w)
         for i, text in zip(idx, texts):
             records[i] = make_record(items[i], from_canonical(items[i], text, canonical_f) if canonical_f else text)
-            if canonical_f:
-                records[i]['canonical_text'] = text
+            if canonical_f:   # the mapped-back text is exact: whether the model's own was, it alone says
+                records[i].update(canonical_text=text, lenient=lenient_only(items[i]['task'], text))
     return records
 
 
@@ -208,13 +210,18 @@ def camera_depth(box, R):
 
 
 # ----------------------------------------------------------------------------- checkpoints, CLI
+# what to do about a train_config.json that cannot be read: without one, the flags stand in for it
+BAD_TRAIN_CONFIG = ('restore it from a copy, or delete it to evaluate with --camera, --image-size and --tasks '
+                    'in place of the training camera, image size and tasks it holds')
+
+
 def load_checkpoint(path, device='cpu'):
     """(model, train_config dict) from a model.save folder or a train.py run folder (its ckpt/)."""
     from model import CameraAwareMLLM  # imported here: the metrics above need no transformers
     if not os.path.exists(os.path.join(path, 'config.json')) and os.path.isdir(os.path.join(path, 'ckpt')):
         path = os.path.join(path, 'ckpt')
     cfg_path = os.path.join(path, 'train_config.json')
-    train_cfg = json.load(open(cfg_path)) if os.path.exists(cfg_path) else {}
+    train_cfg = read_json(cfg_path, BAD_TRAIN_CONFIG) if os.path.exists(cfg_path) else {}
     return CameraAwareMLLM.load(path).to(device), train_cfg
 
 
@@ -229,7 +236,7 @@ def trained_frames(path) -> int:
     """The frames of a multi-frame run or checkpoint folder (0: single images, or no train_config.json)."""
     for p in (os.path.join(path, 'train_config.json'), os.path.join(path, 'ckpt', 'train_config.json')):
         if os.path.exists(p):
-            return int(json.load(open(p)).get('frames', 0))
+            return int(read_json(p, BAD_TRAIN_CONFIG).get('frames', 0))
     return 0
 
 

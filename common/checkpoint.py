@@ -35,15 +35,29 @@ from safetensors.torch import load_file, save_file
 
 # ----------------------------------------------------------------------------- model weights
 
-def read_json(file: str) -> dict:
-    """A JSON file, with errors that name it (missing, or not JSON)."""
+# what to do about a damaged file of a training checkpoint (--resume cannot continue from it)
+DAMAGED = 'this checkpoint cannot be resumed: restore the file from a copy, or train again with another --out'
+
+
+def read_json(file: str, remedy: str = '') -> dict:
+    """The JSON object in a file. The one reader of every JSON file the project reads (config.json,
+    train_config.json, train_state.json, results.json, Omni3D files), so that a missing, cut-short,
+    non-UTF-8 or non-object file is an error naming it, followed by remedy (what to do) where the
+    caller knows, never a bare JSONDecodeError from deep inside."""
     if not os.path.isfile(file):
         raise FileNotFoundError(f'missing {file}')
     try:
-        with open(file) as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise ValueError(f'corrupted {file}: {e}') from e
+        with open(file, encoding='utf-8') as f:
+            data = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f'corrupted {file}: not valid JSON ({e}){_then(remedy)}') from None
+    if not isinstance(data, dict):
+        raise ValueError(f'corrupted {file}: not a JSON object (a {type(data).__name__}){_then(remedy)}')
+    return data
+
+
+def _then(remedy: str) -> str:
+    return f'; {remedy}' if remedy else ''
 
 
 def unique_state_dict(model: nn.Module) -> dict:
@@ -57,14 +71,15 @@ def unique_state_dict(model: nn.Module) -> dict:
     return out
 
 
-def read_safetensors(file: str) -> dict:
-    """load_file, with errors that name the file (missing, or not a safetensors file)."""
+def read_safetensors(file: str, remedy: str = '') -> dict:
+    """load_file, with errors that name the file (missing, or not a safetensors file), followed by
+    remedy (what to do) where the caller knows."""
     if not os.path.isfile(file):
         raise FileNotFoundError(f'missing {file}')
     try:
         return load_file(file)
     except (SafetensorError, OSError, ValueError) as e:
-        raise ValueError(f'corrupted {file}: {e}') from e
+        raise ValueError(f'corrupted {file}: {e}{_then(remedy)}') from e
 
 
 def load_weights(model: nn.Module, file: str):
@@ -133,8 +148,8 @@ def find_checkpoint(out: str) -> str | None:
 
 def load_train_state(path: str, opt) -> int:
     """The optimiser state and the RNG of a checkpoint, restored; returns its step."""
-    state = read_json(os.path.join(path, 'train_state.json'))
-    tensors = read_safetensors(os.path.join(path, 'train_state.safetensors'))
+    state = read_json(os.path.join(path, 'train_state.json'), DAMAGED)
+    tensors = read_safetensors(os.path.join(path, 'train_state.safetensors'), DAMAGED)
     opt_state = {}
     for key, v in tensors.items():
         if key.startswith('opt.'):
@@ -178,7 +193,7 @@ def saved_config(ckpt: str, config_type) -> dict:
     """A checkpoint's train_config.json as the fields of config_type (train.TrainConfig; a field the
     file predates takes its default)."""
     file = os.path.join(ckpt, 'train_config.json')
-    saved = read_json(file)
+    saved = read_json(file, DAMAGED)
     known = {f.name: f.default for f in fields(config_type)}
     if unknown := sorted(set(saved) - set(known)):
         raise ValueError(f'{file}: unknown settings {unknown}; this train.py cannot resume that run')

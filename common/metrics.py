@@ -3,8 +3,9 @@ Metrics: parse an answer text back to numbers, and score it against the exact ta
 
 The idea. Every answer of data.py is plain text in one exact format (numbers with two decimals,
 one space apart; names in lower case), so scoring is two pure steps: parse the text (anything
-that is not the format is *unparsed* and scores zero), then compare numbers. The comparisons are
-the peers' own, so that a number here means what it means in their papers:
+that is not the format is *unparsed* and scores zero, save a one-number answer that the lenient
+rule below reads), then compare numbers. The comparisons are the peers' own, so that a number
+here means what it means in their papers:
 
     MRA (VSI-Bench, lmms-eval's vsibench/utils.py)   1/10 Σ_θ 1[ |ŷ − y| / y ≤ 1 − θ ],  θ = 0.50, 0.55, ..., 0.95
         (≤, as lmms-eval: ŷ = 2.5 for y = 2 has relative error 0.25 and passes θ = 0.75: MRA 0.6)
@@ -31,13 +32,23 @@ the peers' own, so that a number here means what it means in their papers:
 
 Parsing, against lmms-eval's. lmms-eval reads a VSI-Bench number as
 float(text.split(' ')[0].rstrip('.').strip()) and scores a failure 0. Here the contract is
-data.py's exact format, so the whole text must be exactly n ASCII numbers, finite, split by
-whitespace. What each accepts that the other does not:
-    lmms-eval only  trailing words or units ('3.27 m', '3.27 metres'), a trailing full stop
+data.py's exact format: the strict rule wants the whole text to be exactly n ASCII numbers,
+finite, split by whitespace. Pretrained chat models (SmolLM2 among them) write '3.27 m' or
+'3.27 meters.' instead, so a one-number answer (depth, size, distance and views.py's numbers)
+that fails the strict rule goes to the lenient one, lmms-eval's: the first word, a trailing full
+stop stripped, read by float() and finite, provided no other word of the answer is a number too
+('3.27 m or 3.5 m' says two, and stays unparsed). Each score says whether only the lenient rule
+read the answer (`lenient`), and eval.py reports their share, so a model's drift from the format
+stays visible. Centre, box and detect answers are read by the strict rule alone. What each
+accepts that the other does not (a one-number answer):
+    lmms-eval only  'nan' / 'inf' / '1e999' (which then score 0 anyway), and an answer that states
+                    two numbers ('3.27 3.27', '3.27 m (10.7 ft)': lmms-eval takes the first)
+    here only       leading spaces (' 3.27', ' 3.27 m': lmms-eval's first word is then ''), a
+                    unit after a newline ('3.27\nmetres'), and several numbers (centre, box, detect
+                    lines), which VSI-Bench never asks for
+    lenient alike   trailing words or units ('3.27 m', '3.27 metres'), a trailing full stop
                     ('3.27.'), digit underscores ('1_0' = 10), non-ASCII digits (Arabic-Indic
-                    '٣.٢', full-width '３'), 'nan' / 'inf' / '1e999' (which then score 0 anyway)
-    here only       leading spaces (' 3.27': lmms-eval's first word is then ''), and several
-                    numbers (centre, box, detect lines), which VSI-Bench never asks for
+                    '٣.٢', full-width '３')
     neither         '3,27', '3.27m', 'about 3.27', '' (lmms-eval: 'about' is the first word)
 VG-LLM parses detect line by line and skips lines it cannot read; here one bad line leaves the
 whole answer unparsed (all its ground truth then counts as missed).
@@ -58,9 +69,11 @@ CHOICES = ('closer', 'rel_distance', 'rel_direction', 'appearance_order')    # a
 IOU_MATCH = 0.25                                                   # detect: a match needs IoU > this
 
 # ----------------------------------------------------------------------------- parsing
-# Every parser returns None for anything that is not exactly the answer format: never raises.
+# Every parser returns None for anything that is not the answer format (parse_lenient: not what
+# lmms-eval reads as one number): never raises.
 _NUMBER = re.compile(r'[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?')   # ASCII digits only
 _NAME = re.compile(r"[a-z][a-z0-9 _'-]*")
+_AROUND = '.,;:!?()[]{}"\''                     # punctuation around a word that may be a number
 
 
 def parse_numbers(text, n):
@@ -69,6 +82,24 @@ def parse_numbers(text, n):
     tokens = text.split() if isinstance(text, str) and text.isascii() else []
     xs = [float(t) for t in tokens] if len(tokens) == n and all(map(_NUMBER.fullmatch, tokens)) else None
     return xs if xs is not None and all(map(math.isfinite, xs)) else None
+
+
+def parse_lenient(text):
+    """One number as lmms-eval's VSI-Bench scoring reads it: the first word, a trailing full stop
+    stripped, by float() ('3.27 m', '3.27 meters.', '3.27.' -> 3.27), if finite and no other word
+    is a number ('3.27 or 3.5', '3.27 m (10.7 ft)' -> None: two numbers, which one was meant?)."""
+    words = text.split() if isinstance(text, str) else []
+    first = _float(words[0].rstrip('.')) if words else None
+    second = any(_float(w.strip(_AROUND)) is not None for w in words[1:])
+    return first if first is not None and math.isfinite(first) and not second else None
+
+
+def _float(word):
+    """float(word) (Python's reading, lmms-eval's too: '1_0' = 10, '٣.٢' = 3.2), else None."""
+    try:
+        return float(word)
+    except ValueError:
+        return None
 
 
 def parse_name(text):
@@ -86,14 +117,22 @@ def parse_detections(text):
     return dets if dets and ok else None
 
 
-def parse_answer(task, text):
-    """The value of an answer text for a task (float, list, name or detections), or None."""
+def parse_answer(task, text, lenient=True):
+    """The value of an answer text for a task (float, list, name or detections), or None. A
+    one-number answer that is not the exact format is read by parse_lenient, unless lenient=False."""
+    if task in N_NUMBERS and N_NUMBERS[task] > 1:
+        return parse_numbers(text, N_NUMBERS[task])
     if task in N_NUMBERS:
-        xs = parse_numbers(text, N_NUMBERS[task])
-        return xs[0] if xs and len(xs) == 1 else xs
+        xs = parse_numbers(text, 1)
+        return xs[0] if xs else parse_lenient(text) if lenient else None
     if task in CHOICES:      # an answer may show its measurements first ('A 3.61, B 1.20: B'): the choice ends it
         return parse_name(text.rsplit(':', 1)[-1] if isinstance(text, str) else text)
     return parse_detections(text)
+
+
+def lenient_only(task, text) -> bool:
+    """Whether only the lenient rule reads the answer (the share of these shows format drift)."""
+    return parse_answer(task, text, lenient=False) is None and parse_answer(task, text) is not None
 
 
 # ----------------------------------------------------------------------------- scalar metrics
@@ -217,11 +256,11 @@ def f1_score(tp, n_pred, n_gt):
 
 # ----------------------------------------------------------------------------- one answer
 def score(task, pred_text, target):
-    """Score one answer: dict(parsed, pred, <metrics>). Unparsed answers score zero.
-    detect: f1 (VG-LLM, this answer alone), counts {category: [TP, FP, FN]} to sum over a set,
-    and the pooled numbers tp, n_pred, n_gt, f1_pooled."""
+    """Score one answer: dict(parsed, lenient (read only by the lenient rule), pred, <metrics>).
+    Unparsed answers score zero. detect: f1 (VG-LLM, this answer alone), counts {category: [TP,
+    FP, FN]} to sum over a set, and the pooled numbers tp, n_pred, n_gt, f1_pooled."""
     p = parse_answer(task, pred_text)
-    out = dict(parsed=p is not None, pred=p)
+    out = dict(parsed=p is not None, lenient=lenient_only(task, pred_text), pred=p)
     if task in SCALARS:
         g, ok = float(target), p is not None
         out.update(mra=mra(p, g) if ok else 0.0, delta=delta_125(p, g) if ok else 0.0,

@@ -29,15 +29,17 @@ METRICS = dict(depth=_REL, size=_REL, distance=_REL, center=('center_err',),
 
 
 def summarize(records, constants=None):
-    """{'cameras': {camera: {'s', 'tasks': {task: metrics}}}, 'unparsed' (fraction of all answers),
-    'shortcut_slope' (depth, zoom_* cameras), 'depth_gain' (depth, s = 1)}. constants {task: value}
-    (train_medians) adds 'mra_const', the MRA of always answering that value on the same items."""
+    """{'cameras': {camera: {'s', 'tasks': {task: metrics}}}, 'unparsed' and 'lenient' (fractions of
+    all answers: not read at all, read only by metrics' lenient rule), 'shortcut_slope' (depth,
+    zoom_* cameras), 'depth_gain' (depth, s = 1)}. Per task, 'unparsed' and 'lenient' count. constants
+    {task: value} (train_medians) adds 'mra_const', the MRA of always answering that value on the
+    same items. Records saved before the lenient rule have no 'lenient': none of theirs was."""
     groups = defaultdict(list)
     for r in records:
         groups[r['camera'], r['task']].append(r)
     cameras = {}
     for (cam, task), rs in groups.items():   # means (error metrics over parsed answers only) + counts
-        m = dict(n=len(rs), unparsed=sum(not r['parsed'] for r in rs))
+        m = dict(n=len(rs), unparsed=sum(not r['parsed'] for r in rs), lenient=sum(r.get('lenient', False) for r in rs))
         for key in METRICS[task]:
             vals = [r[key] for r in rs if r[key] is not None]
             m[key] = float(np.mean(vals)) if vals else None
@@ -54,8 +56,9 @@ def summarize(records, constants=None):
     base = [r for r in zoom if r['s'] == 1.0]
     slope = shortcut_slope([r['s'] for r in zoom], [r['pred'] for r in zoom], [r['target'] for r in zoom])
     gain = depth_gain([r['pred'] for r in base], [r['target'] for r in base])
-    return dict(cameras=cameras, unparsed=sum(not r['parsed'] for r in records) / max(len(records), 1),
-                shortcut_slope=slope, depth_gain=gain)
+    n = max(len(records), 1)
+    return dict(cameras=cameras, unparsed=sum(not r['parsed'] for r in records) / n,
+                lenient=sum(r.get('lenient', False) for r in records) / n, shortcut_slope=slope, depth_gain=gain)
 
 
 def markdown_table(results):
@@ -76,8 +79,11 @@ def markdown_table(results):
         lines.append(_row('depth MRA of a constant answer', '', [_number(c) for c in const]))
     lines += [_row('shortcut slope', '', [_number(sm['shortcut_slope']) for sm in summ]),
               _row('depth gain at s=1', '', [_number(sm['depth_gain']) for sm in summ]),
-              _row('unparsed answers', '', [f"{sm['unparsed']:.1%}" for sm in summ]), '',
-              'MRA: mean over θ = 0.50, 0.55, ..., 0.95 of 1[|p−g|/g ≤ 1−θ] (VSI-Bench, as lmms-eval);']
+              _row('unparsed answers', '', [f"{sm['unparsed']:.1%}" for sm in summ]),
+              _row('read only by the lenient rule', '', [f"{sm.get('lenient', 0.0):.1%}" for sm in summ]), '',
+              'MRA: mean over θ = 0.50, 0.55, ..., 0.95 of 1[|p−g|/g ≤ 1−θ] (VSI-Bench, as lmms-eval);',
+              "read only by the lenient rule: answers such as '3.27 m' or '3.27.', scored as lmms-eval reads them "
+              '(its first word, a full stop stripped), not in the trained format;']
     if detect:
         lines += ["detect F1@0.25: VG-LLM's protocol, predictions in output order, each matched to the unused "
                   'same-category box of highest IoU (TP if IoU > 0.25); F1 per category over the answers, '

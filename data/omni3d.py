@@ -31,8 +31,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from common.checkpoint import read_json
 from data import synthetic
 from world import pinhole, raycast, scenes
+
 PIXEL_CENTRE_SHIFT = np.array([[0, 0, 0.5], [0, 0, 0.5], [0, 0, 0]])   # ours = Omni3D's K + this
 OMNI3D_CORNER_SIGNS = np.array([[-1, -1, -1], [1, -1, -1], [1, 1, -1], [-1, 1, -1],
                                 [-1, -1, 1], [1, -1, 1], [1, 1, 1], [-1, 1, 1]], dtype=float)   # (8, 3)
@@ -94,11 +96,7 @@ def load_omni3d(json_path, image_root, tasks=synthetic.TASKS, task_weights=None,
     behind_camera, an R_cam that is not a rotation, ...) raises a ValueError naming the file, the
     record (index and id) and the field."""
     synthetic.check_tasks(tasks, task_weights)
-    try:
-        with open(json_path) as f:
-            js = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{json_path}: not valid JSON ({e})") from None
+    js = read_json(str(json_path))
     images, annotations = (_get(js, k, list, str(json_path)) for k in ('images', 'annotations'))
     by_id = {}
     for idx, rec in enumerate(images):

@@ -205,8 +205,9 @@ def gap_interval(score, const, n_boot=1000, seed=0) -> tuple[float, float]:
 
 
 def summarize(records, medians) -> dict:
-    """{camera: {task: dict(n, score, scores, const, gap, unparsed)}}: score MRA (numbers) or accuracy
-    (choices), per question in scores, const the constant answer's, gap the 95 % interval of score − const."""
+    """{camera: {task: dict(n, score, scores, const, gap, unparsed, lenient)}}: score MRA (numbers) or
+    accuracy (choices), per question in scores, const the constant answer's, gap the 95 % interval of
+    score − const; lenient counts the answers read only by metrics' lenient rule ('3 chairs')."""
     out = {}
     for r in records:
         out.setdefault(r['camera'], {}).setdefault(r['task'], []).append(r)
@@ -217,7 +218,7 @@ def summarize(records, medians) -> dict:
             tasks[t] = dict(n=len(rs), score=float(np.mean(scores)), scores=scores,
                             const=None if const is None else float(const.mean()),
                             gap=None if const is None else gap_interval(scores, const),
-                            unparsed=sum(not r['parsed'] for r in rs))
+                            unparsed=sum(not r['parsed'] for r in rs), lenient=sum(r.get('lenient', False) for r in rs))
     return out
 
 
@@ -342,6 +343,9 @@ def markdown(results) -> str:
                      + ' | '.join([diff(t) for t in tasks] + [''] * len(tasks)) + ' |')
     lines.append(f'| questions ({base}) | | ' + ' | '.join(
         str(results[lab]['sweep'][base].get(t, {}).get('n', 0)) for lab in labels for t in tasks) + ' |')
+    drift = lambda c: f"{c.get('unparsed', 0)} / {c.get('lenient', 0)}"    # format drift: '3 chairs' for '3'
+    lines.append(f'| unparsed / read only by the lenient rule ({base}) | | ' + ' | '.join(
+        drift(results[lab]['sweep'][base].get(t, {})) for lab in labels for t in tasks) + ' |')
     if any(r.get('reasons') for r in results.values()):
         lines += ['', 'the choices in two steps (--reasons runs, base lens): measurements stated, the choice is the '
                   'one they make, they make the right one; their error (distances 1 − MRA, frames wrong, degrees off: '

@@ -43,6 +43,7 @@ torchrun --standalone --nproc_per_node="$NGPU" train.py --preset real --vision "
 python - "$OUT" "$NGPU" <<'PY'
 import json, os, statistics, sys
 import torch
+from common.checkpoint import read_json
 from transformers import AutoConfig, AutoModelForCausalLM, SiglipVisionModel
 out, ngpu = sys.argv[1], int(sys.argv[2])
 log = [json.loads(line) for line in open(f'{out}/run/log.jsonl')][1:]        # the first window has the warm-up
@@ -53,7 +54,7 @@ vis, llm = AutoConfig.from_pretrained(f'{out}/vision'), AutoConfig.from_pretrain
 n_vis = sum(p.numel() for p in SiglipVisionModel(vis).parameters())
 n_llm = sum(p.numel() for p in AutoModelForCausalLM.from_config(llm).parameters()) \
     - llm.vocab_size * llm.hidden_size                                             # tied embeddings: a lookup
-cfg = json.load(open(f'{out}/run/ckpt/train_config.json'))
+cfg = read_json(f'{out}/run/ckpt/train_config.json')
 tok_s = statistics.median(r['tokens_per_s'] for r in log)                           # LLM tokens/s, one GPU
 samples_s = statistics.median(r['samples_per_s'] for r in log) / ngpu               # per GPU
 patches = (vis.image_size // vis.patch_size) ** 2

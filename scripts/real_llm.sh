@@ -15,12 +15,13 @@ for d in "$OUT"/step_*; do
 done
 python - "$OUT" <<'PY'
 import glob, json, os, sys
+from common.checkpoint import read_json
 out = sys.argv[1]
 val = {r['step']: r['val_answer'] for r in map(json.loads, open(os.path.join(out, 'log.jsonl'))) if 'val_answer' in r}
 print('| step | depth MRA | constant answer | depth gain | held-out answer loss |\n|---|---|---|---|---|')
 rows = []
 for d in sorted(glob.glob(os.path.join(out, 'step_*')), key=lambda d: int(d.rsplit('_', 1)[1])):
-    s = json.load(open(os.path.join(d, 'eval', 'results.json')))['results']
+    s = read_json(os.path.join(d, 'eval', 'results.json'), 'delete it to evaluate that step again')['results']
     summ = next(iter(s.values()))['summary']
     m = summ['cameras']['zoom_1.00']['tasks']['depth']                          # the training camera
     step = int(d.rsplit('_', 1)[1])

@@ -1,7 +1,47 @@
 """Shared by every test file: tiny models run on one thread (see `one_thread`); a tiny random
-Depth Anything saved offline, for the teacher and real-data tests."""
+Depth Anything saved offline, for the teacher and real-data tests; seeds for tests that draw fresh
+random inputs on every run, named by their failures and replayed with TEST_SEED (see `fresh_seed`)."""
+import os
+
 import pytest
 import torch
+
+SEED_ENV = 'TEST_SEED'
+_SEED = pytest.StashKey[int]()
+
+
+@pytest.fixture
+def fresh_seed(request) -> int:
+    """A seed for inputs drawn afresh on every run (each run tries other cases), kept on the test so
+    that its failure report names it with the command that replays it (pytest_runtest_makereport);
+    that command sets TEST_SEED, which this then returns instead of a fresh one."""
+    seed = seed_from(os.environ.get(SEED_ENV, ''))
+    request.node.stash[_SEED] = seed
+    return seed
+
+
+def seed_from(text: str) -> int:
+    """TEST_SEED's value where it is set, else 32 fresh bits from os.urandom (torch's and numpy's
+    generators take any seed >= 0)."""
+    if not text.strip():
+        return int.from_bytes(os.urandom(4), 'little')
+    if not text.strip().isdigit():
+        raise pytest.UsageError(f'{SEED_ENV}={text!r}: a seed is a whole number >= 0')
+    return int(text)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failure of a test that drew from fresh_seed ends with its seed and how to rerun it."""
+    report = yield
+    if report.failed and _SEED in item.stash:
+        seed = item.stash[_SEED]
+        note = f'fresh inputs from seed {seed}; rerun with: {SEED_ENV}={seed} python -m pytest "{item.nodeid}"'
+        if hasattr(report.longrepr, 'addsection'):
+            report.longrepr.addsection('seed', note)
+        else:
+            report.sections.append(('seed', note))
+    return report
 
 
 @pytest.fixture(autouse=True)

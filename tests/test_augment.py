@@ -3,7 +3,8 @@ Guards augment.py: every transform moves the pixels and K together. A bright dot
 projection of a random 3D point must be found at K'·P after each transform and after chains of
 them; rays through the scene point do not change; geometry maps (nearest) stay consistent with K';
 exact cases (integer crops, 2× nearest upsampling, bilinear resize) match slicing and
-torch.nn.functional.interpolate. Runs alone in a few seconds:  python -m pytest -q tests/test_augment.py
+torch.nn.functional.interpolate. The random inputs are fresh on every run; a failure names their
+seed, and TEST_SEED=N replays it (conftest.py). Runs alone in a few seconds:  python -m pytest -q tests/test_augment.py
 """
 import numpy as np
 import pytest
@@ -18,8 +19,8 @@ H, W = 64, 80
 
 
 @pytest.fixture
-def rng():
-    return np.random.default_rng()                                       # fresh inputs each run
+def rng(fresh_seed):
+    return np.random.default_rng(fresh_seed)                             # fresh inputs each run, replayable
 
 
 def random_K(rng) -> torch.Tensor:
@@ -114,7 +115,7 @@ def test_geometry_maps_stay_consistent_with_K(rng):
     K = random_K(rng)
     v, u = torch.meshgrid(torch.arange(H) + 0.5, torch.arange(W) + 0.5, indexing='ij')
     rays = torch.stack([u, v, torch.ones_like(u)], -1).double() @ torch.linalg.inv(K).T  # (H, W, 3)
-    depth = 2 + torch.rand(H, W, dtype=torch.float64)                    # any depth per pixel
+    depth = 2 + torch.from_numpy(rng.random((H, W)))                     # any depth per pixel
     points = (rays * depth[..., None]).permute(2, 0, 1).float()          # (3, H, W)
     transforms = [lambda: crop(points, K, (rng.uniform(-9, 9), rng.uniform(-9, 9), 70.3, 60.0), mode='nearest'),
                   lambda: zoom(points, K, float(rng.uniform(0.5, 2.0)), mode='nearest'),
@@ -177,15 +178,16 @@ def test_boxes_follow_the_transform(rng):
     torch.testing.assert_close(b2[0, 2] - b2[0, 0], torch.tensor(9.0, dtype=torch.float64))
 
 
-def test_random_policy_is_seeded_and_in_range():
+def test_random_policy_is_seeded_and_in_range(fresh_seed):
     K = torch.tensor([[50.0, 0, 40], [0, 50, 32], [0, 0, 1]])
-    img = torch.randint(0, 256, (3, H, W), dtype=torch.uint8)
-    geo = torch.rand(4, H, W)
+    g = torch.Generator().manual_seed(fresh_seed)
+    img = torch.randint(0, 256, (3, H, W), dtype=torch.uint8, generator=g)
+    geo = torch.rand(4, H, W, generator=g)
     cfg = AugmentConfig(zoom_range=(0.5, 2.0), shift_frac=0.1, p_identity=0.25)
     a = random_camera_augment(img, K, cfg, np.random.default_rng(3), geo)
     b = random_camera_augment(img, K, cfg, np.random.default_rng(3), geo)
     assert all(torch.equal(x, y) for x, y in zip(a, b))                  # bitwise deterministic
-    rng, kept = np.random.default_rng(), 0
+    rng, kept = np.random.default_rng(fresh_seed), 0                    # fresh draws of the policy, replayable
     for _ in range(40):
         img2, K2, geo2 = random_camera_augment(img, K, cfg, rng, geo)
         assert img2.dtype == torch.uint8 and img2.shape == img.shape and geo2.shape == geo.shape

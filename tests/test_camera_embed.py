@@ -1,9 +1,16 @@
 """
 Guards camera_embed.py: patch centres, rays K⁻¹[u, v, 1], Plücker coordinates, the dense camera
 features and the zero-initialised CameraEmbedding, by their geometric properties on fresh random
-cameras; a tilted scene's pose (scenes.py) makes the directions gravity-aligned. Runs alone in about a second:  python -m pytest -q tests/test_camera_embed.py
+cameras (a failure names its seed; TEST_SEED=N replays it, as a test here checks on conftest.py); a
+tilted scene's pose (scenes.py) makes the directions gravity-aligned. Runs alone in about ten
+seconds (one test starts two pytests of its own):  python -m pytest -q tests/test_camera_embed.py
 """
 import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -36,10 +43,29 @@ def random_pose(g: torch.Generator, B: int) -> torch.Tensor:
 
 
 @pytest.fixture
-def g():
-    gen = torch.Generator()
-    gen.seed()                                                           # fresh inputs each run
-    return gen
+def g(fresh_seed):
+    return torch.Generator().manual_seed(fresh_seed)                     # fresh inputs each run, replayable
+
+
+def test_a_failing_fresh_draw_names_its_seed_and_TEST_SEED_replays_it(tmp_path):
+    # conftest.py's seeds, in a pytest of their own on a test that fails on purpose
+    (tmp_path / 'conftest.py').write_text((Path(__file__).parent / 'conftest.py').read_text())
+    (tmp_path / 'test_draw.py').write_text(
+        'import torch\n\n\n'
+        'def test_draw(fresh_seed):\n'
+        '    x = torch.rand(1, generator=torch.Generator().manual_seed(fresh_seed)).item()\n'
+        '    assert x < 0, f"drew {x!r}"\n')
+
+    def run(seed=None):
+        env = {k: v for k, v in os.environ.items() if k != 'TEST_SEED'} | ({} if seed is None else {'TEST_SEED': seed})
+        out = subprocess.run([sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', 'test_draw.py'],
+                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300).stdout
+        rerun = re.search(r'rerun with: TEST_SEED=(\d+) python -m pytest "test_draw.py::test_draw"', out)
+        assert rerun and '1 failed' in out, out
+        return re.search(r'drew ([0-9.e-]+)', out).group(1), rerun.group(1)
+
+    drew, seed = run()
+    assert run(seed) == (drew, seed)                                     # the same draw, the same seed named
 
 
 def test_patch_centers_pixel_centre_convention():
@@ -216,3 +242,11 @@ def test_bad_pose_and_uv_raise():
         plucker(torch.ones(2, 5, 3), torch.eye(4).repeat(3, 1, 1))
     with pytest.raises(ValueError, match='uv'):
         camera_rays(torch.eye(3), torch.ones(5, 3))
+
+
+def test_rays_of_mismatched_batches_raise_naming_both_batch_sizes():
+    K = torch.eye(3).repeat(2, 1, 1)
+    with pytest.raises(ValueError, match=r'K has a batch of 2 cameras and uv a batch of 3'):
+        camera_rays(K, torch.ones(3, 5, 2))
+    assert camera_rays(K, torch.ones(5, 2)).shape == (2, 5, 3)                       # one set of pixels: every camera
+    assert camera_rays(torch.eye(3), torch.ones(3, 5, 2)).shape == (3, 5, 3)         # one camera: every set

@@ -8,6 +8,7 @@ tested in test_metrics.py.
 import importlib.util
 import json
 import os
+import re
 import sys
 
 import numpy as np
@@ -108,6 +109,19 @@ def test_end_to_end_sweep_of_a_tiny_untrained_model(tmp_path):
     assert all(c['tasks']['depth']['n'] == 2 for c in cams.values())
 
 
+@pytest.mark.parametrize('where', ['ckpt', '.'])
+def test_a_truncated_train_config_is_named_with_what_to_do(tmp_path, where):
+    folder = tmp_path / 'run' / where
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / 'config.json').write_text('{}')
+    (folder / 'train_config.json').write_text('{"camera": "standard", "image_si')      # cut short
+    named = re.escape(str(folder / 'train_config.json')) + '.*not valid JSON.*delete it'
+    with pytest.raises(ValueError, match=named):
+        E.main(['--ckpt', str(tmp_path / 'run'), '--out', str(tmp_path / 'eval')])
+    with pytest.raises(ValueError, match=named):
+        E.load_checkpoint(str(tmp_path / 'run'))
+
+
 def test_scoring_chain_on_data_answers_perfect_and_camera_blind_oracles():
     cfg = scenes.SceneConfig(image_hw=(32, 32), n_objects=(2, 2), visible_zoom=(0.5, 2.0))
     sweep = [c for c in E.camera_sweep(cfg, profiles=False) if c[0].startswith('zoom_')]
@@ -130,6 +144,34 @@ def test_scoring_chain_on_data_answers_perfect_and_camera_blind_oracles():
     assert summary['shortcut_slope'] == pytest.approx(-1.0, abs=0.02)
     mra = {c: v['tasks']['depth']['mra'] for c, v in summary['cameras'].items()}
     assert mra['zoom_1.00'] == 1.0 and mra['zoom_2.00'] <= 0.1 and mra['zoom_0.50'] == 0.0  # rel 0.5, 1
+
+
+class Says(torch.nn.Module):
+    """A stand-in model that answers every question with the same text."""
+
+    def __init__(self, text):
+        super().__init__()
+        self.text, self.w = text, torch.nn.Parameter(torch.zeros(1))
+
+    def generate(self, image, K, questions, max_new_tokens=None, c2w=None):
+        return [self.text] * len(questions)
+
+
+def test_answers_read_only_by_the_lenient_rule_are_counted_and_shown():
+    cfg = scenes.SceneConfig(image_hw=(32, 32), n_objects=(1, 2), visible_zoom=(0.5, 2.0))
+    sweep = [c for c in E.camera_sweep(cfg, profiles=False) if c[0] in ('zoom_1.00', 'zoom_2.00')]
+    items = E.build_eval_items(cfg, sweep, 2, ('depth',))
+    for f_c in (0.0, synthetic.canonical_focal('standard', 32)):     # also when mapped back from the label space
+        records = E.evaluate(Says('2.50 m'), items, progress=False, canonical_f=f_c)
+        assert all(r['parsed'] and r['lenient'] for r in records)
+    exact = [E.make_record(it, it['answer']) for it in items]
+    assert not any(r['lenient'] for r in exact)
+    summary = report.summarize(records + exact)
+    t = summary['cameras']['zoom_1.00']['tasks']['depth']
+    assert t['n'] == 4 and t['lenient'] == 2 and t['unparsed'] == 0 and summary['lenient'] == 0.5
+    assert '| read only by the lenient rule |  | 50.0% |' in report.markdown_table(dict(run=dict(summary=summary)))
+    old = [{k: v for k, v in r.items() if k != 'lenient'} for r in exact]     # records saved before the flag
+    assert report.summarize(old)['lenient'] == 0.0
 
 
 def test_constant_answer_baseline_is_the_training_median_scored_on_the_same_items():

@@ -96,6 +96,14 @@ def test_two_checkpoints_get_a_paired_difference_row():
     assert '+0.50 [' in row and row.count('|') == head.count('|')          # under a's column, b's left empty
 
 
+def test_the_table_counts_answers_unparsed_and_read_only_by_the_lenient_rule():
+    recs = [dict(camera='base', task='object_count', target=3.0, mra=m, parsed=p, lenient=l)
+            for m, p, l in ((1.0, True, False), (1.0, True, True), (0.0, False, False))]
+    lines = eval_views.markdown(dict(a=dict(sweep=eval_views.summarize(recs, {})))).splitlines()
+    row = next(x for x in lines if x.startswith('| unparsed / read only by the lenient rule'))
+    assert '| 1 / 1 |' in row
+
+
 def test_floor_ruler_items_change_only_the_tiles():
     items = eval_views.tile_items(CFG, 2)
     by = {}

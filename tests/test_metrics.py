@@ -29,9 +29,12 @@ def test_parse_well_formed(task, text, value):
     assert M.parse_answer(task, text) == value
 
 
-GARBAGE = [None, '', '   ', 'nan', 'inf', '-inf', 'NaN', '1e999', 'the depth is 3.27 m', '3.27 m',
-           '3.27 3.27', '3,27', '1_0', '3.27.', '\x00\x01', '¿?', '--1', '3.27\n4.0',
-           '٣.٢٧', '３.２７', '3.27\xa0', '\u20073.27']   # Arabic-Indic, full-width digits, non-ASCII spaces
+GARBAGE = [None, '', '   ', 'nan', 'inf', '-inf', 'NaN', '1e999', 'the depth is 3.27 m', '3.27 3.27',
+           '3,27', '3.27m', '\x00\x01', '¿?', '--1', '3.27\n4.0', '3.27 m or 3.5 m', '3.27 m (10.7 ft)']
+# what pretrained LLMs write, and lmms-eval reads as a number: a one-number answer by the lenient rule only
+AS_LLMS_WRITE = {'3.27 m': 3.27, '3.27 meters': 3.27, '3.27 metres.': 3.27, '3.27.': 3.27, '3.27\nmetres': 3.27,
+                 '1_0': 10.0, '٣.٢٧': 3.27, '３.２７': 3.27,                  # Arabic-Indic, full-width digits
+                 '3.27\xa0': 3.27, '\u20073.27': 3.27}                       # non-ASCII spaces
 
 
 @pytest.mark.parametrize('text', GARBAGE)
@@ -40,8 +43,24 @@ def test_garbage_numeric_answers_are_unparsed_and_score_zero(task, text):
     target = 3.0 if M.N_NUMBERS[task] == 1 else [1.0, 1.0, 3.0, 1.0, 1.0, 1.0, 0.0][:M.N_NUMBERS[task]]
     assert M.parse_answer(task, text) is None
     s = M.score(task, text, target)
-    assert not s['parsed']
+    assert not s['parsed'] and not s['lenient']
     assert all(s.get(k, 0.0) == 0.0 for k in ('mra', 'delta', 'iou', 'acc25', 'acc50'))
+
+
+@pytest.mark.parametrize('text,value', AS_LLMS_WRITE.items())
+@pytest.mark.parametrize('task', [t for t, n in M.N_NUMBERS.items() if n == 1])
+def test_one_number_answers_as_llms_write_them_parse_leniently_and_are_flagged(task, text, value):
+    assert M.parse_answer(task, text) == value and M.parse_answer(task, text, lenient=False) is None
+    s = M.score(task, text, value)
+    assert s['parsed'] and s['lenient'] and s['mra'] == 1.0
+    assert not M.score(task, '3.27', 3.27)['lenient']                  # the exact format is not lenient
+
+
+@pytest.mark.parametrize('text', AS_LLMS_WRITE)
+@pytest.mark.parametrize('task', ['center', 'box', 'detect'])
+def test_several_number_answers_stay_strict(task, text):
+    n = M.N_NUMBERS.get(task, 7)
+    assert M.parse_answer(task, ' '.join([text] * n)) is None and M.parse_answer(task, 'red box ' + text) is None
 
 
 @pytest.mark.parametrize('task,text', [
@@ -60,7 +79,7 @@ def test_garbage_scores_zero_for_every_task():
     targets = dict(depth=3.0, size=1.0, distance=2.0, center=box[:3], box=box, closer='red box',
                    detect=[('red box', box)])
     for task, target in targets.items():
-        for text in GARBAGE + [b'3.27', 3.27, ['3.27']]:
+        for text in GARBAGE + [b'3.27', 3.27, ['3.27'], b'3.27 m']:
             s = M.score(task, text, target)
             assert not s['parsed'], (task, text)
             assert s.get('f1', 0.0) == 0.0 and s.get('acc', 0.0) == 0.0
@@ -225,18 +244,21 @@ def test_mra_counts_exact_ties_as_lmms_eval():
         assert M.mra(p, g) == lmms_eval_mra(p, g)
 
 
-@pytest.mark.parametrize('text,theirs,ours', [   # the table in metrics.py's docstring, case by case
-    ('3.27', 3.27, 3.27), ('3.27\n', 3.27, 3.27), ('+3.27', 3.27, 3.27),
-    ('3.27 m', 3.27, None), ('3.27 metres', 3.27, None), ('3.27.', 3.27, None), ('1_0', 10.0, None),
-    ('٣.٢', 3.2, None), ('３', 3.0, None), ('nan', math.nan, None), ('inf', math.inf, None),
-    ('1e999', math.inf, None),
-    (' 3.27', None, 3.27), ('  3.27  ', None, 3.27),
-    ('3,27', None, None), ('3.27m', None, None), ('about 3.27', None, None), ('', None, None),
+@pytest.mark.parametrize('text,theirs,strict,ours', [   # the table in metrics.py's docstring, case by case
+    ('3.27', 3.27, 3.27, 3.27), ('3.27\n', 3.27, 3.27, 3.27), ('+3.27', 3.27, 3.27, 3.27),
+    ('3.27 m', 3.27, None, 3.27), ('3.27 metres', 3.27, None, 3.27), ('3.27.', 3.27, None, 3.27),
+    ('3.27 m.', 3.27, None, 3.27), ('1_0', 10.0, None, 10.0), ('٣.٢', 3.2, None, 3.2), ('３', 3.0, None, 3.0),
+    ('nan', math.nan, None, None), ('inf', math.inf, None, None), ('1e999', math.inf, None, None),
+    ('3.27 3.27', 3.27, None, None), ('3.27 m or 3.5 m', 3.27, None, None), ('3.27 m (10.7 ft)', 3.27, None, None),
+    (' 3.27', None, 3.27, 3.27), ('  3.27  ', None, 3.27, 3.27), (' 3.27 m', None, None, 3.27),
+    ('3.27\nmetres', None, None, 3.27),
+    ('3,27', None, None, None), ('3.27m', None, None, None), ('about 3.27', None, None, None), ('', None, None, None),
 ])
-def test_parsing_differs_from_lmms_eval_as_documented(text, theirs, ours):
+def test_parsing_differs_from_lmms_eval_as_documented(text, theirs, strict, ours):
     got = lmms_eval_number(text)
     assert got == theirs or (theirs is not None and math.isnan(theirs) and math.isnan(got))
-    assert M.parse_answer('depth', text) == ours
+    assert M.parse_answer('depth', text, lenient=False) == strict and M.parse_answer('depth', text) == ours
+    assert M.score('depth', text, 3.0)['lenient'] == (strict is None and ours is not None)
 
 
 def vg_llm_f1(samples, thr=0.25):

@@ -53,3 +53,9 @@ def test_sizes_are_whole_positive_pairs():
     for hw in [(0, 4), (4.5, 4), (True, 4), (4,), 'ab', 4, (4, float('nan'))]:
         with pytest.raises(ValueError, match='grid_hw must be a pair'):
             pinhole.check_hw(hw, 'grid_hw')
+
+
+@pytest.mark.parametrize('hw', ['32', '3x2', ('3', '2'), (b'3', 2), [32, '32']])
+def test_text_is_not_a_size_even_when_its_characters_are_digits(hw):
+    with pytest.raises(ValueError, match='image_hw must be a pair'):
+        pinhole.check_hw(hw)

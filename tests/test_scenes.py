@@ -226,7 +226,7 @@ def test_bad_cameras_raise_clear_errors():
     for word, K in bad.items():
         with pytest.raises(ValueError, match=word):
             raycast.render(sc, K)
-    for hw in [(0, 32), (32,), 'ab', (32.5, 32)]:
+    for hw in [(0, 32), (32,), 'ab', (32.5, 32), (-1, -1), '32']:   # '32' is not (3, 2)
         with pytest.raises(ValueError, match='image_hw'):
             raycast.render(sc, image_hw=hw)
     with pytest.raises(ValueError, match='unknown camera'):

@@ -234,9 +234,27 @@ def test_truncated_checkpoint_files_are_named(tmp_path, name):
     checkpoint.save_checkpoint(str(tmp_path), model, opt, cfg, 1)
     file = tmp_path / 'ckpt' / name
     file.write_bytes(file.read_bytes()[:len(file.read_bytes()) // 2])
-    with pytest.raises(ValueError, match=re.escape(str(file))):
+    with pytest.raises(ValueError, match=re.escape(str(file)) + '.*another --out'):   # and what to do
         train.parse_args(['--out', str(tmp_path), '--resume'])
         checkpoint.load_train_state(str(tmp_path / 'ckpt'), opt)
+
+
+def test_read_json_names_the_file_whatever_is_wrong_with_it(tmp_path):
+    file = tmp_path / 'settings.json'
+    with pytest.raises(FileNotFoundError, match=re.escape(str(file))):
+        checkpoint.read_json(str(file))
+    for text, why in [('{"lr": 0.0', 'not valid JSON'), ('[1, 2]', 'not a JSON object'), ('', 'not valid JSON')]:
+        file.write_text(text)
+        with pytest.raises(ValueError, match=re.escape(str(file)) + '.*' + why):
+            checkpoint.read_json(str(file))
+    file.write_bytes(b'{"name": "\xff"}')                                    # not UTF-8
+    with pytest.raises(ValueError, match=re.escape(str(file)) + '.*not valid JSON'):
+        checkpoint.read_json(str(file))
+    file.write_text('{"lr": 0.0')
+    with pytest.raises(ValueError, match='; delete it and run again'):           # what to do, where the caller knows
+        checkpoint.read_json(str(file), remedy='delete it and run again')
+    file.write_text('{"lr": 0.5}')
+    assert checkpoint.read_json(str(file)) == {'lr': 0.5}
 
 
 def two_runs(tmp_path, flag, values):

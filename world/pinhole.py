@@ -82,10 +82,11 @@ def check_K(K, skew: bool = True) -> np.ndarray:
 
 def check_hw(hw, name: str = 'image_hw') -> tuple[int, int]:
     """(H, W) as two ints >= 1, else a ValueError naming the argument: a fractional size would round
-    an image but not its K (whole numbers given as floats are fine; bools are not sizes)."""
+    an image but not its K (whole numbers given as floats are fine; bools are not sizes, and neither
+    is text: '32' would unpack to the size (3, 2))."""
     try:
         H, W = hw
-        ok = all(not isinstance(v, bool) and float(v) == int(v) >= 1 for v in (H, W))
+        ok = all(not isinstance(v, (bool, str, bytes)) and float(v) == int(v) >= 1 for v in (H, W))
     except (TypeError, ValueError, OverflowError):
         ok = False
     if not ok:
