@@ -308,8 +308,6 @@ def parse_args(argv=None):
         p.error(f'unknown task(s) {unknown}; known: {synthetic.TASKS}')
     if args.data and not args.image_root:
         p.error('--data needs --image-root')
-    if missing := [c for c in args.ckpt if not os.path.isdir(c)]:
-        p.error(f'--ckpt: no such folder {missing}; train one first (python train.py writes {TrainConfig.out})')
     if args.first_scene < 0 or (args.first_scene and args.data):
         p.error(f'--first-scene {args.first_scene}: a test-room index >= 0, for synthetic scenes (not --data)')
     return args
@@ -317,6 +315,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    if missing := [c for c in args.ckpt if not os.path.isdir(c)]:
+        raise SystemExit(f'--ckpt: no such folder {missing}; train one first (python train.py writes {TrainConfig.out})')
     if trained_frames(args.ckpt[0]):   # posed multi-frame rooms (multiframe/train_views.py): their protocols
         return eval_views.main(args, evaluate, load_checkpoint, run_label)
     device = ('cuda' if torch.cuda.is_available() else 'cpu') if args.device == 'auto' else args.device

@@ -53,3 +53,42 @@ def test_the_readme_is_short_and_every_local_link_resolves():
 def test_the_top_level_holds_the_six_chapters_only():
     modules = sorted(f for f in os.listdir(ROOT) if f.endswith('.py'))
     assert modules == sorted(tables.CHAPTERS)
+
+
+def module_imports() -> dict:
+    """{module: the repository modules it imports}, read from the source (module-level and inside functions)."""
+    import ast
+    mods = {}
+    for folder in ('.', 'world', 'data', 'common', 'multiframe', 'research', 'tools', 'bench'):
+        for f in os.listdir(os.path.join(ROOT, folder)):
+            if f.endswith('.py') and f != '__init__.py':
+                mods[(folder + '.' if folder != '.' else '') + f[:-3]] = os.path.join(ROOT, folder, f)
+    graph = {}
+    for name, path in mods.items():
+        deps = set()
+        for node in ast.walk(ast.parse(open(path).read())):
+            if isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                deps |= {node.module} | {f'{node.module}.{a.name}' for a in node.names}
+        graph[name] = sorted(d for d in deps if d in mods and d != name)
+    return graph
+
+
+def test_imports_run_one_way_no_module_imports_one_that_imports_it():
+    graph, seen, path = module_imports(), {}, []
+
+    def visit(m):
+        seen[m] = 'open'
+        path.append(m)
+        for d in graph[m]:
+            assert seen.get(d) != 'open', f'import cycle: {" -> ".join(path[path.index(d):] + [d])}'
+            if d not in seen:
+                visit(d)
+        path.pop()
+        seen[m] = 'done'
+    for m in graph:
+        if m not in seen:
+            visit(m)
+    chapters = {c[:-3] for c in tables.CHAPTERS}
+    assert not any(d.startswith('research') for m in chapters for d in graph[m])   # research stays beside the log

@@ -247,3 +247,11 @@ def test_real_data_sweep_is_paired_and_keeps_the_aspect_ratio(tmp_path):
         assert image.shape == (3, 32, 32) and not image[:, :5].any() and not image[:, -5:].any()   # padded
         assert image[:, 6:26].any()
     assert dropped + left_out > 0                                           # the zoom did crop objects
+
+
+def test_eval_reads_what_train_writes_by_default_and_names_a_missing_run(tmp_path, monkeypatch):
+    import train
+    assert E.parse_args([]).ckpt == [train.TrainConfig.out]             # python eval.py after python train.py
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match='no such folder.*python train.py'):
+        E.main(["--camera-shift"])

@@ -445,3 +445,19 @@ def test_llm_layers_flag_builds_that_many_decoder_layers():
         train.check_config(train.parse_args(TINY + ['--llm-layers', '0']))
     with pytest.raises(ValueError, match='a --llm model brings its own'):
         train.check_config(train.parse_args(TINY + ['--llm-layers', '4', '--llm', 'some/model']))
+
+
+def test_model_config_is_the_model_python_train_py_trains():
+    from dataclasses import asdict
+    from model import ModelConfig
+    assert asdict(train.model_config(train.TrainConfig())) == asdict(ModelConfig())
+
+
+def test_ablation_rows_are_presets_that_flags_still_override():
+    full = train.parse_args(['--preset', 'full'])
+    assert (full.camera_embed, full.augment, full.distill) == (True, True, True)
+    blind = train.parse_args(['--preset', 'rgb_only', '--augment'])
+    assert (blind.camera_embed, blind.augment, blind.distill) == (False, True, False)   # the flag given wins
+    for name, row in train.ABLATION.items():
+        cfg = train.parse_args(['--preset', name])
+        assert all(getattr(cfg, k) == v for k, v in row.items()) and cfg.preset == name
