@@ -184,6 +184,7 @@ def worker(engine: str, base: str, out: str):
     if rank == 0:
         raw.save(out, weights)
         json.dump(losses, open(os.path.join(out, 'losses.json'), 'w'))
+    dist.barrier()                      # no rank leaves while rank 0 writes (gloo can hang on an early exit)
     dist.destroy_process_group()
 
 
