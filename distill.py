@@ -35,6 +35,15 @@ and the camera embedding; the teacher only supplies its training target. After t
 head (and the LLM reading geo_embed(g)) carries the geometry internally, the teacher is dropped,
 and the model answers from RGB + K alone. (Shapes: B batch, H×W pixels, h×w grid, N = h·w.)
 
+How this differs from the paper. The paper's teacher, UniDepth v2, is frozen and runs at inference
+too: its dense point map is embedded and added to the visual tokens, so the model reads the
+teacher's geometry on every image it answers about. Here the student head learns the teacher's
+geometry (pooled per token) and its own prediction is embedded instead, so inference needs no
+teacher; and any transformers metric depth model (e.g. Depth Anything V2 Metric, DepthModelTeacher)
+stands in for UniDepth v2, which transformers does not ship. A switch that feeds the teacher at
+inference as the paper does is not a few lines (eval.py and generate would need the teacher, and
+E_geo would read its targets instead of g), so there is none.
+
 Two teachers: RenderedTeacher returns the synthetic renderer's exact depth and object depth, i.e.
 a *perfect* 3D foundation model, an upper bound no real teacher reaches. DepthModelTeacher runs
 any transformers metric depth model (e.g. depth-anything/Depth-Anything-V2-Metric-Indoor-Small-hf);

@@ -361,14 +361,16 @@ class CameraAwareMLLM(nn.Module):
 
     # ------------------------------------------------------------------------- checkpoints
 
-    def save(self, path: str):
-        """A folder: config.json (ours + both backbone configs), model.safetensors, tokenizer files."""
+    def save(self, path: str, weights: dict | None = None):
+        """A folder: config.json (ours + both backbone configs), model.safetensors, tokenizer files.
+        weights: a state dict gathered from a sharded copy (common/fsdp.full_state); default our own."""
         os.makedirs(path, exist_ok=True)
         config = dict(model=asdict(self.cfg), vision_config=backbone_config(self.vision),
                       llm_config=backbone_config(self.llm))
         with open(os.path.join(path, 'config.json'), 'w') as f:
             json.dump(config, f, indent=1)
-        save_file(unique_state_dict(self), os.path.join(path, 'model.safetensors'), metadata={'format': 'pt'})
+        weights = unique_state_dict(self) if weights is None else weights
+        save_file(weights, os.path.join(path, 'model.safetensors'), metadata={'format': 'pt'})
         self.tokenizer.save_pretrained(path)
 
     @classmethod

@@ -5,6 +5,7 @@ data, on one CPU or many GPUs.
     python train.py                                    # the camera-aware tiny model (ModelConfig()), CPU, minutes
     python train.py --preset rgb_only --out runs/rgb_only   # a row of ABLATION: the camera-blind model
     torchrun --standalone --nproc_per_node=2 train.py  # DDP: gloo on CPU, nccl on GPU
+    torchrun --standalone --nproc_per_node=8 train.py --fsdp --activation-checkpointing   # FSDP2 (common/fsdp.py)
     torchrun --standalone --nproc_per_node=8 train.py --preset real   # SigLIP-B/16 + SmolLM2, bf16
     python train.py --llm smollm2/ --freeze-llm --llm-train-layers 2 --pixel-shuffle 2 ...   # docs/real_llm.md
     python train.py --out runs/x --resume              # continue a run from its last checkpoint
@@ -40,6 +41,7 @@ from transformers import SiglipVisionConfig
 
 from common.checkpoint import (find_checkpoint, keep_model, load_train_state, load_weights, open_log, resume_from,
                         save_checkpoint, saved_config)
+from common.fsdp import full_state, load_full_state, shard
 from common.optim import configure_optimizer, set_lr, train_last_llm_layers
 from data.loader import StepSampler, collate_encode, datasets, make_loader, pitch_range, worker_count
 from data.synthetic import tokenizer_corpus
@@ -112,6 +114,8 @@ class TrainConfig:
     device: str = 'auto'             # 'auto', 'cpu', 'cuda'
     dtype: str = 'float32'           # 'float32' or 'bfloat16' (autocast, CUDA)
     compile: bool = False
+    fsdp: bool = False               # under torchrun: FSDP2 (weights, grads, AdamW states sharded; common/fsdp.py) instead of DDP
+    activation_checkpointing: bool = False   # --fsdp: each LLM and vision block recomputes its activations in backward
     seq_bucket: int = 0              # token sequences padded to a multiple of this (--compile: one graph per
                                      # length); 0: 64 with --compile, else no padding beyond the longest
     workers: int = -1                # DataLoader processes building the batches (0: this one); -1: CUDA: CPU cores
@@ -289,14 +293,18 @@ def main(cfg: TrainConfig, make_datasets=datasets, corpus: list[str] | None = No
     val_batches = [collate_encode([val_ds[i] for i in range(s, min(s + micro, len(val_ds)))], model.encoder(bucket))
                    for s in range(0, len(val_ds), micro)]
 
+    if cfg.fsdp:   # before the optimiser, which must hold the sharded parameters
+        shard(model, mp=device.type == 'cuda' and cfg.dtype == 'bfloat16', checkpointing=cfg.activation_checkpointing)
     opt = configure_optimizer(model, cfg)
-    if ckpt:
+    if ckpt and cfg.fsdp:
+        step = load_full_state(model, opt, ckpt)   # every rank reads the checkpoint, keeps its shards
+    elif ckpt:
         load_weights(model, os.path.join(ckpt, 'model.safetensors'))  # strict: names what differs
         step = load_train_state(ckpt, opt)
     raw_model = model  # uncompiled, unwrapped: what we save and evaluate
     if cfg.compile:
         model = torch.compile(model)
-    if ddp:  # no buffer broadcast: the only buffers (digit ids, rotary tables) are constants
+    if ddp and not cfg.fsdp:  # no buffer broadcast: the only buffers (digit ids, rotary tables) are constants
         model = DDP(model, device_ids=[local_rank] if device.type == 'cuda' else None, broadcast_buffers=False)
     autocast = (torch.autocast('cuda', dtype=torch.bfloat16) if cfg.dtype == 'bfloat16' and device.type == 'cuda'
                 else nullcontext())
@@ -321,7 +329,9 @@ def main(cfg: TrainConfig, make_datasets=datasets, corpus: list[str] | None = No
             wait += time.time() - t                                        # the step waiting on data
             tokens += int(batch['attention_mask'].sum())                   # a CPU tensor: no sync
             target = batch['teacher'] if 'teacher' in batch else teacher(batch, raw_model.enc_grid_hw) if teacher else None
-            if ddp:  # only the last micro-step all-reduces the gradients
+            if cfg.fsdp:  # only the last micro-step reduce-scatters the gradients
+                raw_model.set_requires_gradient_sync(j == grad_accum - 1)
+            elif ddp:  # only the last micro-step all-reduces the gradients
                 model.require_backward_grad_sync = j == grad_accum - 1
             inputs = {k: v for k, v in batch.items() if torch.is_tensor(v)}   # no strings: nothing for --compile to guard
             with autocast:
@@ -339,6 +349,11 @@ def main(cfg: TrainConfig, make_datasets=datasets, corpus: list[str] | None = No
         bar.update(1)
         last = step == cfg.max_steps
         evaluate = step % cfg.eval_every == 0 or last   # whatever log_every is
+        val = None
+        if evaluate and (master or cfg.fsdp):           # --fsdp: every rank's forward joins the all-gathers
+            t = time.time()
+            val = val_loss(raw_model, val_batches, autocast)
+            t0 += time.time() - t                      # not training time
         if master and (step % cfg.log_every == 0 or evaluate):
             dt = time.time() - t0
             rec = dict(step=step, loss=sums[0].item(), answer=sums[1].item(), distill=sums[2].item(), lr=lr,
@@ -347,15 +362,17 @@ def main(cfg: TrainConfig, make_datasets=datasets, corpus: list[str] | None = No
             if device.type == 'cuda':
                 rec['peak_mem_gb'] = torch.cuda.max_memory_allocated(device) / 2 ** 30
             if evaluate:
-                rec['val_answer'] = val_loss(raw_model, val_batches, autocast)
+                rec['val_answer'] = val
             bar.set_postfix(loss=f"{rec['loss']:.3f}", **({'val': f"{rec['val_answer']:.3f}"} if 'val_answer' in rec else {}))
             log.write(json.dumps(rec) + '\n')
             log.flush()
             t0, t0_step, wait, tokens = time.time(), step, 0.0, 0
-        if master and (step % cfg.save_every == 0 or last):
-            save_checkpoint(cfg.out, raw_model, opt, cfg, step)
-        if master and cfg.keep_every and step % cfg.keep_every == 0:
-            keep_model(os.path.join(cfg.out, f'step_{step}'), raw_model, cfg)
+        save, keep = step % cfg.save_every == 0 or last, cfg.keep_every and step % cfg.keep_every == 0
+        state = full_state(raw_model, opt) if cfg.fsdp and (save or keep) else None   # every rank gathers, rank 0 gets
+        if master and save:
+            save_checkpoint(cfg.out, raw_model, opt, cfg, step, state)
+        if master and keep:
+            keep_model(os.path.join(cfg.out, f'step_{step}'), raw_model, cfg, state and state[0])
     bar.close()
     if master:
         log.close()
@@ -394,6 +411,8 @@ def check_config(cfg: TrainConfig):
     bad += [f"--tokenizer {cfg.tokenizer!r} (char or bpe)"] if cfg.tokenizer not in ('char', 'bpe') else []
     bad += ["--llm-layers is the tiny LLM's depth; a --llm model brings its own"] if (
         cfg.llm and cfg.llm_layers != TrainConfig.llm_layers) else []
+    bad += ['--fsdp runs under torchrun (one process: leave it out)'] if cfg.fsdp and 'RANK' not in os.environ else []
+    bad += ['--activation-checkpointing needs --fsdp'] if cfg.activation_checkpointing and not cfg.fsdp else []
     for parse, text in ((periods, cfg.geometry_periods), (pitch_range, cfg.pitch_range)):
         try:
             parse(text)

@@ -106,13 +106,14 @@ def backbone_config(module) -> dict:
 
 # ----------------------------------------------------------------------------- training state
 
-def save_checkpoint(out: str, model, opt, cfg, step: int):
+def save_checkpoint(out: str, model, opt, cfg, step: int, state: tuple | None = None):
     """OUT/ckpt: the model (model.save), train_config.json (asdict(cfg), a TrainConfig), the
-    optimiser state and RNG (train_state.*); written to OUT/ckpt.tmp and swapped in by renames."""
+    optimiser state and RNG (train_state.*); written to OUT/ckpt.tmp and swapped in by renames.
+    state: (weights, optimiser state dict) gathered from a sharded model (common/fsdp.full_state)."""
     final, tmp, old = (os.path.join(out, n) for n in ('ckpt', 'ckpt.tmp', 'ckpt.old'))
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save(tmp)
-    sd = opt.state_dict()
+    weights, sd = state or (None, opt.state_dict())
+    model.save(tmp, weights)
     tensors = {f'opt.{i}.{k}': v.contiguous() for i, s in sd['state'].items() for k, v in s.items()}
     tensors['rng.torch'] = torch.get_rng_state()
     save_file(tensors, os.path.join(tmp, 'train_state.safetensors'))
@@ -130,9 +131,10 @@ def save_checkpoint(out: str, model, opt, cfg, step: int):
     shutil.rmtree(old, ignore_errors=True)
 
 
-def keep_model(path: str, model, cfg):
-    """The model alone (no optimiser state) with its train_config.json: eval.py scores the folder."""
-    model.save(path)
+def keep_model(path: str, model, cfg, weights: dict | None = None):
+    """The model alone (no optimiser state) with its train_config.json: eval.py scores the folder.
+    weights: gathered from a sharded model (common/fsdp.full_state)."""
+    model.save(path, weights)
     with open(os.path.join(path, 'train_config.json'), 'w') as f:
         json.dump(asdict(cfg), f, indent=1)
 
@@ -186,7 +188,7 @@ def open_log(path: str, step: int):
 # processes). A longer --max-steps continues the run, the cosine schedule stretched from here on.
 RESUMABLE = ('out', 'resume', 'max_steps', 'log_every', 'eval_every', 'save_every', 'val_samples',
              'micro_batch', 'device', 'compile', 'image_root',   # image_root: the same images, moved
-             'keep_every', 'workers', 'seq_bucket')
+             'keep_every', 'workers', 'seq_bucket', 'fsdp', 'activation_checkpointing')
 
 
 def saved_config(ckpt: str, config_type) -> dict:

@@ -78,10 +78,10 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path, monkeypatch
     crashed = str(tmp_path / 'crashed')
     save = checkpoint.save_checkpoint
 
-    def crash_at_step_4(out, model, opt, cfg, step):
+    def crash_at_step_4(out, model, opt, cfg, step, state=None):
         if step == 4:  # steps 3 and 4 are trained and logged, but only step 2 is saved
             raise KeyboardInterrupt('simulated crash before the step-4 checkpoint')
-        save(out, model, opt, cfg, step)
+        save(out, model, opt, cfg, step, state)
 
     monkeypatch.setattr(train, 'save_checkpoint', crash_at_step_4)
     with pytest.raises(KeyboardInterrupt):
