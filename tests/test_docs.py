@@ -59,7 +59,7 @@ def module_imports() -> dict:
     """{module: the repository modules it imports}, read from the source (module-level and inside functions)."""
     import ast
     mods = {}
-    for folder in ('.', 'world', 'data', 'common', 'multiframe', 'research', 'tools', 'bench'):
+    for folder in ('.', 'world', 'data', 'common', 'multiframe', 'pretrained', 'research', 'tools', 'bench'):
         for f in os.listdir(os.path.join(ROOT, folder)):
             if f.endswith('.py') and f != '__init__.py':
                 mods[(folder + '.' if folder != '.' else '') + f[:-3]] = os.path.join(ROOT, folder, f)
