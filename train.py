@@ -69,6 +69,7 @@ class TrainConfig:
     # the three parts of the method
     camera_embed: bool = ModelConfig.camera_embed
     augment: bool = True
+    render_augment: bool = False     # synthetic scenes: the augmented camera rendered exactly (DataConfig)
     distill: bool = ModelConfig.geometry
     distill_weight: float = ModelConfig.distill_weight
     # two baselines that need no new architecture, and a control
@@ -405,6 +406,8 @@ def check_config(cfg: TrainConfig):
     bad += ['--data with --distill needs --teacher NAME_OR_FOLDER (a transformers depth model): real '
             'images have no rendered geometry; or use --no-distill'] if cfg.data and cfg.distill and not cfg.teacher else []
     bad += ['--teacher needs --distill'] if cfg.teacher and not cfg.distill else []
+    bad += ['--render-augment renders the synthetic scenes the augmentation draws: it needs --augment and no '
+            '--data'] if cfg.render_augment and (cfg.data or not cfg.augment) else []
     bad += ['--canonical-focal maps synthetic answers only; leave it out with --data'] if cfg.data and cfg.canonical_focal else []
     bad += ['--canonical-focal has no label space for the distance task (it mixes two points); leave one '
             'of them out'] if cfg.canonical_focal and 'distance' in cfg.tasks.split(',') else []

@@ -246,6 +246,8 @@ class DataConfig:
     tasks: tuple = TASKS
     task_weights: tuple | None = None   # one weight per task in `tasks`; None: uniform
     canonical_focal: float = 0.0        # > 0: answers in this focal length's label space (canonical_target)
+    render_augment: bool = False        # the augmentation's new camera rendered exactly (a wider lens shows
+                                        # more of the room) instead of the image warped (a black border)
 
 
 def object_depth_map(instance, objects) -> np.ndarray:
@@ -299,7 +301,12 @@ class SyntheticDataset(torch.utils.data.Dataset):
         out = raycast.render(scene)
         objects = scene_objects(scene)
         qa = sample_qa(objects, seed, self.cfg.tasks, self.cfg.task_weights)
-        item = make_item(out['image'], scene.K, out['depth'], out['points'], qa, seed, self.augment,
+        K, aug = scene.K, self.augment
+        if aug is not None and self.cfg.render_augment:   # the same camera draw as the warp, rendered
+            A, out_hw = augment.sample_affine(torch.as_tensor(K), scene.image_hw, aug, np.random.default_rng([seed, AUG_STREAM]))
+            K, aug = (A.numpy() @ K), None
+            out = raycast.render(scene, K=K, image_hw=out_hw)
+        item = make_item(out['image'], K, out['depth'], out['points'], qa, seed, aug,
                          object_depth_map(out['instance'], objects), scene.c2w)
         return to_canonical(item, self.cfg.canonical_focal) if self.cfg.canonical_focal > 0 else item
 

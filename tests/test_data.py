@@ -195,3 +195,18 @@ def test_tilted_camera_pose_in_items_and_boxes_in_the_gravity_aligned_frame():
                     assert np.allclose([x, y, z], R @ o.center) and np.allclose([w, h, l], o.size)
                     world = scenes.box_corners(np.array([x, y, z]), np.array([w, h, l]), yaw)   # (8, 3)
                     assert same_corners(world @ R, scenes.box_corners(o.center, o.size, o.R_cam))   # Rᵀ·X
+
+
+def test_render_augment_draws_the_same_camera_and_renders_it_instead_of_warping_it():
+    import augment
+    from world import scenes as world_scenes
+    cfg = synthetic.DataConfig(scene=world_scenes.SceneConfig(image_hw=(64, 64), n_objects=(1, 1), visible_zoom=(0.5, 2.0),
+                                                              pitch_range=(5, 15)), tasks=('depth',))
+    aug = augment.AugmentConfig(p_identity=0.0, zoom_range=(0.5, 0.6), shift_frac=0.0)     # always zoomed out
+    warped = synthetic.SyntheticDataset(cfg, 'train', 4, aug)
+    rendered = synthetic.SyntheticDataset(synthetic.DataConfig(**{**cfg.__dict__, 'render_augment': True}), 'train', 4, aug)
+    for i in range(4):
+        a, b = warped[i], rendered[i]
+        assert torch.allclose(a['K'], b['K']) and a['answer'] == b['answer']          # one camera, one question
+        assert a['image'][:, 0].sum() == 0 and b['image'][:, 0].sum() > 0            # black border / the room
+        assert (b['depth'] > 0).all()                                                # every pixel sees the room
