@@ -81,11 +81,13 @@ def pool(x: torch.Tensor, grid_hw) -> torch.Tensor:
 
 
 def geometry_targets(depth: torch.Tensor, points: torch.Tensor, grid_hw, min_valid: float = 0.5,
-                     object_depth: torch.Tensor | None = None):
+                     object_depth: torch.Tensor | None = None,
+                     min_object: float = MIN_OBJECT):
     """Pool dense geometry to the token grid. depth (B,H,W) metric, 0 = invalid; points (B,H,W,3)
     is accepted but not read (given K, a point map adds nothing to the depth); object_depth
     (B,H,W): z of the centre of the object each pixel sees, 0 = no object, None = unknown (the
-    object channels then get no loss).
+    object channels then get no loss); min_object: the object fraction of a token from which its
+    object depth is matched (0: any object pixel).
     Returns target (B, N, GEO_DIM) and mask (B, N, GEO_DIM) bool, which entries to match."""
     depth = depth.float()
     v = (depth > 0).float()                                              # (B, H, W) valid pixels
@@ -98,7 +100,7 @@ def geometry_targets(depth: torch.Tensor, points: torch.Tensor, grid_hw, min_val
         o = (object_depth > 0).float()                                   # (B, H, W) object pixels
         obj = pool(o[..., None], grid_hw)                                # (B, N, 1) object fraction
         logo = pool(object_depth.float().clamp(min=1e-6).log().mul_(o)[..., None], grid_hw) / obj.clamp(min=1e-6)
-        ok_obj = obj >= MIN_OBJECT
+        ok_obj = (obj >= min_object) & (obj > 0)
     mask = torch.cat([ok, torch.full_like(ok, object_depth is not None), ok_obj], -1)   # (B, N, 3)
     target = torch.cat([logz, obj, logo], -1)
     return target * mask, mask
@@ -114,14 +116,20 @@ def matching_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) 
 
 
 class RenderedTeacher:
-    """The synthetic renderer's exact depth and object-centre depth, pooled: a perfect 3D teacher."""
+    """The synthetic renderer's exact depth and object-centre depth, pooled: a perfect 3D teacher.
+    min_object: geometry_targets'; at 0.25 an object smaller than a quarter of every token it touches
+    gets no object-depth target at all (train.py --object-min)."""
+
+    def __init__(self, min_object: float = MIN_OBJECT):
+        self.min_object = min_object
 
     def __call__(self, batch: dict, grid_hw):
         if batch['depth'].dim() == 4:   # (B, F, H, W): posed frames (multiframe/), one target per frame as encoded
             obj = batch.get('object_depth')
             return geometry_targets(batch['depth'].flatten(0, 1), batch['points'].flatten(0, 1), grid_hw,
-                                    object_depth=None if obj is None else obj.flatten(0, 1))
-        return geometry_targets(batch['depth'], batch['points'], grid_hw, object_depth=batch.get('object_depth'))
+                                    object_depth=None if obj is None else obj.flatten(0, 1), min_object=self.min_object)
+        return geometry_targets(batch['depth'], batch['points'], grid_hw, object_depth=batch.get('object_depth'),
+                                min_object=self.min_object)
 
 
 class DepthModelTeacher:

@@ -83,6 +83,7 @@ class ModelConfig:
                                    # backbones trained from scratch it only delays the signal. None: True
                                    # exactly when a backbone is pretrained (vision or llm given)
     distill_weight: float = 1.0
+    object_weight: float = 0.0    # + this × the L1 of the object-depth channel alone: the quantity asked
     freeze_vision: bool = False   # for pretrained backbones: train projector + camera/geometry parts only
     freeze_llm: bool = False
     attn_implementation: str = 'sdpa'
@@ -286,7 +287,11 @@ class CameraAwareMLLM(nn.Module):
                 raise ValueError(f'teacher target has {target.shape[1]} tokens; expected {h * w} '
                                  f'(grid {(h, w)}) or {(h // r) * (w // r)} (grid {self.grid_hw})')
             geo = pixel_shuffle(geo, (h, w), r).unflatten(-1, (r * r, geo.shape[-1])).mean(2)   # (B, N/r², G)
-        return matching_loss(geo.float(), target.float(), mask)
+        loss = matching_loss(geo.float(), target.float(), mask)
+        if self.cfg.object_weight > 0:   # the object-centre depth again, as its own per-sample mean
+            c = slice(LOG_DEPTH_CHANNELS[1], LOG_DEPTH_CHANNELS[1] + 1)
+            loss = loss + self.cfg.object_weight * matching_loss(geo[..., c].float(), target[..., c].float(), mask[..., c])
+        return loss
 
     def forward(self, batch: dict, teacher=None):
         """batch: data.collate output (images, K, question, answer, c2w if any), tokenised by

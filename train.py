@@ -46,7 +46,7 @@ from common.optim import configure_optimizer, set_lr, train_last_llm_layers
 from data.loader import StepSampler, collate_encode, datasets, make_loader, pitch_range, worker_count
 from data.synthetic import tokenizer_corpus
 from data.tokens import bpe_tokenizer
-from distill import DepthModelTeacher, RenderedTeacher
+from distill import MIN_OBJECT, DepthModelTeacher, RenderedTeacher
 from model import CameraAwareMLLM, ModelConfig
 from world.scenes import CAMERAS
 
@@ -72,6 +72,8 @@ class TrainConfig:
     render_augment: bool = False     # synthetic scenes: the augmented camera rendered exactly (DataConfig)
     distill: bool = ModelConfig.geometry
     distill_weight: float = ModelConfig.distill_weight
+    object_weight: float = ModelConfig.object_weight   # + the object-depth channel's own L1
+    object_min: float = MIN_OBJECT   # the rendered teacher's object depth from this share of a token (0: any pixel)
     # two baselines that need no new architecture, and a control
     camera_text: bool = ModelConfig.camera_text   # K written into every question, e.g. 'Camera: fx 110.9 ...'
     canonical_focal: bool = False    # depth-like answers trained as z·f_c/fx (Metric3D), f_c the training
@@ -176,8 +178,8 @@ def parse_args(argv=None, config_type=TrainConfig, doc: str = __doc__):
 def model_config(cfg: TrainConfig) -> ModelConfig:
     return ModelConfig(vision=cfg.vision or None, llm=cfg.llm or None, gguf_file=cfg.gguf_file or None,
                        image_size=cfg.image_size, camera_embed=cfg.camera_embed, geometry=cfg.distill,
-                       distill_weight=cfg.distill_weight, digit_loss=cfg.digit_loss, camera_text=cfg.camera_text,
-                       pose=cfg.pose, geometry_periods=periods(cfg.geometry_periods), geometry_hidden=cfg.geometry_hidden,
+                       distill_weight=cfg.distill_weight, object_weight=cfg.object_weight, digit_loss=cfg.digit_loss,
+                       camera_text=cfg.camera_text, pose=cfg.pose, geometry_periods=periods(cfg.geometry_periods), geometry_hidden=cfg.geometry_hidden,
                        patch_size=cfg.patch_size, pixel_shuffle=cfg.pixel_shuffle, freeze_vision=cfg.freeze_vision,
                        freeze_llm=cfg.freeze_llm, llm_layers=cfg.llm_layers)
 
@@ -256,7 +258,7 @@ def build(cfg: TrainConfig, ddp: bool, master: bool, device, ckpt: str | None = 
                 print(f'--image-size {cfg.image_size} -> {size}: scenes are rendered at the size {cfg.vision} reads')
             cfg = replace(cfg, image_size=size)
         teacher = (None if not cfg.distill else DepthModelTeacher(cfg.teacher, device=device) if cfg.teacher
-                   else RenderedTeacher())
+                   else RenderedTeacher(cfg.object_min))
         if cfg.init_from:   # a curriculum's next stage
             model = CameraAwareMLLM.load(ckpt or find_checkpoint(cfg.init_from) or cfg.init_from).to(device)
             if asdict(model.cfg) != (flags := asdict(model_config(cfg))):
@@ -392,7 +394,7 @@ def check_config(cfg: TrainConfig):
             'max_objects', 'patch_size', 'pixel_shuffle', 'llm_layers') if not getattr(cfg, k) >= 1]
     bad += [f"--{k.replace('_', '-')} {getattr(cfg, k)} (must be >= 0)" for k in
             ('micro_batch', 'warmup_steps', 'min_lr', 'weight_decay', 'grad_clip', 'distill_weight', 'digit_loss',
-             'geometry_hidden', 'new_lr', 'projector_steps', 'keep_every', 'seq_bucket', 'llm_train_layers')
+             'geometry_hidden', 'object_weight', 'object_min', 'new_lr', 'projector_steps', 'keep_every', 'seq_bucket', 'llm_train_layers')
             if not getattr(cfg, k) >= 0]
     bad += [f'--lr {cfg.lr} (must be > 0)'] if not cfg.lr > 0 else []
     bad += [f'--workers {cfg.workers} (-1: auto, 0: in this process, or a count)'] if cfg.workers < -1 else []
