@@ -5,6 +5,8 @@ The tables of README.md and docs/*.md, written from the results committed under 
     python scripts/tables.py --check         # exit 1 naming each table that disagrees with its JSON
     python scripts/tables.py --ablation out/ablation/results.json    # store a new ablation run first
     python scripts/tables.py --default out/default_test              # store a new default-model sweep first
+    python scripts/tables.py --pilot NAME --flags "--x" --run RUN --eval OUT --train-s 440 [--note ...]
+                                                                     # a pilot scored on validation scenes
 
 A table sits between `<!-- table: NAME -->` and `<!-- /table -->` in a page; NAME is a key of TABLES,
 a function of the results that returns the markdown. docs/ablation_seeds.md is written whole
@@ -13,6 +15,7 @@ file, and that file to the command stored in it.
 """
 import argparse
 import json
+import math
 import os
 import re
 import sys
@@ -21,11 +24,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from common import report  # noqa: E402
+from common.checkpoint import read_json  # noqa: E402
 from common.metrics import parse_answer  # noqa: E402
 from train import ABLATION  # noqa: E402
 
 RESULTS = os.path.join(ROOT, 'docs', 'results')
-PAGES = ('README.md', 'docs/ablation.md')
+PAGES = ('README.md', 'docs/ablation.md', 'docs/pilots.md')
 MARK = re.compile(r'(<!-- table: (\w+) -->\n)(.*?)(<!-- /table -->)', re.S)
 
 
@@ -117,7 +121,16 @@ def chapters(_=None) -> str:
     return table(['chapter', 'lines', 'idea'], rows)
 
 
-TABLES = {'chapters': (None, chapters), 'ablation_summary': ('ablation', ablation_summary), 'ablation_rows': ('ablation', ablation_rows),
+def pilots(p: dict) -> str:
+    """docs/pilots.md: one row per pilot, scored on validation scenes at the training camera and through the zooms."""
+    return table(['pilot', 'flags', 'train s (1 thread)', 'MRA s = 1', 'gain', 'mean abs log error', 'distinct answers',
+                  'MRA s = 0.5', 'worst zoom / s = 1', 'what it tests'],
+                 [[r['name'], f"`{r['flags'] or '(default)'}`", f"{r['train_s_1thread']:.0f}", f"{r['mra']:.2f}",
+                   f"{r['gain']:.2f}", f"{r['abs_log_err']:.3f}", str(r['distinct']), f"{r['mra_per_zoom']['zoom_0.50']:.2f}",
+                   f"{r['worst_zoom_ratio']:.2f}", r.get('note', '')] for r in p['rows']])
+
+
+TABLES = {'chapters': (None, chapters), 'pilots': ('pilots', pilots), 'ablation_summary': ('ablation', ablation_summary), 'ablation_rows': ('ablation', ablation_rows),
           'ablation_depth': ('ablation', ablation_depth), 'ablation_shortcut': ('ablation', ablation_shortcut),
           'ablation_box': ('ablation', ablation_box),
           'ablation_vs_full': ('ablation', ablation_differences('full')),
@@ -179,7 +192,31 @@ def store_default(out_dir: str):
                           train_config=run['train_config']))
 
 
-def write(name: str, data: dict):
+def store_pilot(name: str, flags: str, run: str, eval_dir: str, train_s: float, note: str = ''):
+    """A pilot's row in docs/results/pilots.json: eval.py --split val --camera-shift's folder of one run."""
+    res = read_json(os.path.join(eval_dir, 'results.json'))
+    if res['args'].get('split') != 'val':
+        raise ValueError(f'{eval_dir}: scored on {res["args"].get("split")!r} scenes; pilots are chosen on val')
+    (label, r), = res['results'].items()
+    summ = r['summary']
+    zooms = {c: v['tasks']['depth']['mra'] for c, v in summ['cameras'].items() if c.startswith('zoom_')}
+    base = summ['cameras']['zoom_1.00']['tasks']['depth']
+    recs = [json.loads(line) for line in open(os.path.join(eval_dir, f'records_{label}.jsonl'))]
+    at1 = [x for x in recs if x['camera'] == 'zoom_1.00' and x['task'] == 'depth']
+    logerr = [abs(math.log(x['pred'] / x['target'])) for x in at1 if x['pred'] and x['pred'] > 0]
+    last = [json.loads(line) for line in open(os.path.join(run, 'log.jsonl'))][-1]
+    row = dict(name=name, flags=flags, split='val', n_scenes=len(at1), train_s_1thread=train_s, steps=last['step'],
+               mra=base['mra'], gain=summ['depth_gain'], abs_log_err=sum(logerr) / max(len(logerr), 1),
+               distinct=len({x['pred_text'] for x in at1}), unparsed=base['unparsed'],
+               worst_zoom_ratio=min(zooms.values()) / base['mra'], mra_per_zoom={c: round(v, 3) for c, v in zooms.items()},
+               shortcut_slope=summ['shortcut_slope'], note=note)
+    path = os.path.join(RESULTS, 'pilots.json')
+    rows = read_json(path)['rows'] if os.path.exists(path) else []
+    write('pilots', dict(protocol='train.py FLAGS, then eval.py --split val --camera-shift --n-scenes 256 (one thread)',
+                         rows=[x for x in rows if x['name'] != name] + [row]))
+
+
+def write(name: str, data):
     os.makedirs(RESULTS, exist_ok=True)
     with open(os.path.join(RESULTS, name + '.json'), 'w') as f:
         json.dump(data, f, indent=1)
@@ -191,11 +228,19 @@ def main(argv=None):
     p.add_argument('--check', action='store_true', help='only compare; exit 1 if a table is stale')
     p.add_argument('--ablation', help="eval.py's results.json of scripts/ablation.sh to store first")
     p.add_argument('--default', help="eval.py's output folder of the default run's sweep to store first")
+    p.add_argument('--pilot', metavar='NAME', help='store a pilot first (with --flags, --run, --eval, --train-s, --note)')
+    p.add_argument('--flags', default='')
+    p.add_argument('--run')
+    p.add_argument('--eval')
+    p.add_argument('--train-s', type=float)
+    p.add_argument('--note', default='')
     args = p.parse_args(argv)
     if args.ablation:
         store_ablation(args.ablation)
     if args.default:
         store_default(args.default)
+    if args.pilot:
+        store_pilot(args.pilot, args.flags, args.run, args.eval, args.train_s, args.note)
     stale = []
     for path, text in outputs().items():
         full = os.path.join(ROOT, path)
