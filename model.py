@@ -83,7 +83,7 @@ class ModelConfig:
                                    # backbones trained from scratch it only delays the signal. None: True
                                    # exactly when a backbone is pretrained (vision or llm given)
     distill_weight: float = 1.0
-    object_weight: float = 0.0    # + this × the L1 of the object-depth channel alone: the quantity asked
+    object_weight: float = 1.0    # + this × the L1 of the object-depth channel alone: the quantity asked
     freeze_vision: bool = False   # for pretrained backbones: train projector + camera/geometry parts only
     freeze_llm: bool = False
     attn_implementation: str = 'sdpa'

@@ -46,7 +46,7 @@ from common.optim import configure_optimizer, set_lr, train_last_llm_layers
 from data.loader import StepSampler, collate_encode, datasets, make_loader, pitch_range, worker_count
 from data.synthetic import tokenizer_corpus
 from data.tokens import bpe_tokenizer
-from distill import MIN_OBJECT, DepthModelTeacher, RenderedTeacher
+from distill import DepthModelTeacher, RenderedTeacher
 from model import CameraAwareMLLM, ModelConfig
 from world.scenes import CAMERAS
 
@@ -69,11 +69,13 @@ class TrainConfig:
     # the three parts of the method
     camera_embed: bool = ModelConfig.camera_embed
     augment: bool = True
-    render_augment: bool = False     # synthetic scenes: the augmented camera rendered exactly (DataConfig)
+    render_augment: bool = True      # synthetic scenes: the augmented camera rendered exactly, a wider lens showing
+                                     # more room where the warp shows a black border (docs/log.md); real data: warped
     distill: bool = ModelConfig.geometry
     distill_weight: float = ModelConfig.distill_weight
     object_weight: float = ModelConfig.object_weight   # + the object-depth channel's own L1
-    object_min: float = MIN_OBJECT   # the rendered teacher's object depth from this share of a token (0: any pixel)
+    object_min: float = 0.0          # the rendered teacher's object depth from this share of a token (0: any object
+                                     # pixel; distill.MIN_OBJECT = 0.25 leaves small objects untaught, docs/pilots.md)
     # two baselines that need no new architecture, and a control
     camera_text: bool = ModelConfig.camera_text   # K written into every question, e.g. 'Camera: fx 110.9 ...'
     canonical_focal: bool = False    # depth-like answers trained as z·f_c/fx (Metric3D), f_c the training
@@ -408,8 +410,6 @@ def check_config(cfg: TrainConfig):
     bad += ['--data with --distill needs --teacher NAME_OR_FOLDER (a transformers depth model): real '
             'images have no rendered geometry; or use --no-distill'] if cfg.data and cfg.distill and not cfg.teacher else []
     bad += ['--teacher needs --distill'] if cfg.teacher and not cfg.distill else []
-    bad += ['--render-augment renders the synthetic scenes the augmentation draws: it needs --augment and no '
-            '--data'] if cfg.render_augment and (cfg.data or not cfg.augment) else []
     bad += ['--canonical-focal maps synthetic answers only; leave it out with --data'] if cfg.data and cfg.canonical_focal else []
     bad += ['--canonical-focal has no label space for the distance task (it mixes two points); leave one '
             'of them out'] if cfg.canonical_focal and 'distance' in cfg.tasks.split(',') else []

@@ -37,7 +37,7 @@ def data_config(cfg) -> DataConfig:
     scene = SceneConfig(image_hw=(cfg.image_size, cfg.image_size), camera=cfg.camera,
                         n_objects=(1, cfg.max_objects), visible_zoom=ZOOM_RANGE,   # in view through every zoom
                         pitch_range=pitch_range(cfg.pitch_range))
-    return DataConfig(scene=scene, tasks=tasks, task_weights=weights, render_augment=cfg.render_augment,
+    return DataConfig(scene=scene, tasks=tasks, task_weights=weights, render_augment=cfg.render_augment and not cfg.data,
                       canonical_focal=canonical_focal(cfg.camera, cfg.image_size) if cfg.canonical_focal else 0.0)
 
 

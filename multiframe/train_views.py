@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from multiframe.items import corpus, datasets, views_checks
 from multiframe.views import TRAIN_TASKS
 import train
+from distill import MIN_OBJECT
 
 
 @dataclass
@@ -34,6 +35,11 @@ class ViewsTrainConfig(train.TrainConfig):
     questions: int = 8               # up to this many questions per room in one sequence (multi-turn)
     min_pixels: float = 6.0          # an object is seen in a frame from this many pixels of a 64² frame
     reasons: bool = False            # the choices' answers show their measurements first (views.with_reasons)
+    # the recipe these rooms were trained with (docs/multiframe.md): frames warped, objects taught from a
+    # quarter of a token, no extra object-depth term
+    render_augment: bool = False
+    object_min: float = MIN_OBJECT
+    object_weight: float = 0.0
 
 
 def main(argv=None):
