@@ -83,6 +83,7 @@ class ModelConfig:
                                    # backbones trained from scratch it only delays the signal. None: True
                                    # exactly when a backbone is pretrained (vision or llm given)
     distill_weight: float = 1.0
+    detach_phase: bool = False    # E_geo's sin/cos of the predicted depths pass no answer gradient to the head
     object_weight: float = 1.0    # + this × the L1 of the object-depth channel alone: the quantity asked
     freeze_vision: bool = False   # for pretrained backbones: train projector + camera/geometry parts only
     freeze_llm: bool = False
@@ -143,7 +144,7 @@ def pixel_shuffle(x: torch.Tensor, grid_hw, r: int) -> torch.Tensor:
     return x.reshape(B, (h // r) * (w // r), r * r * C)
 
 
-def geometry_features(g: torch.Tensor, periods=()) -> torch.Tensor:
+def geometry_features(g: torch.Tensor, periods=(), detach_phase: bool = False) -> torch.Tensor:
     """What E_geo reads: the geometry prediction g (B, N, GEO_DIM) and, for each predicted depth
     z = exp(g_c) (c in LOG_DEPTH_CHANNELS) and period P (metres), sin and cos of 2π z / P:
     (B, N, GEO_DIM + 2·2·len(periods)).
@@ -157,6 +158,9 @@ def geometry_features(g: torch.Tensor, periods=()) -> torch.Tensor:
     if not periods:
         return g
     z = g[..., list(LOG_DEPTH_CHANNELS)].float().clamp(max=5).exp()              # (B, N, 2) metres
+    # detach_phase: d sin(2πz/P)/d log z = (2πz/P)·cos is 60× larger for z = 1 m at P = 0.1 m than the
+    # distillation's own gradient, so a fine period's answer gradient would swamp the head's teaching
+    z = z.detach() if detach_phase else z
     phase = 2 * torch.pi * torch.cat([z / p for p in periods], -1)                 # (B, N, 2·len(periods))
     return torch.cat([g, phase.sin().to(g.dtype), phase.cos().to(g.dtype)], -1)
 
@@ -258,7 +262,7 @@ class CameraAwareMLLM(nn.Module):
         geo = None
         if self.cfg.geometry:
             geo = self.geo_head(feats)                                      # (B, N, GEO_DIM) from F + E_cam
-            feats = feats + self.geo_embed(geometry_features(geo, self.cfg.geometry_periods))  # F + E_cam + E_geo
+            feats = feats + self.geo_embed(geometry_features(geo, self.cfg.geometry_periods, self.cfg.detach_phase))  # F + E_cam + E_geo
         return self.projector(pixel_shuffle(feats, self.enc_grid_hw, self.cfg.pixel_shuffle)), geo
 
     def encoder(self, pad_to: int = 1, left: bool = False):

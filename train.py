@@ -86,6 +86,7 @@ class TrainConfig:
     geometry_periods: str = ','.join(f'{p:g}' for p in ModelConfig.geometry_periods)   # metres; '': none
     patch_size: int = ModelConfig.patch_size
     geometry_hidden: int = ModelConfig.geometry_hidden
+    detach_phase: bool = ModelConfig.detach_phase
     pixel_shuffle: int = ModelConfig.pixel_shuffle
     tokenizer: str = 'bpe'           # tiny LLM's tokenizer: 'bpe' (words, digits one by one) or 'char'
     llm_layers: int = ModelConfig.llm_layers   # the tiny LLM's decoder layers (a --llm model brings its own)
@@ -183,7 +184,7 @@ def model_config(cfg: TrainConfig) -> ModelConfig:
                        distill_weight=cfg.distill_weight, object_weight=cfg.object_weight, digit_loss=cfg.digit_loss,
                        camera_text=cfg.camera_text, pose=cfg.pose, geometry_periods=periods(cfg.geometry_periods), geometry_hidden=cfg.geometry_hidden,
                        patch_size=cfg.patch_size, pixel_shuffle=cfg.pixel_shuffle, freeze_vision=cfg.freeze_vision,
-                       freeze_llm=cfg.freeze_llm, llm_layers=cfg.llm_layers)
+                       freeze_llm=cfg.freeze_llm, llm_layers=cfg.llm_layers, detach_phase=cfg.detach_phase)
 
 
 def periods(text: str) -> tuple:
