@@ -182,8 +182,8 @@ def model_config(cfg: TrainConfig) -> ModelConfig:
     return ModelConfig(vision=cfg.vision or None, llm=cfg.llm or None, gguf_file=cfg.gguf_file or None,
                        image_size=cfg.image_size, camera_embed=cfg.camera_embed, geometry=cfg.distill,
                        distill_weight=cfg.distill_weight, object_weight=cfg.object_weight, digit_loss=cfg.digit_loss,
-                       camera_text=cfg.camera_text, pose=cfg.pose, geometry_periods=periods(cfg.geometry_periods), geometry_hidden=cfg.geometry_hidden,
-                       patch_size=cfg.patch_size, pixel_shuffle=cfg.pixel_shuffle, freeze_vision=cfg.freeze_vision,
+                       camera_text=cfg.camera_text, pose=cfg.pose, geometry_periods=periods(cfg.geometry_periods),
+                       geometry_hidden=cfg.geometry_hidden, patch_size=cfg.patch_size, pixel_shuffle=cfg.pixel_shuffle, freeze_vision=cfg.freeze_vision,
                        freeze_llm=cfg.freeze_llm, llm_layers=cfg.llm_layers, detach_phase=cfg.detach_phase)
 
 
