@@ -77,13 +77,13 @@ def shift_K(K, dx: float, dy: float) -> np.ndarray:
     return (augment.shift_affine(dx, dy) @ torch.as_tensor(np.asarray(K, np.float64))).numpy()   # (3, 3)
 
 
-def build_eval_items(scene_cfg, sweep, n_scenes: int | range, tasks=None):
+def build_eval_items(scene_cfg, sweep, n_scenes: int | range, tasks=None, split='test'):
     """Each test scene, one question per feasible task (drawn with rng([seed, task index]) as
     data.py does: the same through every camera), through every camera of the sweep. Items:
     dict(image uint8 (3, H, W), K float32 (3, 3), question, answer, task, target, scene, seed, camera, s)."""
     items = []
     for i in data.scene_range(n_scenes):
-        seed = data.scene_seed('test', i)
+        seed = data.scene_seed(split, i)   # split 'val' for choices (eval.py --split), 'test' for figures
         scene = scenes.sample_scene(seed, scene_cfg)
         objects = data.scene_objects(scene)
         qas = [data.make_qa(objects, t, np.random.default_rng([seed, data.TASKS.index(t)]))
@@ -272,6 +272,8 @@ def parse_args(argv=None):
     p.add_argument('--ckpt', nargs='+', required=True, help='checkpoint or train.py run folders')
     p.add_argument('--camera-shift', action='store_true', help='the full sweep (else the training camera only)')
     p.add_argument('--n-scenes', type=int, default=64, help='held-out test scenes')
+    p.add_argument('--split', default='test', choices=('val', 'test'),
+                   help='scenes of this split (val: to choose a recipe; test: the reported figures)')
     p.add_argument('--first-scene', type=int, default=0, help='the index of the first (other rooms: a replication)')
     p.add_argument('--tasks', nargs='+', default=None,
                    help="tasks (space or comma separated); default: the checkpoint's training tasks, else all")
@@ -332,7 +334,8 @@ def main(argv=None):
             if not cache[key]:
                 raise SystemExit(f'{args.data}: no image to evaluate ({left_out} left out)')
         elif key not in cache:
-            cache[key] = build_eval_items(scene_cfg, sweep, data.scene_range(args.n_scenes, args.first_scene), tasks)
+            cache[key] = build_eval_items(scene_cfg, sweep, data.scene_range(args.n_scenes, args.first_scene), tasks,
+                                          args.split)
         if key not in constants:   # real data has no training scenes to take a median of
             constants[key] = {} if args.data else train_medians(scene_cfg, tasks)
         f_c = data.canonical_focal(train_cfg['camera'], train_cfg['image_size']) if train_cfg.get('canonical_focal') else 0.0

@@ -50,6 +50,7 @@ from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, Llama
 from augment import resize
 from camera_embed import CameraEmbedConfig, CameraEmbedding
 from checkpoint import backbone_config, load_weights, read_json, unique_state_dict
+from conv_stem import add_conv_stem
 from distill import GEO_DIM, LOG_DEPTH_CHANNELS, WORLD_DIM, matching_loss
 from tokens import build_tokenizer, digit_token_ids, encode_batch
 
@@ -88,6 +89,7 @@ class ModelConfig:
     distill_weight: float = 1.0
     freeze_vision: bool = False   # for pretrained backbones: train projector + camera/geometry parts only
     freeze_llm: bool = False
+    conv_stem: bool = False       # tiny encoder: stride-2 3×3 convolutions in place of the patch projection (conv_stem.py)
     attn_implementation: str = 'sdpa'
 
     def __post_init__(self):
@@ -193,6 +195,8 @@ class CameraAwareMLLM(nn.Module):
         self.cfg = cfg
         self.tokenizer = tokenizer or build_tokenizer(cfg)
         self.vision = build_vision(cfg, vision_config)
+        if cfg.conv_stem:
+            add_conv_stem(self.vision)
         self.llm = build_llm(cfg, self.tokenizer, llm_config)
         vc = self.vision.config
         self.image_size, Dv, D = vc.image_size, vc.hidden_size, self.llm.config.hidden_size
@@ -334,7 +338,7 @@ class CameraAwareMLLM(nn.Module):
             geo = pixel_shuffle(geo, (h, w), r).unflatten(-1, (r * r, geo.shape[-1])).mean(2)   # (B, N/r², G)
         return matching_loss(geo.float(), target.float(), mask)
 
-    def forward(self, batch: dict, teacher=None):
+    def forward(self, batch: dict, teacher=None, answer: bool = True):
         """batch: data.collate output (images, K, question, answer, c2w if any), tokenised by
         encode_batch (else here). Returns logits (B, A, V) at the A answer positions only,
         loss = answer + distill_weight·distill (+ digit_loss·digit), parts = the terms, detached.
@@ -343,9 +347,14 @@ class CameraAwareMLLM(nn.Module):
         full-vocabulary logits of every position, image tokens included, would cost B·L·V floats
         (about 1 GB for 8 samples of SmolLM2 at 224 px) for a handful of answer tokens; float32
         only for the loss. (An LLM that scales or soft-caps its logits inside its own forward would
-        need that step here too; Llama-style models do not.)"""
-        enc = batch if 'input_ids' in batch else self.encode(batch)
+        need that step here too; Llama-style models do not.)
+        answer=False: a geometry-only step (train.py --geometry-steps): the LLM is not run, and the
+        loss is the distillation term alone (logits None, the answer part 0)."""
         vis, geo = self.visual_tokens(batch['images'], batch['K'], batch.get('c2w'), check=False)
+        if not answer:
+            distill = self._distill(geo, teacher, batch)
+            return None, distill, dict(answer=torch.zeros((), device=distill.device), distill=distill.detach())
+        enc = batch if 'input_ids' in batch else self.encode(batch)
         ids, attn, pos, at, target = (enc[k].to(self.device, non_blocking=True) for k in
                                       ('input_ids', 'attention_mask', 'position_ids', 'answer_pos', 'answer_ids'))
         emb = self.embed_inputs(ids, vis)                                     # (B, L, D)

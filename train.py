@@ -84,6 +84,8 @@ class TrainConfig:
     canonical_focal: bool = False    # depth-like answers trained as z·f_c/fx (Metric3D), f_c the training
                                      # camera's fx; eval.py maps them back with the test K
     # the recipe (README: what makes a tiny model learn metric answers on a CPU)
+    conv_stem: bool = False          # tiny encoder: strided 3×3 convolutions in place of the patch projection (conv_stem.py)
+    geometry_steps: int = 0          # a first stage of this many steps: only the distillation loss (the LLM not run)
     digit_loss: float = 1.0          # ordinal loss on answer digits (model.digit_wasserstein)
     geometry_periods: str = '10,1'   # metres, comma-separated: sin/cos of predicted depths for E_geo ('': none)
     patch_size: int = 16             # tiny vision encoder's patch (pixels)
@@ -171,7 +173,7 @@ def model_config(cfg: TrainConfig) -> ModelConfig:
                        pose=cfg.pose, geometry_periods=periods(cfg.geometry_periods), geometry_hidden=cfg.geometry_hidden,
                        patch_size=cfg.patch_size, pixel_shuffle=cfg.pixel_shuffle, freeze_vision=cfg.freeze_vision,
                        zero_init=bool(cfg.vision or cfg.llm), freeze_llm=cfg.freeze_llm, llm_layers=cfg.llm_layers,
-                       world_channels=cfg.world_channels)
+                       world_channels=cfg.world_channels, conv_stem=cfg.conv_stem)
 
 
 def periods(text: str) -> tuple:
@@ -321,7 +323,7 @@ def main(cfg: TrainConfig):
                 model.require_backward_grad_sync = j == grad_accum - 1
             inputs = {k: v for k, v in batch.items() if torch.is_tensor(v)}   # no strings: nothing for --compile to guard
             with autocast:
-                _, loss, parts = model(inputs, teacher=target)
+                _, loss, parts = model(inputs, teacher=target, answer=step >= cfg.geometry_steps)
             (loss / grad_accum).backward()
             sums += torch.stack([loss.detach(), parts['answer'], parts['distill']]).float() / grad_accum
         if cfg.grad_clip > 0:
@@ -370,7 +372,7 @@ def check_config(cfg: TrainConfig):
             'max_objects', 'patch_size', 'pixel_shuffle', 'llm_layers') if not getattr(cfg, k) >= 1]
     bad += [f"--{k.replace('_', '-')} {getattr(cfg, k)} (must be >= 0)" for k in
             ('micro_batch', 'warmup_steps', 'min_lr', 'weight_decay', 'grad_clip', 'distill_weight', 'digit_loss',
-             'geometry_hidden', 'new_lr', 'projector_steps', 'keep_every', 'seq_bucket', 'llm_train_layers')
+             'geometry_hidden', 'new_lr', 'projector_steps', 'geometry_steps', 'keep_every', 'seq_bucket', 'llm_train_layers')
             if not getattr(cfg, k) >= 0]
     bad += [f'--lr {cfg.lr} (must be > 0)'] if not cfg.lr > 0 else []
     bad += [f'--workers {cfg.workers} (-1: auto, 0: in this process, or a count)'] if cfg.workers < -1 else []
