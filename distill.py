@@ -86,7 +86,8 @@ def pool(x: torch.Tensor, grid_hw) -> torch.Tensor:
 
 
 def geometry_targets(depth: torch.Tensor, points: torch.Tensor, grid_hw, min_valid: float = 0.5,
-                     object_depth: torch.Tensor | None = None, object_world: torch.Tensor | None = None):
+                     object_depth: torch.Tensor | None = None, object_world: torch.Tensor | None = None,
+                     min_object: float = MIN_OBJECT):
     """Pool dense geometry to the token grid. depth (B,H,W) metric, 0 = invalid; points (B,H,W,3)
     is accepted but not read (given K, a point map adds nothing to the depth); object_depth
     (B,H,W): z of the centre of the object each pixel sees, 0 = no object, None = unknown (the
@@ -105,7 +106,7 @@ def geometry_targets(depth: torch.Tensor, points: torch.Tensor, grid_hw, min_val
         o = (object_depth > 0).float()                                   # (B, H, W) object pixels
         obj = pool(o[..., None], grid_hw)                                # (B, N, 1) object fraction
         logo = pool(object_depth.float().clamp(min=1e-6).log().mul_(o)[..., None], grid_hw) / obj.clamp(min=1e-6)
-        ok_obj = obj >= MIN_OBJECT
+        ok_obj = (obj >= min_object) & (obj > 0)                         # min_object 0: any object pixel
     mask = torch.cat([ok, torch.full_like(ok, object_depth is not None), ok_obj], -1)   # (B, N, 3)
     target = torch.cat([logz, obj, logo], -1)
     if object_world is not None:
@@ -126,7 +127,12 @@ def matching_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) 
 
 
 class RenderedTeacher:
-    """The synthetic renderer's exact depth and object-centre depth, pooled: a perfect 3D teacher."""
+    """The synthetic renderer's exact depth and object-centre depth, pooled: a perfect 3D teacher.
+    min_object: the object fraction from which a token's object depth is matched (train.py --object-min;
+    single images only: a small object covers no quarter of any 16 px token, and is then never matched)."""
+
+    def __init__(self, min_object: float = MIN_OBJECT):
+        self.min_object = min_object
 
     def __call__(self, batch: dict, grid_hw):
         if batch['depth'].dim() == 4:   # (B, F, H, W): posed frames (views.py), one target per frame as encoded
@@ -134,7 +140,8 @@ class RenderedTeacher:
             return geometry_targets(batch['depth'].flatten(0, 1), batch['points'].flatten(0, 1), grid_hw,
                                     object_depth=None if obj is None else obj.flatten(0, 1),
                                     object_world=None if world is None else world.flatten(0, 1))
-        return geometry_targets(batch['depth'], batch['points'], grid_hw, object_depth=batch.get('object_depth'))
+        return geometry_targets(batch['depth'], batch['points'], grid_hw, object_depth=batch.get('object_depth'),
+                                min_object=self.min_object)
 
 
 class DepthModelTeacher:

@@ -87,6 +87,7 @@ class ModelConfig:
     zero_init: bool = True        # E_cam and E_geo start at 0 (keeps a pretrained VLM unchanged); False
                                   # for backbones trained from scratch, where it only delays the signal
     distill_weight: float = 1.0
+    object_weight: float = 0.0    # + this × the L1 of the object-depth channel alone (its own per-sample mean)
     freeze_vision: bool = False   # for pretrained backbones: train projector + camera/geometry parts only
     freeze_llm: bool = False
     conv_stem: bool = False       # tiny encoder: stride-2 3×3 convolutions in place of the patch projection (conv_stem.py)
@@ -336,7 +337,12 @@ class CameraAwareMLLM(nn.Module):
                 raise ValueError(f'teacher target has {target.shape[1]} tokens; expected {h * w} '
                                  f'(grid {(h, w)}) or {(h // r) * (w // r)} (grid {self.grid_hw})')
             geo = pixel_shuffle(geo, (h, w), r).unflatten(-1, (r * r, geo.shape[-1])).mean(2)   # (B, N/r², G)
-        return matching_loss(geo.float(), target.float(), mask)
+        loss = matching_loss(geo.float(), target.float(), mask)
+        if self.cfg.object_weight > 0:   # the queried quantity: the object-centre depth channel on its own
+            c = LOG_DEPTH_CHANNELS[1]
+            loss = loss + self.cfg.object_weight * matching_loss(geo[..., c:c + 1].float(), target[..., c:c + 1].float(),
+                                                                 mask[..., c:c + 1])
+        return loss
 
     def forward(self, batch: dict, teacher=None, answer: bool = True):
         """batch: data.collate output (images, K, question, answer, c2w if any), tokenised by

@@ -85,6 +85,8 @@ class TrainConfig:
                                      # camera's fx; eval.py maps them back with the test K
     # the recipe (README: what makes a tiny model learn metric answers on a CPU)
     conv_stem: bool = False          # tiny encoder: strided 3×3 convolutions in place of the patch projection (conv_stem.py)
+    object_min: float = 0.25         # rendered teacher: object depth matched on tokens at least this much object (0: any pixel)
+    object_weight: float = 0.0       # + this × the object-depth channel's own L1 (model.ModelConfig.object_weight)
     geometry_steps: int = 0          # a first stage of this many steps: only the distillation loss (the LLM not run)
     digit_loss: float = 1.0          # ordinal loss on answer digits (model.digit_wasserstein)
     geometry_periods: str = '10,1'   # metres, comma-separated: sin/cos of predicted depths for E_geo ('': none)
@@ -173,7 +175,8 @@ def model_config(cfg: TrainConfig) -> ModelConfig:
                        pose=cfg.pose, geometry_periods=periods(cfg.geometry_periods), geometry_hidden=cfg.geometry_hidden,
                        patch_size=cfg.patch_size, pixel_shuffle=cfg.pixel_shuffle, freeze_vision=cfg.freeze_vision,
                        zero_init=bool(cfg.vision or cfg.llm), freeze_llm=cfg.freeze_llm, llm_layers=cfg.llm_layers,
-                       world_channels=cfg.world_channels, conv_stem=cfg.conv_stem)
+                       world_channels=cfg.world_channels, conv_stem=cfg.conv_stem,
+                       object_weight=cfg.object_weight)
 
 
 def periods(text: str) -> tuple:
@@ -247,7 +250,7 @@ def build(cfg: TrainConfig, ddp: bool, master: bool, device, ckpt: str | None = 
                 print(f'--image-size {cfg.image_size} -> {size}: scenes are rendered at the size {cfg.vision} reads')
             cfg = replace(cfg, image_size=size)
         teacher = (None if not cfg.distill else DepthModelTeacher(cfg.teacher, device=device) if cfg.teacher
-                   else RenderedTeacher())
+                   else RenderedTeacher(cfg.object_min))
         if cfg.init_from:   # a curriculum's next stage (README: posed frames)
             model = CameraAwareMLLM.load(ckpt or find_checkpoint(cfg.init_from) or cfg.init_from).to(device)
             if cfg.world_channels and not model.cfg.world_channels:
@@ -372,7 +375,7 @@ def check_config(cfg: TrainConfig):
             'max_objects', 'patch_size', 'pixel_shuffle', 'llm_layers') if not getattr(cfg, k) >= 1]
     bad += [f"--{k.replace('_', '-')} {getattr(cfg, k)} (must be >= 0)" for k in
             ('micro_batch', 'warmup_steps', 'min_lr', 'weight_decay', 'grad_clip', 'distill_weight', 'digit_loss',
-             'geometry_hidden', 'new_lr', 'projector_steps', 'geometry_steps', 'keep_every', 'seq_bucket', 'llm_train_layers')
+             'geometry_hidden', 'new_lr', 'projector_steps', 'geometry_steps', 'object_min', 'object_weight', 'keep_every', 'seq_bucket', 'llm_train_layers')
             if not getattr(cfg, k) >= 0]
     bad += [f'--lr {cfg.lr} (must be > 0)'] if not cfg.lr > 0 else []
     bad += [f'--workers {cfg.workers} (-1: auto, 0: in this process, or a count)'] if cfg.workers < -1 else []

@@ -12,7 +12,7 @@ the figure says what a camera-blind regressor does.
 
     net    4 × [conv 3×3 stride 2, GELU] of 32/64/96/128 channels  (128 px -> 8×8)
            avg-pool to 4×4 -> 4·4·128 = 2048 -> linear 128, GELU -> linear 1 = log ẑ     (0.45 M parameters)
-    loss   L1 on log z; AdamW lr 2e-3; batches of 16 scenes, each rendered once; one thread
+    loss   L1 on log z; AdamW lr 2e-3 (cosine to 0 over the budget, or --schedule constant); batches of 16 scenes, each rendered once; one thread
 
     OMP_NUM_THREADS=1 python -m research.cnn_reference --minutes 3 --split val --out docs/results/cnn_val.json
 """
@@ -84,6 +84,8 @@ def main(argv=None):
     p.add_argument('--steps', type=int, default=100000)
     p.add_argument('--batch-size', type=int, default=16)
     p.add_argument('--lr', type=float, default=2e-3)
+    p.add_argument('--schedule', default='cosine', choices=('cosine', 'constant'),
+                   help='cosine: lr decays to 0 over the budget (time or steps, whichever runs out first)')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--n-scenes', type=int, default=256, help='evaluated scenes')
     p.add_argument('--split', default='val', choices=('val', 'test'))
@@ -99,6 +101,10 @@ def main(argv=None):
     ds = data.SyntheticDataset(loader.data_config(train.TrainConfig()), 'train', data.SPLIT_BASE - 1)
     t0, step, log = time.time(), 0, []
     while step < args.steps and time.time() - t0 < 60 * args.minutes:
+        if args.schedule == 'cosine':   # by the share of the budget spent (time or steps, whichever is ahead)
+            done = max((time.time() - t0) / (60 * args.minutes), step / args.steps)
+            for group in opt.param_groups:
+                group['lr'] = args.lr * 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
         items = [ds[i] for i in range(step * args.batch_size, (step + 1) * args.batch_size)]
         x = pixels(torch.stack([it['image'] for it in items]))
         z = torch.tensor([it['target'] for it in items], dtype=torch.float32)
