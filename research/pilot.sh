@@ -12,5 +12,5 @@ python eval.py --ckpt runs/pilots/$name --camera-shift --n-scenes 256 --split va
     --n-boot 0 --out out/pilots/$name > out/pilots/$name.eval.log 2>&1
 t2=$(date +%s)
 echo "train $((t1 - t0)) s, eval $((t2 - t1)) s"
-python -m research.pilots $name --flags "$flags" --run runs/pilots/$name --eval out/pilots/$name \
+python -m research.pilots $name --flags="$flags" --run runs/pilots/$name --eval out/pilots/$name \
     --train-s $((t1 - t0)) --note "$note"

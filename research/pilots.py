@@ -34,6 +34,16 @@ def row(name, flags, run, eval_dir, train_s, split, note=''):
                 note=note)
 
 
+def markdown(rows) -> str:
+    """The pilot table as markdown (docs/pilots.md quotes it)."""
+    lines = ['| pilot | flags | train s (1 thread) | MRA s=1 | gain | mean abs log err | distinct | worst zoom / s=1 |',
+             '|---|---|---|---|---|---|---|---|']
+    for r in rows:
+        lines.append(f"| {r['name']} | `{r['flags'] or '(default)'}` | {r['train_s_1thread']:.0f} | {r['mra']:.3f} | "
+                     f"{r['gain']:.2f} | {r['abs_log_err']:.3f} | {r['distinct']} | {r['worst_zoom_ratio']:.2f} |")
+    return '\n'.join(lines) + '\n'
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('name')
@@ -51,6 +61,7 @@ def main(argv=None):
     with open(a.table, 'w') as f:
         json.dump(rows, f, indent=1)
     print(json.dumps({k: v for k, v in new.items() if k != 'mra_per_zoom'}, indent=1))
+    print(markdown(rows))
 
 
 if __name__ == '__main__':
