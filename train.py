@@ -87,6 +87,7 @@ class TrainConfig:
     conv_stem: bool = False          # tiny encoder: strided 3×3 convolutions in place of the patch projection (conv_stem.py)
     object_min: float = 0.25         # rendered teacher: object depth matched on tokens at least this much object (0: any pixel)
     object_weight: float = 0.0       # + this × the object-depth channel's own L1 (model.ModelConfig.object_weight)
+    detach_phase: bool = False       # E_geo's sin/cos phases pass no answer gradient to the geometry head
     geometry_steps: int = 0          # a first stage of this many steps: only the distillation loss (the LLM not run)
     digit_loss: float = 1.0          # ordinal loss on answer digits (model.digit_wasserstein)
     geometry_periods: str = '10,1'   # metres, comma-separated: sin/cos of predicted depths for E_geo ('': none)
@@ -176,7 +177,7 @@ def model_config(cfg: TrainConfig) -> ModelConfig:
                        patch_size=cfg.patch_size, pixel_shuffle=cfg.pixel_shuffle, freeze_vision=cfg.freeze_vision,
                        zero_init=bool(cfg.vision or cfg.llm), freeze_llm=cfg.freeze_llm, llm_layers=cfg.llm_layers,
                        world_channels=cfg.world_channels, conv_stem=cfg.conv_stem,
-                       object_weight=cfg.object_weight)
+                       object_weight=cfg.object_weight, detach_phase=cfg.detach_phase)
 
 
 def periods(text: str) -> tuple:

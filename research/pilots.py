@@ -25,8 +25,13 @@ def row(name, flags, run, eval_dir, train_s, split, note=''):
     logerr = [abs(math.log(x['pred'] / x['target'])) for x in at1 if x['pred'] and x['pred'] > 0]
     log = [json.loads(line) for line in open(os.path.join(run, 'log.jsonl'))]
     last = log[-1]
+    # per logged interval: wall = samples / rate, of which data_share waited on the (in-process) renderer
+    prev, compute_s, data_s = 0, 0.0, 0.0
+    for rec in log:
+        wall = (rec['step'] - prev) * 16 / rec['samples_per_s'] if rec.get('samples_per_s') else 0.0
+        compute_s, data_s, prev = compute_s + wall * (1 - rec['data_share']), data_s + wall * rec['data_share'], rec['step']
     return dict(name=name, flags=flags, split=split, n_scenes=len(at1), train_s_1thread=train_s,
-                steps=last['step'], mra=base['mra'], gain=summ['depth_gain'],
+                step_compute_s=compute_s, render_s=data_s, steps=last['step'], mra=base['mra'], gain=summ['depth_gain'],
                 abs_log_err=sum(logerr) / max(len(logerr), 1), distinct=len({x['pred_text'] for x in at1}),
                 unparsed=base['unparsed'], worst_zoom_ratio=min(zooms.values()) / base['mra'] if base['mra'] else None,
                 mra_per_zoom={c: round(v, 3) for c, v in zooms.items()}, shortcut_slope=summ['shortcut_slope'],
