@@ -44,6 +44,9 @@ def markdown(rows) -> str:
     lines = ['| pilot | flags | train s (1 thread) | MRA s=1 | gain | mean abs log err | distinct | worst zoom / s=1 |',
              '|---|---|---|---|---|---|---|---|']
     for r in rows:
+        if 'mra' not in r:   # stopped before its evaluation
+            lines.append(f"| {r['name']} | `{r['flags']}` | stopped at step {r['steps']} | | | | | |")
+            continue
         lines.append(f"| {r['name']} | `{r['flags'] or '(default)'}` | {r['train_s_1thread']:.0f} | {r['mra']:.3f} | "
                      f"{r['gain']:.2f} | {r['abs_log_err']:.3f} | {r['distinct']} | {r['worst_zoom_ratio']:.2f} |")
     return '\n'.join(lines) + '\n'
