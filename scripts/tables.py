@@ -130,7 +130,20 @@ def pilots(p: dict) -> str:
                    f"{r['worst_zoom_ratio']:.2f}", r.get('note', '')] for r in p['rows']])
 
 
-TABLES = {'chapters': (None, chapters), 'pilots': ('pilots', pilots), 'ablation_summary': ('ablation', ablation_summary), 'ablation_rows': ('ablation', ablation_rows),
+def pilots_parallel(p: dict) -> str:
+    """docs/pilots.md: the parallel series (the warped augmentation); a stopped pilot shows its step."""
+    rows = []
+    for r in p['parallel']['rows']:
+        if 'mra' not in r:
+            rows.append([r['name'], f"`{r['flags']}`", f"stopped at step {r['stopped_at_step']}"] + [''] * 5)
+            continue
+        rows.append([r['name'], f"`{r['flags']}`", f"{r['train_s_1thread']:.0f}", f"{r['mra']:.2f}", f"{r['gain']:.2f}",
+                     str(r['distinct']), f"{r['mra_per_zoom']['zoom_0.50']:.2f}", f"{r['worst_zoom_ratio']:.2f}"])
+    return table(['pilot', 'flags', 'train s (1 thread)', 'MRA s = 1', 'gain', 'distinct answers', 'MRA s = 0.5',
+                  'worst zoom / s = 1'], rows)
+
+
+TABLES = {'chapters': (None, chapters), 'pilots': ('pilots', pilots), 'pilots_parallel': ('pilots', pilots_parallel), 'ablation_summary': ('ablation', ablation_summary), 'ablation_rows': ('ablation', ablation_rows),
           'ablation_depth': ('ablation', ablation_depth), 'ablation_shortcut': ('ablation', ablation_shortcut),
           'ablation_box': ('ablation', ablation_box),
           'ablation_vs_full': ('ablation', ablation_differences('full')),
