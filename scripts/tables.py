@@ -143,7 +143,18 @@ def pilots_parallel(p: dict) -> str:
                   'worst zoom / s = 1'], rows)
 
 
-TABLES = {'chapters': (None, chapters), 'pilots': ('pilots', pilots), 'pilots_parallel': ('pilots', pilots_parallel), 'ablation_summary': ('ablation', ablation_summary), 'ablation_rows': ('ablation', ablation_rows),
+def cnn_reference(c: dict) -> str:
+    """docs/pilots.md: the plain CNN's depth answers (research/cnn_reference.py) at s = 1 and through the zooms."""
+    zooms = ('zoom_0.50', 'zoom_0.80', 'zoom_1.00', 'zoom_1.25', 'zoom_2.00')
+    s1 = c['at_s1']
+    return table(['learner', 'steps (s, 1 thread)', 'MRA s = 1', 'gain', 'mean abs log error', 'distinct answers']
+                 + [f"MRA s = {float(z.split('_')[1]):g}" for z in zooms if z != 'zoom_1.00'],
+                 [[f"CNN, {c['params'] / 1e6:.2f} M parameters", f"{c['steps']} ({c['train_s']:.0f})", f"{s1['mra']:.2f}",
+                   f"{s1['gain']:.2f}", f"{s1['abs_log_err']:.3f}", str(s1['distinct'])]
+                  + [f"{c['per_camera'][z]['mra']:.2f}" for z in zooms if z != 'zoom_1.00']])
+
+
+TABLES = {'chapters': (None, chapters), 'cnn_reference': ('cnn_val', cnn_reference), 'pilots': ('pilots', pilots), 'pilots_parallel': ('pilots', pilots_parallel), 'ablation_summary': ('ablation', ablation_summary), 'ablation_rows': ('ablation', ablation_rows),
           'ablation_depth': ('ablation', ablation_depth), 'ablation_shortcut': ('ablation', ablation_shortcut),
           'ablation_box': ('ablation', ablation_box),
           'ablation_vs_full': ('ablation', ablation_differences('full')),
