@@ -235,9 +235,10 @@ def store_pilot(name: str, flags: str, run: str, eval_dir: str, train_s: float, 
                worst_zoom_ratio=min(zooms.values()) / base['mra'], mra_per_zoom={c: round(v, 3) for c, v in zooms.items()},
                shortcut_slope=summ['shortcut_slope'], note=note)
     path = os.path.join(RESULTS, 'pilots.json')
-    rows = read_json(path)['rows'] if os.path.exists(path) else []
-    write('pilots', dict(protocol='train.py FLAGS, then eval.py --split val --camera-shift --n-scenes 256 (one thread)',
-                         rows=[x for x in rows if x['name'] != name] + [row]))
+    table_ = read_json(path) if os.path.exists(path) else dict(protocol='train.py FLAGS, then eval.py --split val '
+                                                              '--camera-shift --n-scenes 256 (one thread)', rows=[])
+    table_['rows'] = [x for x in table_['rows'] if x['name'] != name] + [row]
+    write('pilots', table_)
 
 
 def write(name: str, data):
