@@ -34,8 +34,7 @@ MARK = re.compile(r'(<!-- table: (\w+) -->\n)(.*?)(<!-- /table -->)', re.S)
 
 
 def load(name: str) -> dict:
-    with open(os.path.join(RESULTS, name + '.json')) as f:
-        return json.load(f)
+    return read_json(os.path.join(RESULTS, name + '.json'), remedy='restore it from git')
 
 
 def cell(stat: dict | None) -> str:
@@ -154,12 +153,14 @@ def cnn_reference(c: dict) -> str:
                   + [f"{c['per_camera'][z]['mra']:.2f}" for z in zooms if z != 'zoom_1.00']])
 
 
-TABLES = {'chapters': (None, chapters), 'cnn_reference': ('cnn_val', cnn_reference), 'pilots': ('pilots', pilots), 'pilots_parallel': ('pilots', pilots_parallel), 'ablation_summary': ('ablation', ablation_summary), 'ablation_rows': ('ablation', ablation_rows),
+TABLES = {'chapters': (None, chapters), 'default_sweep': ('default', default_sweep),
+          'pilots': ('pilots', pilots), 'pilots_parallel': ('pilots', pilots_parallel),
+          'cnn_reference': ('cnn_val', cnn_reference),
+          'ablation_summary': ('ablation', ablation_summary), 'ablation_rows': ('ablation', ablation_rows),
           'ablation_depth': ('ablation', ablation_depth), 'ablation_shortcut': ('ablation', ablation_shortcut),
           'ablation_box': ('ablation', ablation_box),
           'ablation_vs_full': ('ablation', ablation_differences('full')),
-          'ablation_vs_camera_embed': ('ablation', ablation_differences('camera_embed')),
-          'default_sweep': ('default', default_sweep)}
+          'ablation_vs_camera_embed': ('ablation', ablation_differences('camera_embed'))}
 
 
 def rendered(page_text: str, path: str) -> str:
@@ -187,8 +188,7 @@ def outputs() -> dict:
 
 def store_ablation(results_json: str):
     """eval.py's results.json of scripts/ablation.sh -> docs/results/ablation.json (its seed-pooled rows)."""
-    with open(results_json) as f:
-        res = json.load(f)
+    res = read_json(results_json)
     if not res.get('seeds'):
         raise ValueError(f'{results_json} has no seed-pooled rows (eval.py --n-boot 0?)')
     write('ablation', dict(command='bash scripts/ablation.sh', eval_args=res['args'], split='test',
@@ -199,8 +199,7 @@ def store_ablation(results_json: str):
 def store_default(out_dir: str):
     """eval.py --camera-shift's folder for one run -> docs/results/default.json: per camera depth MRA with
     a 95 % interval over scenes, the constant answer, gain, shortcut index and distinct answers at s = 1."""
-    with open(os.path.join(out_dir, 'results.json')) as f:
-        res = json.load(f)
+    res = read_json(os.path.join(out_dir, 'results.json'))
     (label, run), = res['results'].items()
     rows = res['seeds']['rows'][label]
     summ = run['summary']
