@@ -20,6 +20,7 @@ import torch
 import augment
 from data import synthetic
 from world import raycast, scenes
+
 torch.set_num_threads(1)
 
 

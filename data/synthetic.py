@@ -44,6 +44,7 @@ import torch
 import augment
 import camera_embed
 from world import pinhole, raycast, scenes
+
 TASKS = ('depth', 'center', 'box', 'size', 'distance', 'closer', 'detect')
 SPLITS = ('train', 'val', 'test')
 SPLIT_BASE = 10 ** 9          # scene seeds of split k are k·SPLIT_BASE + i, 0 <= i < SPLIT_BASE

@@ -54,6 +54,7 @@ import numpy as np
 
 from data import synthetic
 from world import raycast, scenes
+
 VIEW_TASKS = ('object_count', 'abs_distance', 'object_size', 'room_size', 'rel_distance', 'rel_direction',
               'appearance_order')
 NUMBER_TASKS = ('object_count', 'abs_distance', 'object_size', 'room_size')     # MRA; the others: accuracy

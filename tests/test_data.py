@@ -18,6 +18,7 @@ import augment
 from common import metrics
 from data import synthetic
 from world import raycast, scenes
+
 TINY = synthetic.DataConfig(scene=scenes.SceneConfig(image_hw=(32, 32)))
 NUM = r'-?\d+\.\d\d'
 

@@ -14,6 +14,7 @@ import torch
 from data import synthetic
 import eval
 from multiframe import eval_views, views
+
 CFG = views.ViewsConfig(frames=2, image_hw=(32, 32))
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from common import metrics as M
+
 ZOOMS = (0.5, 0.67, 0.8, 1.0, 1.25, 1.5, 2.0)
 
 

@@ -20,6 +20,7 @@ import torch
 from common import metrics
 from data import omni3d, synthetic
 from world import scenes
+
 TINY = synthetic.DataConfig(scene=scenes.SceneConfig(image_hw=(32, 32)))
 
 

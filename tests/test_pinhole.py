@@ -12,6 +12,8 @@ import pytest
 import torch
 
 from world import pinhole
+
+
 def test_ray_projects_back_to_its_pixel_in_numpy_and_torch():
     rng = np.random.default_rng(0)
     K = np.array([[90.0, 3.0, 30.0], [0, 70.0, 20.0], [0, 0, 1]])           # with skew

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from world import pinhole, raycast, scenes
+
 CFG = scenes.SceneConfig(image_hw=(64, 64))
 
 
