@@ -62,7 +62,9 @@ def sized_records(folder: str) -> list:
     recs = [r for r in recs if r['task'] == 'depth' and r['camera'].startswith('zoom_')]
     cache = {}
     for r in recs:
-        scene = cache.setdefault(r['seed'], scenes.sample_scene(r['seed'], cfg))
+        if r['seed'] not in cache:                      # seven zooms of one scene: drawn once
+            cache[r['seed']] = scenes.sample_scene(r['seed'], cfg)
+        scene = cache[r['seed']]
         if len(scene.objects) != 1:
             raise ValueError(f'{folder}: scene {r["scene"]} has {len(scene.objects)} objects; this probe asks one-object scenes')
         r['pixels'] = pixel_size(scene, r['s'])

@@ -196,17 +196,23 @@ def store_ablation(results_json: str):
                            differences=res['seeds']['differences']))
 
 
+def one_run(eval_dir: str) -> tuple:
+    """(results.json, its run's label, its run, the run's depth answers at the training camera) of an eval.py
+    output folder that holds one run."""
+    res = read_json(os.path.join(eval_dir, 'results.json'))
+    (label, run), = res['results'].items()
+    recs = [json.loads(line) for line in open(os.path.join(eval_dir, f'records_{label}.jsonl'))]
+    return res, label, run, [r for r in recs if r['camera'] == 'zoom_1.00' and r['task'] == 'depth']
+
+
 def store_default(out_dir: str):
     """eval.py --camera-shift's folder for one run -> docs/results/default.json: per camera depth MRA with
     a 95 % interval over scenes, the constant answer, gain, shortcut index and distinct answers at s = 1."""
-    res = read_json(os.path.join(out_dir, 'results.json'))
-    (label, run), = res['results'].items()
+    res, label, run, at_one = one_run(out_dir)
     rows = res['seeds']['rows'][label]
     summ = run['summary']
     cams = [dict(name=c, s=v['s'], depth_mra=rows.get(f'depth_mra@{c}')) for c, v in summ['cameras'].items()
             if 'depth' in v['tasks']]
-    recs = [json.loads(line) for line in open(os.path.join(out_dir, f'records_{label}.jsonl'))]
-    at_one = [r for r in recs if r['camera'] == 'zoom_1.00' and r['task'] == 'depth']
     distinct = len({parse_answer('depth', r['pred_text']) for r in at_one} - {None})
     base = summ['cameras']['zoom_1.00']['tasks']['depth']
     write('default', dict(command=f"python train.py && python eval.py --camera-shift --n-scenes {res['args']['n_scenes']}",
@@ -217,15 +223,12 @@ def store_default(out_dir: str):
 
 def store_pilot(name: str, flags: str, run: str, eval_dir: str, train_s: float, note: str = ''):
     """A pilot's row in docs/results/pilots.json: eval.py --split val --camera-shift's folder of one run."""
-    res = read_json(os.path.join(eval_dir, 'results.json'))
+    res, _, r, at1 = one_run(eval_dir)
     if res['args'].get('split') != 'val':
         raise ValueError(f'{eval_dir}: scored on {res["args"].get("split")!r} scenes; pilots are chosen on val')
-    (label, r), = res['results'].items()
     summ = r['summary']
     zooms = {c: v['tasks']['depth']['mra'] for c, v in summ['cameras'].items() if c.startswith('zoom_')}
     base = summ['cameras']['zoom_1.00']['tasks']['depth']
-    recs = [json.loads(line) for line in open(os.path.join(eval_dir, f'records_{label}.jsonl'))]
-    at1 = [x for x in recs if x['camera'] == 'zoom_1.00' and x['task'] == 'depth']
     logerr = [abs(math.log(x['pred'] / x['target'])) for x in at1 if x['pred'] and x['pred'] > 0]
     last = [json.loads(line) for line in open(os.path.join(run, 'log.jsonl'))][-1]
     row = dict(name=name, flags=flags, split='val', n_scenes=len(at1), train_s_1thread=train_s, steps=last['step'],
