@@ -261,14 +261,25 @@ def visible_range(zooms, shifts=()):
 
 def saved_records(path, items):
     """The records of an earlier evaluation (--reuse) if they answer exactly these items (same
-    scenes, cameras, tasks and questions, in order), else None: they are evaluated afresh."""
+    scenes, cameras, tasks and questions, in order), else None: they are evaluated afresh. A file
+    cut short or otherwise unreadable is a cache miss too, said with the line that failed."""
     if not os.path.exists(path):
         return None
-    with open(path) as f:
-        records = [json.loads(line) for line in f]
+    keys = ('scene', 'camera', 'task', 'question')
+    with open(path, encoding='utf-8', errors='replace') as f:
+        lines = f.read().splitlines()
+    records = []
+    for n, line in enumerate(lines, 1):
+        try:
+            r = json.loads(line)
+            records.append(r if all(k in r for k in keys) else None)
+        except (json.JSONDecodeError, TypeError):
+            records.append(None)
+        if records[-1] is None:
+            print(f'{path}: line {n} is not a whole record ({line[:60]!r}); evaluated again')
+            return None
     same = len(records) == len(items) and all(
-        (r['scene'], r['camera'], r['task'], r['question']) == (it['scene'], it['camera'], it['task'], it['question'])
-        for r, it in zip(records, items))
+        tuple(r[k] for k in keys) == tuple(it[k] for k in keys) for r, it in zip(records, items))
     print(f"{path}: {'reused' if same else 'answers other items; evaluated again'}")
     return records if same else None
 

@@ -37,6 +37,11 @@ def load(name: str) -> dict:
     return read_json(os.path.join(RESULTS, name + '.json'), remedy='restore it from git')
 
 
+def num(x: float | None, digits: int = 2) -> str:
+    """A figure to `digits` decimals, '–' where there is none (a gain without two distinct depths)."""
+    return '–' if x is None else f'{x:.{digits}f}'
+
+
 def cell(stat: dict | None) -> str:
     """'0.77 [0.75, 0.79]': a mean and its 95 % interval."""
     return '–' if stat is None else f"{stat['mean']:.2f} [{stat['lo']:.2f}, {stat['hi']:.2f}]"
@@ -124,9 +129,9 @@ def pilots(p: dict) -> str:
     """docs/pilots.md: one row per pilot, scored on validation scenes at the training camera and through the zooms."""
     return table(['pilot', 'flags', 'train s (1 thread)', 'MRA s = 1', 'gain', 'mean abs log error', 'distinct answers',
                   'MRA s = 0.5', 'worst zoom / s = 1', 'what it tests'],
-                 [[r['name'], f"`{r['flags'] or '(default)'}`", f"{r['train_s_1thread']:.0f}", f"{r['mra']:.2f}",
-                   f"{r['gain']:.2f}", f"{r['abs_log_err']:.3f}", str(r['distinct']), f"{r['mra_per_zoom']['zoom_0.50']:.2f}",
-                   f"{r['worst_zoom_ratio']:.2f}", r.get('note', '')] for r in p['rows']])
+                 [[r['name'], f"`{r['flags'] or '(default)'}`", num(r['train_s_1thread'], 0), num(r['mra']),
+                   num(r['gain']), num(r['abs_log_err'], 3), str(r['distinct']), num(r['mra_per_zoom'].get('zoom_0.50')),
+                   num(r['worst_zoom_ratio']), r.get('note', '')] for r in p['rows']])
 
 
 def pilots_parallel(p: dict) -> str:
@@ -205,6 +210,11 @@ def one_run(eval_dir: str) -> tuple:
     return res, label, run, [r for r in recs if r['camera'] == 'zoom_1.00' and r['task'] == 'depth']
 
 
+def distinct(records) -> int:
+    """How many different depths the answers name: parsed numbers, so an unparsed answer is not one."""
+    return len({parse_answer('depth', r['pred_text']) for r in records} - {None})
+
+
 def store_default(out_dir: str):
     """eval.py --camera-shift's folder for one run -> docs/results/default.json: per camera depth MRA with
     a 95 % interval over scenes, the constant answer, gain, shortcut index and distinct answers at s = 1."""
@@ -213,11 +223,10 @@ def store_default(out_dir: str):
     summ = run['summary']
     cams = [dict(name=c, s=v['s'], depth_mra=rows.get(f'depth_mra@{c}')) for c, v in summ['cameras'].items()
             if 'depth' in v['tasks']]
-    distinct = len({parse_answer('depth', r['pred_text']) for r in at_one} - {None})
     base = summ['cameras']['zoom_1.00']['tasks']['depth']
     write('default', dict(command=f"python train.py && python eval.py --camera-shift --n-scenes {res['args']['n_scenes']}",
                           split='test', scenes=res['args']['n_scenes'], cameras=cams, constant_mra=base['mra_const'],
-                          depth_gain=rows['depth_gain'], depth_index=rows['depth_index'], distinct_answers=distinct,
+                          depth_gain=rows['depth_gain'], depth_index=rows['depth_index'], distinct_answers=distinct(at_one),
                           train_config=run['train_config']))
 
 
@@ -233,8 +242,8 @@ def store_pilot(name: str, flags: str, run: str, eval_dir: str, train_s: float, 
     last = [json.loads(line) for line in open(os.path.join(run, 'log.jsonl'))][-1]
     row = dict(name=name, flags=flags, split='val', n_scenes=len(at1), train_s_1thread=train_s, steps=last['step'],
                mra=base['mra'], gain=summ['depth_gain'], abs_log_err=sum(logerr) / max(len(logerr), 1),
-               distinct=len({x['pred_text'] for x in at1}), unparsed=base['unparsed'],
-               worst_zoom_ratio=min(zooms.values()) / base['mra'], mra_per_zoom={c: round(v, 3) for c, v in zooms.items()},
+               distinct=distinct(at1), unparsed=base['unparsed'],
+               worst_zoom_ratio=min(zooms.values()) / base['mra'] if base['mra'] else None, mra_per_zoom={c: round(v, 3) for c, v in zooms.items()},
                shortcut_slope=summ['shortcut_slope'], note=note)
     path = os.path.join(RESULTS, 'pilots.json')
     table_ = read_json(path) if os.path.exists(path) else dict(protocol='train.py FLAGS, then eval.py --split val '

@@ -1,10 +1,14 @@
 """Shared by every test file: tiny models run on one thread (see `one_thread`); a tiny random
 Depth Anything saved offline, for the teacher and real-data tests; seeds for tests that draw fresh
-random inputs on every run, named by their failures and replayed with TEST_SEED (see `fresh_seed`)."""
+random inputs on every run, named by their failures and replayed with TEST_SEED (see `fresh_seed`);
+`two_gloo_ranks`, the one way the tests launch torchrun."""
 import os
+import subprocess
 
 import pytest
 import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SEED_ENV = 'TEST_SEED'
 _SEED = pytest.StashKey[int]()
@@ -74,3 +78,26 @@ def tiny_depth_model(tmp_path_factory):
     DepthAnythingForDepthEstimation(cfg).save_pretrained(path)
     DPTImageProcessor(size={'height': 56, 'width': 56}).save_pretrained(path)
     return path
+
+
+def two_gloo_ranks(args: list[str], log, timeout: int = 300) -> None:
+    """`torchrun --standalone --nproc_per_node=2 *args` from the repository root, one thread a rank,
+    its output written to `log` and shown when it fails. On a timeout torchrun is sent SIGTERM, which
+    it passes to its ranks before it exits (they run in sessions of their own, out of reach of a
+    kill of the launcher alone); SIGKILL follows if it has not ended 30 s later."""
+    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': ROOT}
+    with open(log, 'w') as f:
+        proc = subprocess.Popen(['torchrun', '--standalone', '--nproc_per_node=2', *args], cwd=ROOT, env=env,
+                                stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT)
+        try:
+            code, why = proc.wait(timeout=timeout), ''
+        except subprocess.TimeoutExpired:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            code, why = proc.wait(), f'ran past {timeout} s and was stopped with its ranks'
+    if code != 0:
+        why = why or f'exited with status {code}'
+        pytest.fail(f'torchrun {" ".join(args)}: {why}\noutput (last 4000 characters):\n{open(log).read()[-4000:]}')

@@ -188,3 +188,7 @@ def test_reuse_reads_back_records_only_for_the_same_items(tmp_path):
     assert E.saved_records(str(path), items[:2]) is None                      # other items: evaluate again
     assert E.saved_records(str(path), [dict(items[0], camera='zoom_2.00')] + items[1:]) is None
     assert E.saved_records(str(tmp_path / 'none.jsonl'), items) is None
+    whole = path.read_text()
+    for broken in (whole[:-20], whole + '7\n', whole.replace('"task"', '"tsak"', 1)):   # cut short, not a record
+        path.write_text(broken)
+        assert E.saved_records(str(path), items) is None

@@ -34,6 +34,40 @@ def test_a_changed_figure_makes_the_check_fail(monkeypatch):
         tables.main(['--check'])
 
 
+def test_a_pilot_and_the_default_are_stored_from_an_eval_folder(tmp_path, monkeypatch):
+    """tables.py --pilot / --default on a real eval.py folder of a tiny untrained model; distinct
+    answers count numbers, so '3.00' and '3.0' are one answer and an unparsed one is none."""
+    import json
+    import torch
+    import eval as E
+    import model
+    torch.manual_seed(0)
+    run = tmp_path / 'run'
+    model.CameraAwareMLLM(model.ModelConfig(image_size=32, patch_size=8, vision_width=32, vision_layers=1,
+                                            vision_heads=2, llm_width=32, llm_layers=1, llm_heads=2,
+                                            geometry_hidden=16)).save(str(run))
+    (run / 'train_config.json').write_text(json.dumps(dict(camera='standard', image_size=32, max_objects=1)))
+    (run / 'log.jsonl').write_text(json.dumps(dict(step=5, loss=1.0)) + '\n')
+    out = tmp_path / 'eval'
+    E.main(['--ckpt', str(run), '--split', 'val', '--camera-shift', '--n-scenes', '3', '--tasks', 'depth',
+            '--cameras', 'zoom_1.00,zoom_2.00', '--max-new-tokens', '4', '--out', str(out)])
+    records = out / 'records_run.jsonl'
+    recs = [json.loads(line) for line in records.read_text().splitlines()]
+    texts = iter(['3.00', '3.0', 'far'])
+    recs = [dict(r, pred_text=next(texts)) if r['camera'] == 'zoom_1.00' else r for r in recs]
+    records.write_text(''.join(json.dumps(r) + '\n' for r in recs))
+    monkeypatch.setattr(tables, 'RESULTS', str(tmp_path / 'results'))
+    tables.store_pilot('tiny', '--x', str(run), str(out), 12.0, note='a test')
+    row, = json.loads((tmp_path / 'results' / 'pilots.json').read_text())['rows']
+    assert (row['name'], row['steps'], row['n_scenes'], row['distinct']) == ('tiny', 5, 3, 1)
+    assert set(row['mra_per_zoom']) == {'zoom_1.00', 'zoom_2.00'} and row['split'] == 'val'
+    assert '| tiny | `--x` | 12 |' in tables.pilots(dict(rows=[row]))       # an untrained row renders too
+    tables.store_default(str(out))
+    stored = json.loads((tmp_path / 'results' / 'default.json').read_text())
+    assert stored['distinct_answers'] == 1 and stored['scenes'] == 3
+    assert [c['name'] for c in stored['cameras']] == ['zoom_1.00', 'zoom_2.00']
+
+
 def test_an_unknown_table_name_is_an_error():
     with pytest.raises(ValueError, match="unknown table 'nope'"):
         tables.rendered('<!-- table: nope -->\n<!-- /table -->', 'page.md')

@@ -11,7 +11,6 @@ and the flag checks run in-process.
 import json
 import os
 import shutil
-import subprocess
 
 import pytest
 import torch
@@ -19,8 +18,8 @@ from safetensors.torch import load_file
 
 import train
 from common.fsdp import block_lists
+from conftest import ROOT, two_gloo_ranks
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # a very small model: 32 px images through 8 px patches (16 tokens), global batch 4
 TINY = ['--image-size', '32', '--patch-size', '8', '--tasks', 'depth,closer', '--max-objects', '2', '--batch-size', '4',
         '--warmup-steps', '2', '--val-samples', '4', '--log-every', '1', '--eval-every', '2', '--workers', '0',
@@ -30,14 +29,7 @@ needs_torchrun = pytest.mark.skipif(shutil.which('torchrun') is None, reason='to
 
 def torchrun(args, log):
     """train.py under torchrun with two gloo processes; the output is shown if it fails."""
-    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
-    with open(log, 'w') as f:
-        try:
-            subprocess.run(['torchrun', '--standalone', '--nproc_per_node=2', os.path.join(ROOT, 'train.py'), *args],
-                           check=True, cwd=ROOT, env=env, timeout=300, stdin=subprocess.DEVNULL, stdout=f,
-                           stderr=subprocess.STDOUT)
-        except (subprocess.TimeoutExpired, subprocess.CalledProcessError) as e:
-            pytest.fail(f'{e}\ntorchrun output (last 4000 characters):\n{open(log).read()[-4000:]}')
+    two_gloo_ranks([os.path.join(ROOT, 'train.py'), *args], log)
 
 
 def weights(run):

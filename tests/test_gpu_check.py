@@ -18,6 +18,7 @@ import torch
 from data.synthetic import tokenizer_corpus
 from pretrained import bench_qwen
 from pretrained.qwen_offline import SHAPES, random_base
+from conftest import two_gloo_ranks
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'scripts'))
@@ -51,11 +52,8 @@ def test_bench_qwen_runs_on_a_cpu_and_the_summary_reads_its_log(base, tmp_path):
 @pytest.mark.skipif(shutil.which('torchrun') is None, reason='torchrun not on PATH')
 def test_bench_qwen_under_fsdp_on_two_gloo_ranks(base, tmp_path):
     out = str(tmp_path / 'fsdp')
-    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': ROOT}
-    run = subprocess.run(['torchrun', '--standalone', '--nproc_per_node=2', '-m', 'pretrained.bench_qwen', *FLAGS,
-                          '--engine', 'fsdp', '--activation-checkpointing', '--base', base, '--out', out],
-                         cwd=ROOT, env=env, timeout=300, stdin=subprocess.DEVNULL, capture_output=True, text=True)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    two_gloo_ranks(['-m', 'pretrained.bench_qwen', *FLAGS, '--engine', 'fsdp', '--activation-checkpointing',
+                    '--base', base, '--out', out], tmp_path / 'torchrun.log')
     assert len(open(os.path.join(out, 'log.jsonl')).readlines()) == 2
 
 

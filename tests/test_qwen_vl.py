@@ -12,7 +12,6 @@ This file is also the two-process worker: torchrun tests/test_qwen_vl.py ddp|fsd
 import json
 import os
 import shutil
-import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -26,6 +25,7 @@ from distill import RenderedTeacher  # noqa: E402
 from pretrained.qwen_offline import random_base  # noqa: E402
 from pretrained.qwen_vl import CameraAwareQwenVL, QwenVLConfig, merged_rays  # noqa: E402
 from world.scenes import SceneConfig  # noqa: E402
+from conftest import two_gloo_ranks  # noqa: E402
 
 STEPS, BATCH = 2, 4          # the two-process check: 2 AdamW steps of 4 samples (2 per rank)
 
@@ -193,15 +193,8 @@ def worker(engine: str, base: str, out: str):
 def test_two_gloo_processes_train_what_one_does(base, tmp_path, engine):
     model = build(base, train_merger=True)
     losses = train_steps(model, [p for p in model.parameters() if p.requires_grad])
-    out, log = str(tmp_path / engine), tmp_path / 'torchrun.log'
-    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': ROOT}
-    with open(log, 'w') as f:
-        try:
-            subprocess.run(['torchrun', '--standalone', '--nproc_per_node=2', os.path.abspath(__file__), engine, base, out],
-                           check=True, cwd=ROOT, env=env, timeout=300, stdin=subprocess.DEVNULL, stdout=f,
-                           stderr=subprocess.STDOUT)
-        except (subprocess.TimeoutExpired, subprocess.CalledProcessError) as e:
-            pytest.fail(f'{e}\ntorchrun output (last 4000 characters):\n{log.read_text()[-4000:]}')
+    out = str(tmp_path / engine)
+    two_gloo_ranks([os.path.abspath(__file__), engine, base, out], tmp_path / 'torchrun.log')
     assert json.load(open(os.path.join(out, 'losses.json'))) == pytest.approx(losses, abs=1e-5)
     two = CameraAwareQwenVL.load(out).state_dict()
     for k, v in model.state_dict().items():

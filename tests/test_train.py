@@ -17,7 +17,6 @@ import math
 import os
 import re
 import shutil
-import subprocess
 from functools import partial
 
 import pytest
@@ -27,6 +26,7 @@ from safetensors.torch import load_file
 from common import checkpoint, optim
 from data import loader
 import train
+from conftest import two_gloo_ranks
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # a few steps of a very small model: 64x64 images, two tasks with short answers
@@ -108,16 +108,8 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     one = str(tmp_path / 'one')
     train.main(train.parse_args(args + ['--out', one]))
     two = str(tmp_path / 'two')
-    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
     # --micro-batch 0, the default: batch_size // world = 2 per process, as the documented torchrun command runs
-    log = tmp_path / 'torchrun.log'
-    with open(log, 'w') as f:
-        try:
-            subprocess.run(['torchrun', '--standalone', '--nproc_per_node=2', os.path.join(ROOT, 'train.py'),
-                            *args, '--micro-batch', '0', '--out', two], check=True, cwd=ROOT, env=env,
-                           timeout=300, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT)
-        except (subprocess.TimeoutExpired, subprocess.CalledProcessError) as e:
-            pytest.fail(f'{e}\ntorchrun output (last 4000 characters):\n{log.read_text()[-4000:]}')
+    two_gloo_ranks([os.path.join(ROOT, 'train.py'), *args, '--micro-batch', '0', '--out', two], tmp_path / 'torchrun.log')
     a, b = weights(one), weights(two)
     assert a.keys() == b.keys()
     for k in a:
