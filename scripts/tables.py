@@ -18,6 +18,7 @@ import json
 import math
 import os
 import re
+import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -192,13 +193,18 @@ def outputs() -> dict:
 # ----------------------------------------------------------------------------- storing new results
 
 def store_ablation(results_json: str):
-    """eval.py's results.json of scripts/ablation.sh -> docs/results/ablation.json (its seed-pooled rows)."""
+    """eval.py's results.json of scripts/ablation.sh -> docs/results/ablation.json (its seed-pooled rows,
+    the commit that stored them, the script's timing.txt beside it) and docs/ablation_seeds.png."""
     res = read_json(results_json)
     if not res.get('seeds'):
         raise ValueError(f'{results_json} has no seed-pooled rows (eval.py --n-boot 0?)')
-    write('ablation', dict(command='bash scripts/ablation.sh', eval_args=res['args'], split='test',
-                           scenes=res['args']['n_scenes'], rows=res['seeds']['rows'],
-                           differences=res['seeds']['differences']))
+    timing = os.path.join(os.path.dirname(results_json), 'timing.txt')
+    git = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT, capture_output=True, text=True)
+    write('ablation', dict(command='bash scripts/ablation.sh', commit=git.stdout.strip() or None,
+                           timing=open(timing).read().splitlines() if os.path.exists(timing) else [],
+                           eval_args=res['args'], split='test', scenes=res['args']['n_scenes'],
+                           rows=res['seeds']['rows'], differences=res['seeds']['differences']))
+    report.plot_seeds(res['seeds']['rows'], os.path.join(os.path.dirname(RESULTS), 'ablation_seeds.png'))
 
 
 def one_run(eval_dir: str) -> tuple:

@@ -1,9 +1,11 @@
 """
 Guards the documentation: every table of README.md and docs/ is what scripts/tables.py writes from
-the committed results (docs/results/*.json), the README stays a page a user reads in minutes, and
+the committed results (docs/results/*.json), it stores those results from real eval.py folders, the README stays a page a user reads in minutes, and
 the repository points nowhere outside itself.
 Run alone: python -m pytest -q tests/test_docs.py
 """
+import importlib.util
+import json
 import os
 import re
 import sys
@@ -37,7 +39,6 @@ def test_a_changed_figure_makes_the_check_fail(monkeypatch):
 def test_a_pilot_and_the_default_are_stored_from_an_eval_folder(tmp_path, monkeypatch):
     """tables.py --pilot / --default on a real eval.py folder of a tiny untrained model; distinct
     answers count numbers, so '3.00' and '3.0' are one answer and an unparsed one is none."""
-    import json
     import torch
     import eval as E
     import model
@@ -66,6 +67,11 @@ def test_a_pilot_and_the_default_are_stored_from_an_eval_folder(tmp_path, monkey
     stored = json.loads((tmp_path / 'results' / 'default.json').read_text())
     assert stored['distinct_answers'] == 1 and stored['scenes'] == 3
     assert [c['name'] for c in stored['cameras']] == ['zoom_1.00', 'zoom_2.00']
+    (out / 'timing.txt').write_text('training: 10 s for 1 runs\n')
+    tables.store_ablation(str(out / 'results.json'))
+    stored = json.loads((tmp_path / 'results' / 'ablation.json').read_text())
+    assert stored['timing'] == ['training: 10 s for 1 runs'] and list(stored['rows']) == ['run']
+    assert (tmp_path / 'ablation_seeds.png').exists() == (importlib.util.find_spec('matplotlib') is not None)
 
 
 def test_an_unknown_table_name_is_an_error():
