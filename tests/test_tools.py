@@ -3,7 +3,8 @@ Guards tools/: the diagnosis of a checkpoint runs end to end on a tiny untrained
 its four measurements; the ridge probe recovers a linear signal and ignores noise; reads compares
 own, other and black inputs and rolled poses; grounding scores a frame listing per frame; the oracle map
 decides every choice it states; frame_order changes the poses alone (a camera-blind model is unmoved);
-binding asks every pair of a room and tells a name-blind model from one that binds.
+binding asks every pair of a room and tells a name-blind model from one that binds; unseen_focal gives the
+training K to the same zoomed pixels.
 
     python -m pytest tests/test_tools.py -q
 """
@@ -205,3 +206,21 @@ def test_oracle_score_sees_a_model_that_answers_one_option_whatever_the_room():
         assert n > 0 and lo <= acc - const <= hi
         assert top == 1.0 or (t == 'rel_distance' and 0.5 <= top < 1)
         assert t == 'rel_distance' or np.isclose(acc, const) or np.isclose(acc, 1 - const)
+
+
+def test_unseen_focal_gives_the_training_K_to_the_same_pixels(tmp_path, capsys):
+    import torch
+    from research import unseen_focal
+    items = [dict(seed=7, s=s, K=torch.eye(3) * s, image=torch.full((3, 2, 2), i)) for i, s in enumerate((1.0, 2.0))]
+    swapped = unseen_focal.with_training_K(items)
+    assert all(torch.equal(it['K'], torch.eye(3)) for it in swapped)                     # the s = 1 camera
+    assert [int(it['image'][0, 0, 0]) for it in swapped] == [0, 1] and torch.equal(items[1]['K'], 2 * torch.eye(3))
+    recs = [dict(pred=2.0, target=1.0), dict(pred=None, target=1.0), dict(pred=-1.0, target=1.0)]
+    assert unseen_focal.log_errors(recs)[0] == np.log(2) and np.isnan(unseen_focal.log_errors(recs)[1:]).all()
+    cfg = model.ModelConfig(image_size=32, patch_size=8, vision_width=32, vision_layers=1, vision_heads=2,
+                            llm_width=32, llm_layers=1, llm_heads=2, geometry_hidden=16)
+    ckpt = tmp_path / 'ckpt'
+    model.CameraAwareMLLM(cfg).save(str(ckpt))
+    (ckpt / 'train_config.json').write_text(json.dumps(dict(image_size=32, max_objects=1, tasks='depth')))
+    results = unseen_focal.main([str(ckpt), '--n', '2', '--zooms', '1,2'])
+    assert set(results[str(ckpt)]) == {1.0, 2.0} and '| ckpt | 2 | -0.69 |' in capsys.readouterr().out
