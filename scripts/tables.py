@@ -159,12 +159,32 @@ def cnn_reference(c: dict) -> str:
                   + [f"{c['per_camera'][z]['mra']:.2f}" for z in zooms if z != 'zoom_1.00']])
 
 
+# The paper's box F1@0.25 (CA-MLLM, its table of ablations) beside our rows: (its row, ours, its figure)
+PAPER_ROWS = (('baseline (RGB-only)', 'rgb_only', 39.1), ('+ ray embedding', 'camera_embed', 41.2),
+              ('+ augmentation', 'augment', 42.0), ('+ distillation', 'distill', 43.1), ('all three', 'full', 52.1))
+PAPER_RGB_08 = (46.5, 25.8)     # its RGB-only model at the original camera and through a 0.8x one
+
+
+def ablation_paper(a: dict) -> str:
+    """docs/ablation.md: the paper's box F1@0.25 through a 1.2x camera beside our box Acc@0.25 and depth
+    MRA at s = 1.2, then its RGB-only model through a 0.8x camera beside ours at s = 0.8."""
+    rows, rgb = a['rows'], a['rows']['rgb_only']
+    first = table(['row', 'paper: box F1@0.25, 1.2×', 'ours: box Acc@0.25, s = 1.2', 'ours: depth MRA, s = 1.2'],
+                  [[label, f'{paper:.1f}', cell(rows[ours].get('box_acc25@zoom_1.20')),
+                    cell(rows[ours].get('depth_mra@zoom_1.20'))] for label, ours, paper in PAPER_ROWS])
+    second = table(['RGB-only through a 0.8× camera', 'paper: box F1@0.25', 'ours: box Acc@0.25', 'ours: depth MRA'],
+                   [[name, f'{paper:.1f}', cell(rgb.get(f'box_acc25@{cam}')), cell(rgb.get(f'depth_mra@{cam}'))]
+                    for name, paper, cam in zip(('original camera (s = 1)', '0.8× camera'), PAPER_RGB_08,
+                                                ('zoom_1.00', 'zoom_0.80'))])
+    return first + '\n' + second
+
+
 TABLES = {'chapters': (None, chapters), 'default_sweep': ('default', default_sweep),
           'pilots': ('pilots', pilots), 'pilots_parallel': ('pilots', pilots_parallel),
           'cnn_reference': ('cnn_val', cnn_reference),
           'ablation_summary': ('ablation', ablation_summary), 'ablation_rows': ('ablation', ablation_rows),
           'ablation_depth': ('ablation', ablation_depth), 'ablation_shortcut': ('ablation', ablation_shortcut),
-          'ablation_box': ('ablation', ablation_box),
+          'ablation_box': ('ablation', ablation_box), 'ablation_paper': ('ablation', ablation_paper),
           'ablation_vs_full': ('ablation', ablation_differences('full')),
           'ablation_vs_camera_embed': ('ablation', ablation_differences('camera_embed'))}
 
