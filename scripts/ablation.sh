@@ -3,7 +3,7 @@
 # one control, SEEDS seeds each, trained side by side (JOBS processes, one thread each), then one
 # eval.py over every run: 256 held-out one-object scenes through seven zooms, rows pooled over
 # seeds with paired-bootstrap intervals (out/ablation/seeds.md, seeds.png, results.json).
-#   bash scripts/ablation.sh                       # about 2 hours on 2 cores (docs/ablation.md)
+#   bash scripts/ablation.sh                       # about 71 minutes on 2 idle cores (docs/ablation.md)
 #   STEPS=200 SEEDS=1 SCENES=32 bash scripts/ablation.sh   # a smoke run
 # Runs already complete (a final checkpoint at STEPS) are skipped, so the script resumes.
 set -euo pipefail

@@ -214,13 +214,13 @@ def outputs() -> dict:
 
 def store_ablation(results_json: str):
     """eval.py's results.json of scripts/ablation.sh -> docs/results/ablation.json (its seed-pooled rows,
-    the commit that stored them, the script's timing.txt beside it) and docs/ablation_seeds.png."""
+    the commit checked out when they were stored, the script's timing.txt beside it) and docs/ablation_seeds.png."""
     res = read_json(results_json)
     if not res.get('seeds'):
         raise ValueError(f'{results_json} has no seed-pooled rows (eval.py --n-boot 0?)')
     timing = os.path.join(os.path.dirname(results_json), 'timing.txt')
     git = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT, capture_output=True, text=True)
-    write('ablation', dict(command='bash scripts/ablation.sh', commit=git.stdout.strip() or None,
+    write('ablation', dict(command='bash scripts/ablation.sh', stored_at_commit=git.stdout.strip() or None,
                            timing=open(timing).read().splitlines() if os.path.exists(timing) else [],
                            eval_args=res['args'], split='test', scenes=res['args']['n_scenes'],
                            rows=res['seeds']['rows'], differences=res['seeds']['differences']))
