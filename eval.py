@@ -272,12 +272,12 @@ def saved_records(path, items):
     for n, line in enumerate(lines, 1):
         try:
             r = json.loads(line)
-            records.append(r if all(k in r for k in keys) else None)
-        except (json.JSONDecodeError, TypeError):
-            records.append(None)
-        if records[-1] is None:
+        except json.JSONDecodeError:
+            r = None
+        if not isinstance(r, dict) or any(k not in r for k in keys):
             print(f'{path}: line {n} is not a whole record ({line[:60]!r}); evaluated again')
             return None
+        records.append(r)
     same = len(records) == len(items) and all(
         tuple(r[k] for k in keys) == tuple(it[k] for k in keys) for r, it in zip(records, items))
     print(f"{path}: {'reused' if same else 'answers other items; evaluated again'}")

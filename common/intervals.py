@@ -49,6 +49,18 @@ def interval(draws, level=0.95):
         return np.nanpercentile(draws, tail, axis=0), np.nanpercentile(draws, 100 - tail, axis=0)
 
 
+def mean_interval(x, n_boot=1000, seed=0) -> tuple[float, float, float]:
+    """(mean, lo, hi): the mean of one sample of items (nan left out) and its 95 % bootstrap interval,
+    the items drawn with replacement; a paired difference is the mean of its per-item differences.
+    nan throughout where no item has a value."""
+    x = np.asarray(x, float)
+    if np.isnan(x).all():
+        return math.nan, math.nan, math.nan
+    draws = np.nanmean(x[np.random.default_rng(seed).integers(len(x), size=(n_boot, len(x)))], axis=1)
+    lo, hi = interval(draws)
+    return float(np.nanmean(x)), float(lo), float(hi)
+
+
 # ----------------------------------------------------------------------------- rows pooled over seeds
 MIN_GAIN = 0.1   # below it a row has not learnt depth, and slope / gain means nothing: no index
 FIELDS = ('depth_mra', 'depth_logp', 'depth_logt', 'box_iou', 'box_acc25', 'box_acc50', 'box_logp', 'box_logt')

@@ -47,7 +47,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from common.intervals import bootstrap, interval
+from common.intervals import bootstrap, interval, mean_interval
 from common.metrics import fit_slope, mra, parse_answer, parse_name
 from data import synthetic
 from multiframe import views
@@ -198,10 +198,7 @@ def constant_scores(task, recs, medians) -> np.ndarray | None:
 
 def gap_interval(score, const, n_boot=1000, seed=0) -> tuple[float, float]:
     """95 % bootstrap interval of mean(score − const) over the questions (paired: one draw, both)."""
-    d = np.asarray(score, float) - np.asarray(const, float)
-    draws = d[np.random.default_rng(seed).integers(len(d), size=(n_boot, len(d)))].mean(1)
-    lo, hi = interval(draws)
-    return float(lo), float(hi)
+    return mean_interval(np.asarray(score, float) - np.asarray(const, float), n_boot, seed)[1:]
 
 
 def summarize(records, medians) -> dict:

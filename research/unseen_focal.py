@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import eval as evaluation  # noqa: E402
-from common.intervals import interval  # noqa: E402
+from common.intervals import mean_interval  # noqa: E402
 
 
 def log_errors(records) -> np.ndarray:
@@ -39,15 +39,6 @@ def with_training_K(items) -> list:
     """Each item with its scene's s = 1 camera: the pixels stay zoomed, the embedding is told nothing changed."""
     K1 = {it['seed']: it['K'] for it in items if it['s'] == 1.0}
     return [dict(it, K=K1[it['seed']]) for it in items]
-
-
-def mean_interval(x: np.ndarray, rng, n_boot: int = 1000) -> tuple[float, float, float]:
-    """The mean of x over scenes (nan left out) and its 95 % bootstrap interval; nan without one answer."""
-    if np.isnan(x).all():
-        return math.nan, math.nan, math.nan
-    draws = np.nanmean(x[rng.integers(0, len(x), (n_boot, len(x)))], axis=1)
-    lo, hi = interval(draws[:, None])
-    return float(np.nanmean(x)), float(lo[0]), float(hi[0])
 
 
 def probe(run: str, n: int, zooms=(0.5, 1.0, 2.0)) -> dict:
@@ -62,8 +53,8 @@ def probe(run: str, n: int, zooms=(0.5, 1.0, 2.0)) -> dict:
     s_of = np.array([it['s'] for it in items])
     out = {}
     for s in zooms:
-        a, b, rng = true[s_of == s], train[s_of == s], np.random.default_rng(0)
-        out[s] = dict(true=mean_interval(a, rng), train=mean_interval(b, rng), diff=mean_interval(a - b, rng))
+        a, b = true[s_of == s], train[s_of == s]
+        out[s] = dict(true=mean_interval(a), train=mean_interval(b), diff=mean_interval(a - b))
     return out
 
 

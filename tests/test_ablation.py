@@ -192,3 +192,11 @@ def test_reuse_reads_back_records_only_for_the_same_items(tmp_path):
     for broken in (whole[:-20], whole + '7\n', whole.replace('"task"', '"tsak"', 1)):   # cut short, not a record
         path.write_text(broken)
         assert E.saved_records(str(path), items) is None
+
+
+def test_mean_interval_of_one_sample_leaves_out_missing_items():
+    assert intervals.mean_interval([0.3] * 20) == pytest.approx((0.3, 0.3, 0.3))
+    x = np.random.default_rng(0).normal(size=400)
+    mean, lo, hi = intervals.mean_interval(np.append(x, [np.nan] * 5))            # an unparsed answer: no value
+    assert mean == pytest.approx(x.mean()) and lo < mean < hi and hi - lo == pytest.approx(2 * 1.96 / 20, rel=0.2)
+    assert all(math.isnan(v) for v in intervals.mean_interval([np.nan, np.nan]))
